@@ -1,0 +1,3 @@
+from lvm_studio.cli import main
+
+raise SystemExit(main())
