@@ -1,0 +1,124 @@
+"""MNIST loading, validation and binarization.
+
+The archive holds x_train (N, 28, 28) uint8, y_train (N,) uint8, x_test, y_test.
+Training uses dynamic binarization (a fresh x ~ Bernoulli(pixel/255) per batch);
+evaluation uses one fixed-seed binarization of the test and validation sets so that
+every evaluation sees the same data.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+IMAGE_SHAPE = (28, 28)
+N_PIXELS = 28 * 28
+N_VALIDATION = 5000
+TEST_BINARIZATION_SEED = 1234
+REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+class DataError(ValueError):
+    """A data file that cannot be used, with a message naming what is wrong."""
+
+
+def default_data_path() -> Path:
+    """The MNIST copy shipped with the project (resources/mnist.npz)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "resources" / "mnist.npz"
+        if candidate.is_file():
+            return candidate
+    return here.parents[2] / "resources" / "mnist.npz"
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """uint8 images (N, 28, 28) and labels (N,), split 55,000 / 5,000 / 10,000."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str = ""
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def float_images(self, name: str, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Grey levels in [0, 1], flattened: (N, 784) float32."""
+        x, _ = self.split(name)
+        return to_float_tensor(x, device)
+
+    def binarized(self, name: str, seed: int = TEST_BINARIZATION_SEED, device: torch.device | str = "cpu") -> torch.Tensor:
+        """One fixed binarization of a split, (N, 784) float32 in {0, 1}; the same for a given seed."""
+        g = torch.Generator().manual_seed(seed)
+        probs = self.float_images(name)  # (N, 784)
+        return torch.bernoulli(probs, generator=g).to(device)
+
+
+def to_float_tensor(x_uint8: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(x_uint8)).reshape(len(x_uint8), -1)  # (N, 784)
+    return x.to(device=device, dtype=torch.float32) / 255.0
+
+
+def binarize(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dynamic binarization: x ~ Bernoulli(probs), a fresh draw on each call."""
+    return torch.bernoulli(probs, generator=generator)
+
+
+def _check_array(arrays: dict, key: str, ndim: int, path: str) -> np.ndarray:
+    a = arrays[key]
+    if a.dtype != np.uint8:
+        raise DataError(f"{path}: '{key}' has dtype {a.dtype}, expected uint8 pixel values 0..255" if key.startswith("x")
+                        else f"{path}: '{key}' has dtype {a.dtype}, expected uint8 labels")
+    if a.ndim != ndim:
+        want = "(N, 28, 28)" if ndim == 3 else "(N,)"
+        raise DataError(f"{path}: '{key}' has shape {a.shape}, expected {want}")
+    if ndim == 3 and a.shape[1:] != IMAGE_SHAPE:
+        raise DataError(f"{path}: '{key}' has images of shape {a.shape[1:]}, expected 28x28")
+    return a
+
+
+def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION) -> MNIST:
+    """Load and validate an MNIST-style .npz; any problem raises DataError with one clear message."""
+    path = Path(path) if path is not None else default_data_path()
+    name = str(path)
+    if not path.is_file():
+        raise DataError(f"{name}: no such data file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in REQUIRED_KEYS if k not in f.files]
+            if missing:
+                raise DataError(f"{name}: missing key(s) {', '.join(missing)}; an MNIST file needs "
+                                f"{', '.join(REQUIRED_KEYS)} (found: {', '.join(f.files) or 'none'})")
+            arrays = {k: f[k] for k in REQUIRED_KEYS}
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise DataError(f"{name}: not a readable .npz archive ({type(e).__name__}: {e})") from None
+    x_train = _check_array(arrays, "x_train", 3, name)
+    y_train = _check_array(arrays, "y_train", 1, name)
+    x_test = _check_array(arrays, "x_test", 3, name)
+    y_test = _check_array(arrays, "y_test", 1, name)
+    for xs, ys, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if len(xs) != len(ys):
+            raise DataError(f"{name}: {len(xs)} {split} images but {len(ys)} {split} labels")
+    if len(x_train) <= n_validation:
+        raise DataError(f"{name}: only {len(x_train)} training images; need more than the {n_validation} held out for validation")
+    if len(x_test) == 0:
+        raise DataError(f"{name}: the test set is empty")
+    n_fit = len(x_train) - n_validation
+    return MNIST(
+        x_train=x_train[:n_fit], y_train=y_train[:n_fit],
+        x_val=x_train[n_fit:], y_val=y_train[n_fit:],
+        x_test=x_test, y_test=y_test, source=name,
+    )
