@@ -1,0 +1,354 @@
+"""The training loop: plain Python, no Qt, driven as a generator of events.
+
+    trainer = Trainer(model, data, TrainConfig(epochs=10))
+    for event in trainer.run():
+        ...  # StepRecord, EvalRecord, EvalProgress, Snapshot, Progress, Notice
+
+Commands (pause, resume, stop, set_lr, request_eval, request_snapshot, request_save) may be
+called from any thread; they are queued and applied between steps, so stopping takes
+effect within one step (or one evaluation chunk).
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from lvm_studio.core import estimators as est
+from lvm_studio.core.checkpoint import make_checkpoint, save_checkpoint
+from lvm_studio.core.data import MNIST
+from lvm_studio.core.history import EvalRecord, History, StepRecord
+from lvm_studio.core.vae import VAE, copy_state_to_cpu
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_decay: float = 1.0  # the learning rate is multiplied by this after every epoch
+    min_lr: float = 1e-5  # decay stops here
+    objective: str = "elbo"  # 'elbo' (β-weighted) or 'iwae' (Burda et al. 2016, eq. 8)
+    k: int = 1  # importance samples in the IWAE objective
+    beta: float = 1.0  # weight of the KL term in the ELBO (Higgins et al. 2017); 1 is the true ELBO
+    kl_warmup_epochs: float = 0.0  # KL weight rises linearly from 0 to β (Sønderby et al. 2016, §2.2)
+    grad_clip: float = 0.0  # max global gradient norm; 0 turns clipping off
+    eval_every: int = 0  # steps between evaluations; 0 = once per epoch
+    eval_k: int = 100  # importance samples for the log p(x) estimate
+    eval_n: int = 1000  # size of the fixed validation subset
+    eval_split: str = "val"
+    eval_iw_ks: tuple[int, ...] = ()  # extra IW-k bounds reported at each evaluation, e.g. (1, 5, 50)
+    log_every: int = 10  # steps averaged into one StepRecord
+    snapshot_interval_s: float = 1.0  # CPU weight snapshots at most this often (0 = never unasked)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.k < 1 or self.eval_k < 1 or self.batch_size < 1 or self.epochs < 0:
+            raise ValueError("k, eval_k and batch_size must be ≥ 1 and epochs ≥ 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be positive, got {self.lr}")
+        self.eval_iw_ks = tuple(int(k) for k in self.eval_iw_ks)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["eval_iw_ks"] = list(self.eval_iw_ks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in (d or {}).items() if k in known}
+        if "eval_iw_ks" in d:
+            d["eval_iw_ks"] = tuple(d["eval_iw_ks"])
+        return cls(**d)
+
+
+# --- events -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    epoch: int  # 0-based index of the running epoch
+    epoch_fraction: float  # within the running epoch, 0..1
+    total_epochs: int
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    fraction: float  # of the running evaluation, 0..1
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A CPU copy of the weights that shares no storage with the live model."""
+
+    step: int
+    epoch: float
+    state_dict: dict
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a user should be told. kind: started, paused, resumed, lr_changed, nan,
+    saved, save_failed, stopped, finished, diverged."""
+
+    kind: str
+    message: str
+    step: int = 0
+
+
+class Trainer:
+    """Owns the model being trained and its optimizer; run() is the loop."""
+
+    MAX_CONSECUTIVE_NAN = 5
+    GOOD_STATE_EVERY = 50  # steps between copies of the last known-good weights
+
+    def __init__(self, model: VAE, data: MNIST, config: TrainConfig | None = None,
+                 device: torch.device | str = "cpu", optimizer_state: dict | None = None,
+                 history: History | None = None, step: int = 0, epoch: float = 0.0, name: str | None = None):
+        self.config = config or TrainConfig()
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.name = name
+        self.history = history or History()
+        self.step = int(step)
+        self.epoch = float(epoch)
+        self._commands: queue.Queue = queue.Queue()
+        self._paused = False
+        self._stopped = False
+        self._lr = self.config.lr
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self._lr)
+        if optimizer_state:
+            self.optimizer.load_state_dict(optimizer_state)
+            self._lr = self.optimizer.param_groups[0]["lr"]
+        self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed + self.step)
+        self._cpu_generator = torch.Generator().manual_seed(self.config.seed * 7919 + self.step)
+        # training pixels as grey levels on the device; each batch is binarized afresh
+        self.x_train = data.float_images("train", self.device)  # (N, 784)
+        self.x_eval = data.binarized(self.config.eval_split, device=self.device)[: self.config.eval_n]  # (n, 784)
+
+    # --- commands, callable from any thread ---------------------------------------
+    def pause(self): self._commands.put(("pause", None))
+    def resume(self): self._commands.put(("resume", None))
+    def stop(self): self._commands.put(("stop", None))
+    def set_lr(self, lr: float): self._commands.put(("lr", float(lr)))
+    def request_eval(self): self._commands.put(("eval", None))
+    def request_snapshot(self): self._commands.put(("snapshot", None))
+    def request_save(self, path: str | Path): self._commands.put(("save", str(path)))
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    def _set_lr(self, lr: float):
+        self._lr = lr
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+
+    # --- state --------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        return Snapshot(step=self.step, epoch=self.epoch, state_dict=copy_state_to_cpu(self.model))
+
+    def checkpoint(self) -> dict:
+        last = self.history.evals[-1] if self.history.evals else None
+        metrics = {"val_elbo": last.elbo, "val_log_px": last.log_px, "k": last.k} if last else {}
+        return make_checkpoint(self.model, name=self.name, optimizer=self.optimizer.state_dict(),
+                               train_config=self.config.to_dict(), step=self.step, epoch=self.epoch,
+                               history=self.history, metrics=metrics)
+
+    def kl_weight(self) -> float:
+        c = self.config
+        if c.kl_warmup_epochs <= 0:
+            return c.beta
+        return c.beta * min(1.0, self.epoch / c.kl_warmup_epochs)
+
+    # --- the loop -----------------------------------------------------------------
+    def _drain_commands(self) -> Iterator:
+        """Apply queued commands; block here while paused. Yields the events they cause."""
+        while True:
+            try:
+                cmd, arg = self._commands.get(block=self._paused)
+            except queue.Empty:
+                return
+            if cmd == "pause" and not self._paused:
+                self._paused = True
+                yield Notice("paused", f"paused at step {self.step}", self.step)
+            elif cmd == "resume" and self._paused:
+                self._paused = False
+                yield Notice("resumed", f"resumed at step {self.step}", self.step)
+            elif cmd == "stop":
+                self._stopped = True
+                self._paused = False
+                return
+            elif cmd == "lr":
+                self._set_lr(arg)
+                yield Notice("lr_changed", f"learning rate set to {arg:g}", self.step)
+            elif cmd == "snapshot":
+                yield self.snapshot()
+            elif cmd == "eval":
+                yield from self._evaluate()
+            elif cmd == "save":
+                try:
+                    save_checkpoint(arg, self.checkpoint())
+                    yield Notice("saved", f"saved {arg}", self.step)
+                except OSError as e:
+                    yield Notice("save_failed", f"could not save {arg}: {e}", self.step)
+            if not self._paused and self._commands.empty():
+                return
+
+    def _evaluate(self) -> Iterator:
+        """ELBO and IWAE-k log p(x) on the fixed subset, in chunks so a stop is honoured quickly."""
+        c = self.config
+        t0 = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        k_max = max([c.eval_k, *c.eval_iw_ks])
+        batch = max(1, min(len(self.x_eval), est.DEFAULT_MAX_ROWS // k_max))
+        sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "log_px": 0.0}
+        iw_sums = {k: 0.0 for k in c.eval_iw_ks}
+        g = torch.Generator(device=self.device).manual_seed(c.seed + 1)  # same draws every evaluation
+        n = len(self.x_eval)
+        with torch.no_grad():
+            for start in range(0, n, batch):
+                x = self.x_eval[start:start + batch]  # (b, 784)
+                terms = est.elbo(self.model, x, generator=g)
+                sums["elbo"] += terms.elbo.sum().item()
+                sums["recon"] += terms.recon.sum().item()
+                sums["kl"] += terms.kl.sum().item()
+                log_w = est.sample_log_weights(self.model, x, k_max, "q", generator=g)  # (k_max, b)
+                sums["log_px"] += (torch.logsumexp(log_w[: c.eval_k], 0) - math.log(c.eval_k)).sum().item()
+                for k, bound in est.iw_bounds_from_weights(log_w, c.eval_iw_ks).items():
+                    iw_sums[k] += bound.sum().item()
+                yield EvalProgress(min(1.0, (start + batch) / n))
+                if not self._commands.empty():
+                    # honour a stop mid-evaluation; other commands wait for the next step
+                    if any(cmd == "stop" for cmd, _ in list(self._commands.queue)):
+                        self._stopped = True
+                        break
+        self.model.train(was_training)
+        if self._stopped:
+            return
+        record = EvalRecord(step=self.step, epoch=self.epoch, split=c.eval_split, n=n,
+                            elbo=sums["elbo"] / n, recon=sums["recon"] / n, kl=sums["kl"] / n,
+                            log_px=sums["log_px"] / n, k=c.eval_k,
+                            iw_bounds=tuple((k, iw_sums[k] / n) for k in c.eval_iw_ks),
+                            seconds=time.perf_counter() - t0)
+        self.history.add(record)
+        yield record
+
+    def _loss(self, x: torch.Tensor):
+        """Returns (loss, elbo, recon, kl) as 0-d tensors, per image averages."""
+        c = self.config
+        z_loc, z_scale = self.model.encode(x)  # (b, latent)
+        kl = est.kl_normal_standard(z_loc, z_scale)  # (b,)
+        if c.objective == "iwae" and c.k > 1:
+            z = est.reparameterize(z_loc, z_scale, c.k, self.generator)  # (k, b, latent)
+            log_px_z = self.model.log_px_given_z(x, z)  # (k, b)
+            log_w = log_px_z + est.log_standard_normal(z) - est.log_normal(z, z_loc, z_scale)  # (k, b)
+            bound = torch.logsumexp(log_w, 0) - math.log(c.k)  # (b,)  Burda et al. 2016, eq. 8
+            recon = log_px_z.mean(0)  # (b,) a k-sample estimate of E_q[log p(x|z)], for reporting
+            loss = -bound.mean()
+        else:
+            z = est.reparameterize(z_loc, z_scale, generator=self.generator)  # (b, latent)
+            recon = self.model.log_px_given_z(x, z)  # (b,)
+            loss = -(recon - self.kl_weight() * kl).mean()
+        return loss, (recon - kl).mean().detach(), recon.mean().detach(), kl.mean().detach()
+
+    def run(self) -> Iterator:
+        c = self.config
+        n_train = len(self.x_train)
+        steps_per_epoch = math.ceil(n_train / c.batch_size)
+        start_epoch = int(self.epoch + 1e-9)
+        last_snapshot = time.perf_counter()
+        good_state = None
+        consecutive_nan = 0
+        yield Notice("started", f"training on {self.device.type} from step {self.step}", self.step)
+        self.model.train()
+        for epoch in range(start_epoch, c.epochs):
+            perm = torch.randperm(n_train, generator=self._cpu_generator).to(self.device)
+            # resume mid-epoch where the checkpoint left off
+            first = int(round((self.epoch - epoch) * steps_per_epoch)) if epoch == start_epoch else 0
+            acc = torch.zeros(4, device=self.device)  # loss, elbo, recon, kl sums over the window
+            acc_n, t_window = 0, time.perf_counter()
+            for i in range(max(0, first), steps_per_epoch):
+                yield from self._drain_commands()
+                if self._stopped:
+                    yield Notice("stopped", f"stopped at step {self.step}", self.step)
+                    return
+                idx = perm[i * c.batch_size:(i + 1) * c.batch_size]
+                x = torch.bernoulli(self.x_train[idx], generator=self.generator)  # (b, 784) dynamic binarization
+                loss, elbo_b, recon_b, kl_b = self._loss(x)
+                self.optimizer.zero_grad(set_to_none=True)
+                ok = bool(torch.isfinite(loss))
+                if ok:
+                    loss.backward()
+                    max_norm = c.grad_clip if c.grad_clip > 0 else float("inf")
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+                    ok = bool(torch.isfinite(grad_norm))
+                if not ok:
+                    consecutive_nan += 1
+                    if good_state is not None:
+                        self.model.load_state_dict(good_state[0])
+                        self.optimizer.load_state_dict(good_state[1])
+                    yield Notice("nan", f"non-finite loss or gradient at step {self.step}; the step was "
+                                 f"skipped and the last good weights restored", self.step)
+                    if consecutive_nan >= self.MAX_CONSECUTIVE_NAN:
+                        yield Notice("diverged", f"{consecutive_nan} non-finite steps in a row: training "
+                                     f"stopped. Try a smaller learning rate.", self.step)
+                        return
+                    continue
+                consecutive_nan = 0
+                self.optimizer.step()
+                self.step += 1
+                self.epoch = epoch + (i + 1) / steps_per_epoch
+                acc += torch.stack([loss.detach(), elbo_b, recon_b, kl_b])
+                acc_n += 1
+                if self.step % self.GOOD_STATE_EVERY == 1 or good_state is None:
+                    good_state = (copy_state_to_cpu(self.model),
+                                  _copy_optimizer_state(self.optimizer.state_dict()))
+                if acc_n >= c.log_every or i == steps_per_epoch - 1:
+                    a = (acc / acc_n).tolist()
+                    dt = time.perf_counter() - t_window
+                    record = StepRecord(step=self.step, epoch=self.epoch, elbo=a[1], recon=a[2], kl=a[3],
+                                        loss=a[0], lr=self._lr, beta=self.kl_weight(),
+                                        images_per_s=acc_n * c.batch_size / max(dt, 1e-9))
+                    self.history.add(record)
+                    yield record
+                    yield Progress(self.step, epoch, (i + 1) / steps_per_epoch, c.epochs)
+                    acc.zero_()
+                    acc_n, t_window = 0, time.perf_counter()
+                if c.eval_every and self.step % c.eval_every == 0:
+                    yield from self._evaluate()
+                if c.snapshot_interval_s and time.perf_counter() - last_snapshot >= c.snapshot_interval_s:
+                    yield self.snapshot()
+                    last_snapshot = time.perf_counter()
+            if not c.eval_every:
+                yield from self._evaluate()
+            if self._stopped:
+                yield Notice("stopped", f"stopped at step {self.step}", self.step)
+                return
+            self._set_lr(max(c.min_lr, self._lr * c.lr_decay) if c.lr_decay != 1.0 else self._lr)
+        yield self.snapshot()
+        yield Notice("finished", f"finished {c.epochs} epochs at step {self.step}", self.step)
+
+
+def _copy_optimizer_state(state: dict) -> dict:
+    def copy(v):
+        if torch.is_tensor(v):
+            return v.detach().clone()
+        if isinstance(v, dict):
+            return {k: copy(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [copy(x) for x in v]
+        return v
+    return copy(state)
