@@ -79,14 +79,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        # weights_only refuses arbitrary objects: a foreign pickle or another program's file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not an LVM Studio checkpoint (it holds objects that are not "
-                              f"plain weights; refused for safety: {first})") from None
+    except pickle.UnpicklingError:
+        # weights_only refuses anything but tensors and plain containers: a foreign pickle,
+        # another program's file, or bytes that are not a checkpoint at all
+        raise CheckpointError(f"{path}: not an LVM Studio checkpoint (it is corrupt, or holds objects "
+                              f"other than plain weights, which are refused for safety)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: the file is corrupt or truncated and cannot be read "
-                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: the file is corrupt or truncated and cannot be read ({first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         kind = type(ckpt).__name__
         raise CheckpointError(f"{path}: not an LVM Studio checkpoint (found a {kind} without "

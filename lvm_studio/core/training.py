@@ -29,6 +29,13 @@ from lvm_studio.core.vae import VAE, copy_state_to_cpu
 OBJECTIVES = ("elbo", "iwae")
 
 
+def eval_images(data: MNIST, split: str, likelihood: str, device="cpu") -> torch.Tensor:
+    """The images every evaluation uses: one fixed binarization for Bernoulli models, grey levels otherwise."""
+    if likelihood == "bernoulli":
+        return data.binarized(split, device=device)  # (N, 784)
+    return data.float_images(split, device)
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 20
@@ -133,9 +140,11 @@ class Trainer:
             self._lr = self.optimizer.param_groups[0]["lr"]
         self.generator = torch.Generator(device=self.device).manual_seed(self.config.seed + self.step)
         self._cpu_generator = torch.Generator().manual_seed(self.config.seed * 7919 + self.step)
-        # training pixels as grey levels on the device; each batch is binarized afresh
+        # training pixels as grey levels on the device; a Bernoulli model sees each batch binarized
+        # afresh, a Gaussian one models the grey levels themselves
+        self.binarize = model.config.likelihood == "bernoulli"
         self.x_train = data.float_images("train", self.device)  # (N, 784)
-        self.x_eval = data.binarized(self.config.eval_split, device=self.device)[: self.config.eval_n]  # (n, 784)
+        self.x_eval = eval_images(data, self.config.eval_split, model.config.likelihood, self.device)[: self.config.eval_n]
 
     # --- commands, callable from any thread ---------------------------------------
     def pause(self): self._commands.put(("pause", None))
@@ -286,7 +295,9 @@ class Trainer:
                     yield Notice("stopped", f"stopped at step {self.step}", self.step)
                     return
                 idx = perm[i * c.batch_size:(i + 1) * c.batch_size]
-                x = torch.bernoulli(self.x_train[idx], generator=self.generator)  # (b, 784) dynamic binarization
+                x = self.x_train[idx]  # (b, 784)
+                if self.binarize:
+                    x = torch.bernoulli(x, generator=self.generator)  # dynamic binarization
                 loss, elbo_b, recon_b, kl_b = self._loss(x)
                 self.optimizer.zero_grad(set_to_none=True)
                 ok = bool(torch.isfinite(loss))

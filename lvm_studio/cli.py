@@ -1,0 +1,225 @@
+"""The `lvm-studio` command: the GUI by default, plus headless `train` and `eval`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+TRAIN_HELP = "train a VAE headless and save a checkpoint"
+EVAL_HELP = "report the test ELBO and importance-sampled log p(x) of a checkpoint"
+
+
+def _add_data_arg(p: argparse.ArgumentParser):
+    p.add_argument("--data", metavar="PATH", help="an MNIST-style .npz (default: the shipped resources/mnist.npz)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lvm-studio", description="LVM Studio: see latent variable models work.")
+    p.add_argument("--smoke", type=float, metavar="SECONDS",
+                   help="open the window, train on the CPU for SECONDS, print one JSON line and exit")
+    p.add_argument("--screenshot", metavar="PNG", help="with --smoke: save a screenshot of the main window")
+    p.add_argument("--checkpoint", metavar="CKPT", help="open this checkpoint instead of the pretrained default")
+    _add_data_arg(p)
+    sub = p.add_subparsers(dest="command")
+
+    t = sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP)
+    t.add_argument("--latent-dim", type=int, default=32)
+    t.add_argument("--hidden", type=int, nargs="+", default=[512, 512], metavar="H", help="hidden widths of the encoder (the decoder mirrors them)")
+    t.add_argument("--activation", default="elu", choices=["relu", "elu", "tanh", "softplus"])
+    t.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--objective", default="elbo", choices=["elbo", "iwae"])
+    t.add_argument("--k", type=int, default=1, help="importance samples for the IWAE objective")
+    t.add_argument("--beta", type=float, default=1.0)
+    t.add_argument("--kl-warmup", type=float, default=0.0, metavar="EPOCHS", help="linear KL warm-up length in epochs")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this after each epoch")
+    t.add_argument("--min-lr", type=float, default=1e-5)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--grad-clip", type=float, default=0.0)
+    t.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: each epoch)")
+    t.add_argument("--eval-k", type=int, default=100)
+    t.add_argument("--eval-n", type=int, default=1000)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--name", help="a name for the model (default: its architecture)")
+    t.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (after every epoch, atomically)")
+    t.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint (its model and settings; --epochs extends)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_arg(t)
+
+    e = sub.add_parser("eval", help=EVAL_HELP, description=EVAL_HELP)
+    e.add_argument("checkpoint", metavar="CKPT")
+    e.add_argument("--k", type=int, default=5000, help="importance samples per image (papers use 5000)")
+    e.add_argument("--n", type=int, default=10000, help="how many test images (from the first)")
+    e.add_argument("--iw-ks", type=int, nargs="*", default=[], metavar="K", help="also report IW-k bounds for these k")
+    e.add_argument("--split", default="test", choices=["test", "val"])
+    e.add_argument("--device", default="auto")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print one JSON line")
+    _add_data_arg(e)
+    return p
+
+
+class _ProgressBar:
+    """A one-line text progress bar on stderr (no dependency)."""
+
+    def __init__(self, enabled: bool = True, width: int = 28):
+        self.enabled = enabled and sys.stderr.isatty() or enabled == "force"
+        self.width = width
+        self._last = 0.0
+
+    def update(self, fraction: float, text: str, force: bool = False):
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last < 0.2):
+            return
+        self._last = now
+        filled = int(self.width * min(max(fraction, 0.0), 1.0))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {text}\x1b[K")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _fail(message: str) -> int:
+    print(f"lvm-studio: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from lvm_studio.core.checkpoint import (CheckpointError, history_from_checkpoint, load_checkpoint,
+                                            model_from_checkpoint, save_checkpoint)
+    from lvm_studio.core.data import DataError, load_mnist
+    from lvm_studio.core.device import choose_device
+    from lvm_studio.core.history import EvalRecord, StepRecord
+    from lvm_studio.core.training import Notice, Progress, TrainConfig, Trainer
+    from lvm_studio.core.vae import VAE, VAEConfig
+
+    try:
+        data = load_mnist(args.data)
+        device = choose_device(args.device)
+        if args.resume:
+            ckpt = load_checkpoint(args.resume)
+            model = model_from_checkpoint(ckpt)
+            config = TrainConfig.from_dict(ckpt.get("train_config"))
+            config.epochs = args.epochs
+            trainer = Trainer(model, data, config, device, optimizer_state=ckpt.get("optimizer"),
+                              history=history_from_checkpoint(ckpt), step=ckpt["step"], epoch=ckpt["epoch"],
+                              name=ckpt.get("name"))
+        else:
+            torch.manual_seed(args.seed)
+            model = VAE(VAEConfig(latent_dim=args.latent_dim, hidden=tuple(args.hidden), likelihood=args.likelihood,
+                                  activation=args.activation))
+            config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay,
+                                 min_lr=args.min_lr, objective=args.objective, k=args.k, beta=args.beta,
+                                 kl_warmup_epochs=args.kl_warmup, grad_clip=args.grad_clip,
+                                 eval_every=args.eval_every, eval_k=args.eval_k, eval_n=args.eval_n,
+                                 snapshot_interval_s=0.0, seed=args.seed)
+            trainer = Trainer(model, data, config, device, name=args.name)
+    except (DataError, CheckpointError, ValueError, RuntimeError) as e:
+        return _fail(str(e))
+
+    bar = _ProgressBar(not args.quiet)
+    out = Path(args.out)
+    print(f"training {model.config.describe()} on {device} ({config.objective}"
+          f"{'-' + str(config.k) if config.objective == 'iwae' else ''}, {config.epochs} epochs) -> {out}", file=sys.stderr)
+    interrupted = []
+    previous = signal.signal(signal.SIGINT, lambda *_: (interrupted.append(1), trainer.stop()))
+    t0 = time.perf_counter()
+    last_epoch_saved = int(trainer.epoch)
+    rate, last = 0.0, None
+    try:
+        for event in trainer.run():
+            if isinstance(event, StepRecord):
+                rate, last = event.images_per_s, event
+            elif isinstance(event, Progress):
+                elapsed = time.perf_counter() - t0
+                bar.update((event.epoch + event.epoch_fraction) / max(1, event.total_epochs),
+                           f"epoch {event.epoch + 1}/{event.total_epochs}  step {event.step}  "
+                           f"ELBO {last.elbo:8.2f}  {rate:7.0f} img/s  {elapsed:5.0f}s")
+            elif isinstance(event, EvalRecord):
+                bar.close() if bar.enabled else None
+                print(f"epoch {event.epoch:6.2f}  step {event.step:7d}  val ELBO {event.elbo:8.2f}  "
+                      f"log p(x) ~ {event.log_px:8.2f} (k={event.k})  KL {event.kl:6.2f}  "
+                      f"lr {trainer.lr:.2e}", file=sys.stderr, flush=True)
+                if int(trainer.epoch + 1e-9) > last_epoch_saved:
+                    save_checkpoint(out, trainer.checkpoint())
+                    last_epoch_saved = int(trainer.epoch + 1e-9)
+            elif isinstance(event, Notice) and event.kind in ("nan", "diverged", "stopped"):
+                print(f"\n{event.message}", file=sys.stderr)
+                if event.kind == "diverged":
+                    save_checkpoint(out, trainer.checkpoint())
+                    return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    bar.close()
+    save_checkpoint(out, trainer.checkpoint())
+    print(f"saved {out} after {trainer.step} steps ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+def cmd_eval(args) -> int:
+    from lvm_studio.core.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+    from lvm_studio.core.data import DataError, load_mnist
+    from lvm_studio.core.device import choose_device
+    from lvm_studio.core.evaluation import evaluate
+    from lvm_studio.core.training import eval_images
+
+    try:
+        device = choose_device(args.device)
+        ckpt = load_checkpoint(args.checkpoint)
+        model = model_from_checkpoint(ckpt, device)
+        data = load_mnist(args.data)
+    except (DataError, CheckpointError, ValueError, RuntimeError) as e:
+        return _fail(str(e))
+    if args.k < 1 or args.n < 1:
+        return _fail("--k and --n must be at least 1")
+    x = eval_images(data, args.split, model.config.likelihood, device)[: args.n]
+    bar = _ProgressBar(not args.json)
+    result = evaluate(model, x, k=args.k, iw_ks=args.iw_ks, seed=args.seed,
+                      progress=lambda f: bar.update(f, f"{f * len(x):.0f}/{len(x)} images"))
+    bar.close()
+    result.update(checkpoint=str(args.checkpoint), model=ckpt.get("name"), split=args.split, device=str(device),
+                  likelihood=model.config.likelihood)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{ckpt.get('name')}: {args.split} set, n={result['n']}, k={result['k']}, {result['seconds']:.1f} s")
+        print(f"  ELBO       {result['elbo']:9.3f} nats  (reconstruction {result['recon']:.3f}, KL {result['kl']:.3f})")
+        print(f"  log p(x) ≥ {result['log_px']:9.3f} nats  (IWAE-{args.k})")
+        print(f"  gap        {result['gap']:9.3f} nats  (≈ KL(q(z|x) ‖ p(z|x)) on average)")
+        for j, v in result.get("iw_bounds", {}).items():
+            print(f"  IW-{j:<6}   {v:9.3f}")
+    return 0
+
+
+def cmd_gui(args) -> int:
+    try:
+        from lvm_studio.ui.app import run_app
+    except ImportError as e:  # the GUI package is missing or broken: say what still works
+        print(f"The LVM Studio window could not start ({e}).\n"
+              "Headless commands:\n  lvm-studio train --latent-dim 2 --epochs 5 --out model.pt\n"
+              "  lvm-studio eval model.pt --k 1000", file=sys.stderr)
+        return 1
+    return run_app(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "eval":
+        return cmd_eval(args)
+    return cmd_gui(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
