@@ -85,7 +85,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: not an LVM Studio checkpoint (it is corrupt, or holds objects "
                               f"other than plain weights, which are refused for safety)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: the file is corrupt or truncated and cannot be read ({first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         kind = type(ckpt).__name__
