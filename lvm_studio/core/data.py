@@ -103,7 +103,7 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
             arrays = {k: f[k] for k in REQUIRED_KEYS}
     except DataError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, TypeError, AttributeError) as e:  # Type/AttributeError: a plain .npy
         raise DataError(f"{name}: not a readable .npz archive ({type(e).__name__}: {e})") from None
     x_train = _check_array(arrays, "x_train", 3, name)
     y_train = _check_array(arrays, "y_train", 1, name)
