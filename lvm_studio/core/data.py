@@ -94,6 +94,10 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
     name = str(path)
     if not path.is_file():
         raise DataError(f"{name}: no such data file")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive; anything else would get numpy's misleading pickle advice
+        raise DataError(f"{name}: not a readable .npz archive (expected a zip of .npy arrays with keys {', '.join(REQUIRED_KEYS)})")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in REQUIRED_KEYS if k not in f.files]
@@ -112,6 +116,9 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
     for xs, ys, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
         if len(xs) != len(ys):
             raise DataError(f"{name}: {len(xs)} {split} images but {len(ys)} {split} labels")
+    for ys, key in ((y_train, "y_train"), (y_test, "y_test")):
+        if len(ys) and ys.max() > 9:
+            raise DataError(f"{name}: '{key}' has label {int(ys.max())}; MNIST labels are digits 0..9")
     if len(x_train) <= n_validation:
         raise DataError(f"{name}: only {len(x_train)} training images; need more than the {n_validation} held out for validation")
     if len(x_test) == 0:

@@ -192,3 +192,10 @@ def test_too_few_training_images_for_the_validation_split(tmp_path):
 def test_empty_test_set(tmp_path):
     path = _write(tmp_path, x_test=np.zeros((0, 28, 28), np.uint8), y_test=np.zeros(0, np.uint8))
     assert "test set is empty" in _load_error(path, n_validation=10)
+
+
+def test_labels_outside_0_to_9_are_refused(tmp_path):
+    arrays = _valid_arrays()
+    path = _write(tmp_path, y_train=np.full(len(arrays["y_train"]), 99, np.uint8))
+    message = _load_error(path, n_validation=10)
+    assert "y_train" in message and "99" in message and "0..9" in message

@@ -1,0 +1,106 @@
+"""Training throughput and log p(x) evaluation speed, each against a baseline in the same run."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lvm_studio.core.data import MNIST
+from lvm_studio.core.estimators import iwae_log_px
+from lvm_studio.core.history import StepRecord
+from lvm_studio.core.training import TrainConfig, Trainer
+from lvm_studio.core.vae import VAE, VAEConfig
+
+BENCH_CONFIG = VAEConfig(latent_dim=32, hidden=(512, 512), activation="elu")
+
+
+def plain_training_loop(x_train: torch.Tensor, steps: int, batch_size: int = 128, seed: int = 0) -> float:
+    """A minimal VAE loop of the same architecture, as in pytorch/examples vae/main.py; images/s."""
+    torch.manual_seed(seed)
+    d, h, latent = 784, 512, BENCH_CONFIG.latent_dim
+    enc = nn.Sequential(nn.Linear(d, h), nn.ELU(), nn.Linear(h, h), nn.ELU(), nn.Linear(h, 2 * latent))
+    dec = nn.Sequential(nn.Linear(latent, h), nn.ELU(), nn.Linear(h, h), nn.ELU(), nn.Linear(h, d))
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
+    n = len(x_train)
+    perm = torch.randperm(n)
+    t0 = None
+    for step in range(steps + 5):
+        if step == 5:  # the first steps warm up allocator and kernels
+            t0 = time.perf_counter()
+        idx = perm[(step * batch_size) % (n - batch_size):][:batch_size]
+        x = torch.bernoulli(x_train[idx])
+        mu, raw = enc(x).chunk(2, -1)
+        sd = F.softplus(raw) + 1e-3
+        z = mu + sd * torch.randn_like(sd)
+        rec = -F.binary_cross_entropy_with_logits(dec(z), x, reduction="none").sum(-1)
+        kl = 0.5 * (mu**2 + sd**2 - 1 - 2 * sd.log()).sum(-1)
+        loss = -(rec - kl).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return steps * batch_size / (time.perf_counter() - t0)
+
+
+def core_training_loop(data: MNIST, steps: int, batch_size: int = 128, seed: int = 0) -> float:
+    """The project's Trainer on the same architecture with its default logging (a StepRecord every
+    10 steps), evaluation and snapshots off; images/s over the timed steps."""
+    torch.manual_seed(seed)
+    config = TrainConfig(epochs=10**6, batch_size=batch_size, eval_every=10**9, snapshot_interval_s=0, seed=seed)
+    trainer = Trainer(VAE(BENCH_CONFIG), data, config)
+    warm = config.log_every
+    t0 = None
+    for event in trainer.run():
+        if not isinstance(event, StepRecord):
+            continue
+        if t0 is None and trainer.step >= warm:
+            t0, step0 = time.perf_counter(), trainer.step
+        elif t0 is not None and trainer.step - step0 >= steps:
+            trainer.stop()
+            break
+    return (trainer.step - step0) * batch_size / (time.perf_counter() - t0)
+
+
+def bench_training(data: MNIST, steps: int = 200, rounds: int = 2) -> dict:
+    """Interleaved rounds so both loops see the same machine load; the best round of each."""
+    x_train = data.float_images("train")
+    plain, core = [], []
+    for _ in range(rounds):
+        plain.append(plain_training_loop(x_train, steps))
+        core.append(core_training_loop(data, steps))
+    return {"train_images_per_s": max(core), "train_plain_images_per_s": max(plain),
+            "train_ratio_vs_plain": max(core) / max(plain), "train_steps": steps, "train_batch": 128}
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def decoder_flops_per_row(config: VAEConfig) -> int:
+    sizes = [config.latent_dim, *reversed(config.hidden), config.x_dim]
+    return 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def bench_log_px(data: MNIST, k: int = 1000, n: int = 50, model: VAE | None = None) -> dict:
+    """IWAE-k log p(x) throughput in images/s, and its GFLOP/s against a large matmul."""
+    model = (model or VAE(BENCH_CONFIG)).eval()
+    x = data.binarized("test")[:n]
+    iwae_log_px(model, x[:2], 64)  # warm-up
+    t0 = time.perf_counter()
+    iwae_log_px(model, x, k)
+    seconds = time.perf_counter() - t0
+    flops = n * k * decoder_flops_per_row(model.config)  # the encoder runs once per image: negligible
+    achieved = flops / seconds / 1e9
+    peak = matmul_gflops()
+    return {"log_px_k": k, "log_px_images_per_s": n / seconds, "log_px_gflops": achieved,
+            "matmul_gflops": peak, "log_px_fraction_of_matmul": achieved / peak}
