@@ -1,0 +1,614 @@
+"""Inpainting: completing a digit from the pixels that are seen (DESIGN.md §3).
+
+Masks follow lvm_studio.core.masks: a boolean array, **True = MISSING**, False = observed.
+x_o are the observed pixels, x_m the missing ones.
+
+The fit. q(z; φ) = N(φ_μ, diag φ_σ²) maximises the ELBO of the observed pixels only,
+
+    L(φ) = E_q[log p(x_o|z)] − KL(q ‖ p(z))            (Kingma & Welling 2014, eq. 3, with x → x_o)
+
+starting from the encoder's guess q(z|x̃) (x̃: x with its missing pixels filled, see
+amortized_guess), by Adam (Kingma & Ba 2015, Alg. 1) on (φ_μ, log φ_σ) with S reparameterized
+samples per step and the KL in closed form. The gradient of log p(x_o|z) in z is propagated
+through the decoder MLP by hand (no autograd graph, no parameter gradients), which makes a
+200-step fit of one digit take a few tens of milliseconds on a CPU; models whose decoder is
+not a plain Linear/activation stack fall back to autograd.
+
+The completion is the variational approximation to p(x_m|x_o): mean-field Bernoulli over the
+missing pixels with probabilities φ_i = E_q[p(x_i = 1|z)]; samples decode z ~ q; the per-pixel
+uncertainty is the spread of E[x_i|z] over z ~ q. Observed pixels are always copied from x.
+Importance resampling with q as the proposal, w = p(x_o|z) p(z) / q(z), gives posterior
+samples from p(z|x_o) for comparison (and a consistent estimate of p(x_m|x_o)).
+
+Everything takes x as (784,), (28, 28), (batch, 784) or (batch, 28, 28), and a mask of the
+same forms (one mask for the whole batch, or one per digit). Returned tensors are batched:
+(batch, ...), on the model's device, detached.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lvm_studio.core.estimators import log_normal, log_standard_normal
+
+LOG_2PI = math.log(2 * math.pi)
+N_PIXELS = 784
+MIN_LOG_SCALE = math.log(1e-4)  # floor on log φ_σ: keeps log q finite if a fit collapses a dimension
+MAX_LOG_SCALE = math.log(10.0)
+MAX_ROWS = 1 << 14  # decoder rows per chunk in the sampling estimators: bounds memory
+
+
+# --- configuration and results -------------------------------------------------------------
+
+@dataclass
+class InpaintConfig:
+    steps: int = 200  # Adam steps
+    lr: float = 0.05  # Adam step size on (φ_μ, log φ_σ); the steps shrink by cosine decay to lr · lr_final
+    lr_final: float = 0.1  # final step size as a fraction of lr (1 = constant)
+    n_samples: int = 4  # reparameterized z samples per Adam step (batched in one decoder pass)
+    n_completion_samples: int = 16  # sample completions shown (and reported live)
+    n_mean_samples: int = 64  # z samples averaged for the final mean completion and uncertainty
+    report_every: int = 10  # steps between callback reports; 0 = never
+    seed: int | None = 0  # None draws a fresh seed
+
+    def __post_init__(self):
+        if self.steps < 0 or self.n_samples < 1 or self.n_completion_samples < 0 or self.n_mean_samples < 1:
+            raise ValueError("steps ≥ 0, n_samples ≥ 1, n_completion_samples ≥ 0 and n_mean_samples ≥ 1 are required")
+        if not (self.lr > 0 and math.isfinite(self.lr)) or not 0 < self.lr_final <= 1:
+            raise ValueError(f"lr must be positive and lr_final in (0, 1], got {self.lr}, {self.lr_final}")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a q(z) says about the missing pixels. Observed pixels are copied from x, exactly.
+
+    mean:      (batch, 784) missing pixels = φ_i = E_q[E[x_i|z]] (Bernoulli: E_q[p(x_i = 1|z)])
+    samples:   (n, batch, 784) missing pixels = E[x_i|z_j] for z_j ~ q (decoder means, not noisy draws)
+    pixel_std: (batch, 784) std over z ~ q of E[x_i|z] — how much the completions disagree; 0 on
+               observed pixels. (The total predictive variance of a Bernoulli pixel, φ_i(1 − φ_i),
+               also counts the coin flip itself; it follows from `mean`.)
+    """
+
+    mean: torch.Tensor
+    samples: torch.Tensor
+    pixel_std: torch.Tensor
+
+
+@dataclass(frozen=True)
+class InpaintProgress:
+    """A live report from fit_q: plain detached CPU copies, safe to hand to another thread."""
+
+    step: int  # Adam steps done
+    steps: int  # steps asked for
+    elbo_trace: torch.Tensor  # (step + 1, batch) observed-pixel ELBO estimates; [0] at the encoder's guess
+    z_loc: torch.Tensor  # (batch, latent)
+    z_scale: torch.Tensor  # (batch, latent)
+    completion: Completion  # n_completion_samples samples with fixed noise, so the grid changes smoothly
+
+
+@dataclass(frozen=True)
+class InpaintResult:
+    z_loc: torch.Tensor  # (batch, latent) fitted φ_μ
+    z_scale: torch.Tensor  # (batch, latent) fitted φ_σ
+    init_loc: torch.Tensor  # (batch, latent) the encoder's guess it started from
+    init_scale: torch.Tensor  # (batch, latent)
+    elbo_trace: torch.Tensor  # (steps_done + 1, batch) MC estimate of L(φ) after each step; [0] at the guess
+    completion: Completion  # under the fitted q
+    amortized: Completion  # under the encoder's guess alone, for side-by-side display
+    steps_done: int
+    stopped: bool  # should_stop() ended the fit early
+    seconds: float  # wall time of the Adam loop
+
+
+@dataclass(frozen=True)
+class ImportanceSamples:
+    """Importance resampling with q as the proposal (self-normalised; Rubin 1988, SIR).
+
+    z:           (n, batch, latent) approximately from p(z|x_o)
+    completions: (n, batch, 784) observed pixels = x, missing = E[x_i|z] of each resampled z
+    mean:        (batch, 784) observed = x, missing = Σ_j w̃_j E[x_i|z_j]: the estimate of E[x_m|x_o]
+    log_w:       (k, batch) log w_j = log p(x_o|z_j) + log p(z_j) − log q(z_j)
+    ess:         (batch,) effective sample size (Σ w)² / Σ w² (Kong 1992), between 1 and k
+    """
+
+    z: torch.Tensor
+    completions: torch.Tensor
+    mean: torch.Tensor
+    log_w: torch.Tensor
+    ess: torch.Tensor
+
+
+@dataclass(frozen=True)
+class MissingPixelScores:
+    """log-likelihood of the true missing pixels x_m, nats per digit, (batch,) each.
+
+    mean_field: Σ_{i∈m} log[(1/k) Σ_j p(x_i|z_j)], z_j ~ q. For a Bernoulli decoder this is
+                Σ_{i∈m} log Bern(x_i; φ_i) with φ_i = E_q[p(x_i = 1|z)]: the completion as a
+                product of independent pixels, as the app shows it.
+    mixture:    log (1/k) Σ_j p(x_m|z_j): the q-mixture as a joint distribution over x_m
+                (keeps the correlations between missing pixels that mean-field drops).
+    importance: log Σ_j w̃_j p(x_m|z_j), w̃ ∝ p(x_o|z_j) p(z_j)/q(z_j): the self-normalised
+                estimate of log p(x_m|x_o) = log p(x) − log p(x_o). Consistent as k → ∞ (biased
+                for finite k, not a bound); its quality depends on how well q covers p(z|x_o).
+    """
+
+    mean_field: torch.Tensor
+    mixture: torch.Tensor
+    importance: torch.Tensor
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+def _as_tensor(a, device, dtype=None) -> torch.Tensor:
+    if isinstance(a, np.ndarray):
+        a = torch.from_numpy(np.ascontiguousarray(a))
+    return torch.as_tensor(a, device=device, dtype=dtype)
+
+
+def prepare(x, missing, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """x -> (batch, 784) float32; missing -> (batch, 784) or (1, 784) bool (one mask shared)."""
+    x = _as_tensor(x, device, torch.float32)
+    if x.shape[-2:] == (28, 28):
+        x = x.reshape(*x.shape[:-2], N_PIXELS)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] != N_PIXELS:
+        raise ValueError(f"x must be (784,), (28, 28), (batch, 784) or (batch, 28, 28), got {tuple(x.shape)}")
+    m = _as_tensor(missing, device).to(torch.bool)
+    if m.shape[-2:] == (28, 28):
+        m = m.reshape(*m.shape[:-2], N_PIXELS)
+    if m.ndim == 1:
+        m = m[None]
+    if m.ndim != 2 or m.shape[1] != N_PIXELS or m.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f"the mask must be (28, 28), (784,) or one per digit, got {tuple(m.shape)} for {x.shape[0]} digits")
+    if m.shape[0] > 1 and bool((m == m[:1]).all()):
+        m = m[:1]  # one mask for all: the fit then decodes only the observed pixels
+    return x, m
+
+
+def _device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+def _keep_observed(x: torch.Tensor, missing: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
+    """Observed pixels from x, exactly; missing ones from `filled` (broadcast over leading dims)."""
+    return torch.where(missing, filled, x)
+
+
+# --- log p(x_o|z) and its gradient in z, by hand --------------------------------------------
+
+def _activation_derivative(act: nn.Module) -> Callable | None:
+    """d post / d pre for an activation, from (pre, post); None if unknown (autograd is used)."""
+    if isinstance(act, nn.ELU):
+        a = act.alpha
+        return lambda pre, post: torch.where(pre > 0, 1.0, post + a)
+    if isinstance(act, nn.ReLU):
+        return lambda pre, post: (pre > 0).to(pre.dtype)
+    if isinstance(act, nn.LeakyReLU):
+        s = act.negative_slope
+        return lambda pre, post: torch.where(pre > 0, 1.0, s)
+    if isinstance(act, nn.Tanh):
+        return lambda pre, post: 1.0 - post * post
+    if isinstance(act, nn.Sigmoid):
+        return lambda pre, post: post * (1.0 - post)
+    if isinstance(act, nn.Softplus):
+        b, th = act.beta, act.threshold
+        return lambda pre, post: torch.where(pre * b > th, 1.0, torch.sigmoid(pre * b))
+    if isinstance(act, nn.Identity):
+        return lambda pre, post: torch.ones_like(pre)
+    return None
+
+
+def _mlp_layers(decoder) -> list | None:
+    """[(linear, activation or None, derivative or None), ...] for a Linear/activation stack, else None."""
+    if not isinstance(decoder, nn.Sequential):
+        return None
+    mods = list(decoder)
+    layers = []
+    i = 0
+    while i < len(mods):
+        lin = mods[i]
+        if not isinstance(lin, nn.Linear):
+            return None
+        act = mods[i + 1] if i + 1 < len(mods) else None
+        if act is None:
+            layers.append((lin, None, None))
+            i += 1
+            continue
+        d = _activation_derivative(act)
+        if d is None:
+            return None
+        layers.append((lin, act, d))
+        i += 2
+    if not layers or layers[-1][1] is not None:
+        return None
+    return layers
+
+
+class ObservedLikelihood:
+    """log p(x_o|z) summed over the observed pixels, and its gradient in z.
+
+    For a VAE with a plain MLP decoder the backward pass is written out (no autograd graph and
+    no parameter gradients: the cost is one forward and one input-gradient pass). When one mask
+    is shared by the whole batch, only the observed rows of the last layer are evaluated.
+    Other models use autograd through model.log_px_given_z_pixels.
+    """
+
+    def __init__(self, model, x: torch.Tensor, missing: torch.Tensor):
+        self.model = model
+        self.x = x  # (batch, 784)
+        self.missing = missing  # (batch | 1, 784)
+        cfg = getattr(model, "config", None)
+        self.likelihood = getattr(cfg, "likelihood", "bernoulli")
+        self.min_scale = getattr(cfg, "min_scale", 1e-3)
+        layers = _mlp_layers(getattr(model, "decoder", None))
+        if self.likelihood not in ("bernoulli", "gaussian"):
+            layers = None
+        self.manual = layers is not None
+        if not self.manual:
+            self.observed = (~missing).to(x.dtype)  # (batch | 1, 784)
+            return
+        self.hidden = [(lin.weight.detach(), lin.bias.detach() if lin.bias is not None else None, act, d)
+                       for lin, act, d in layers[:-1]]
+        last = layers[-1][0]
+        w, b = last.weight.detach(), (last.bias.detach() if last.bias is not None else None)
+        if missing.shape[0] == 1:
+            obs_idx = (~missing[0]).nonzero().squeeze(1)  # (n_obs,)
+            rows = obs_idx if self.likelihood == "bernoulli" else torch.cat([obs_idx, obs_idx + N_PIXELS])
+            self.w_out, self.b_out = w[rows], (b[rows] if b is not None else None)  # (n_out, hidden)
+            self.x_obs = x[:, obs_idx]  # (batch, n_obs)
+            self.observed = None  # every evaluated pixel is observed
+        else:
+            self.w_out, self.b_out = w, b
+            self.x_obs = x
+            self.observed = (~missing).to(x.dtype)  # (batch, 784)
+
+    # the likelihood of the decoder output, and d/d output
+    def _lik(self, out: torch.Tensor, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = self.x_obs
+        if self.likelihood == "bernoulli":
+            lp = x * out - F.softplus(out)  # (S, batch, n) log Bern(x; σ(l))
+            dout = (x - torch.sigmoid(out)) if need_grad else None
+        else:
+            u, v = out.chunk(2, dim=-1)
+            loc, scale = torch.sigmoid(u), F.softplus(v) + self.min_scale
+            r = (x - loc) / scale
+            lp = -0.5 * r * r - scale.log() - 0.5 * LOG_2PI
+            dout = None
+            if need_grad:
+                du = r / scale * loc * (1.0 - loc)  # ∂lp/∂u through loc = σ(u)
+                dv = (r * r - 1.0) / scale * torch.sigmoid(v)  # ∂lp/∂v through scale = softplus(v) + c
+                dout = torch.cat([du, dv], dim=-1)
+        if self.observed is not None:
+            lp = lp * self.observed
+            if dout is not None:
+                dout = dout * (self.observed if self.likelihood == "bernoulli" else self.observed.repeat(1, 2))
+        return lp.sum(-1), dout
+
+    @torch.no_grad()
+    def value(self, z: torch.Tensor) -> torch.Tensor:
+        """z (S, batch, latent) -> log p(x_o|z) (S, batch)."""
+        if not self.manual:
+            return (self.model.log_px_given_z_pixels(self.x, z) * self.observed).sum(-1)
+        h = z
+        for w, b, act, _ in self.hidden:
+            h = act(F.linear(h, w, b))
+        return self._lik(F.linear(h, self.w_out, self.b_out), need_grad=False)[0]
+
+    def value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (S, batch, latent) -> log p(x_o|z) (S, batch) and ∂/∂z (S, batch, latent)."""
+        if not self.manual:
+            with torch.enable_grad():
+                zz = z.detach().requires_grad_(True)
+                lp = (self.model.log_px_given_z_pixels(self.x, zz) * self.observed).sum(-1)  # (S, batch)
+                (g,) = torch.autograd.grad(lp.sum(), zz)
+            return lp.detach(), g
+        with torch.no_grad():
+            S, B, L = z.shape
+            h = z.reshape(S * B, L)
+            cache = []
+            for w, b, act, _ in self.hidden:
+                pre = F.linear(h, w, b)  # (S·batch, hidden)
+                h = act(pre)
+                cache.append((pre, h))
+            out = F.linear(h, self.w_out, self.b_out).view(S, B, -1)  # (S, batch, n_out)
+            lp, dout = self._lik(out, need_grad=True)
+            g = dout.view(S * B, -1) @ self.w_out  # (S·batch, hidden)
+            for (w, _, _, deriv), (pre, post) in zip(reversed(self.hidden), reversed(cache)):
+                g.mul_(deriv(pre, post))
+                g = g @ w  # (S·batch, fan-in)
+            return lp, g.view(S, B, L)
+
+
+# --- the encoder's guess ---------------------------------------------------------------------
+
+DEFAULT_FILL = 0.0  # see amortized_guess
+
+
+@torch.no_grad()
+def amortized_guess(model, x, missing, fill: float | torch.Tensor = DEFAULT_FILL) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's q(z|x̃) for x̃ = x with its missing pixels set to `fill`; (z_loc, z_scale), (batch, latent).
+
+    The encoder never saw holes, so it must be shown a complete image. `fill` is a number or a
+    (784,) image (e.g. the training-set mean). The default, 0 (black background), measured best
+    on the quality benchmark (bench/inpainting.py: top half missing, 1,000 test digits): a black
+    hole reads as "no ink here", which the encoder knows, while the grey mean image is unlike any
+    training digit and gives a vaguer, worse-placed guess.
+    """
+    x, missing = prepare(x, missing, _device(model))
+    fill_t = torch.as_tensor(fill, device=x.device, dtype=x.dtype)
+    x_filled = torch.where(missing, fill_t, x)  # (batch, 784)
+    z_loc, z_scale = model.encode(x_filled)
+    return z_loc.detach(), z_scale.detach()
+
+
+# --- completions -----------------------------------------------------------------------------
+
+@torch.no_grad()
+def complete(model, x, missing, z_loc: torch.Tensor, z_scale: torch.Tensor, n: int = 64, n_keep: int = 16,
+             eps: torch.Tensor | None = None, generator: torch.Generator | None = None) -> Completion:
+    """The completion under q = N(z_loc, diag z_scale²) from n samples; the first n_keep are returned as samples.
+
+    eps (n, batch, latent) fixes the noise (z = z_loc + z_scale · eps), e.g. to animate a fit smoothly.
+    """
+    x, missing = prepare(x, missing, z_loc.device)
+    B, L = z_loc.shape
+    if eps is None:
+        eps = torch.randn((n, B, L), generator=generator, device=z_loc.device, dtype=z_loc.dtype)
+    n = eps.shape[0]
+    total = torch.zeros(B, N_PIXELS, device=x.device, dtype=torch.float64)  # Σ_j E[x|z_j]
+    total_sq = torch.zeros_like(total)
+    kept = []
+    step = max(1, MAX_ROWS // max(B, 1))
+    for s in range(0, n, step):
+        z = z_loc + z_scale * eps[s:s + step]  # (c, batch, latent)
+        mean_x = model.decode_mean(z)  # (c, batch, 784)
+        total += mean_x.sum(0, dtype=torch.float64)
+        total_sq += (mean_x.double() ** 2).sum(0)
+        if sum(k.shape[0] for k in kept) < n_keep:
+            kept.append(mean_x[: n_keep - sum(k.shape[0] for k in kept)])
+    mean = (total / n).to(x.dtype)  # (batch, 784)
+    var = (total_sq / n - (total / n) ** 2).clamp_min(0).to(x.dtype)
+    samples = torch.cat(kept, 0) if kept else x.new_zeros((0, B, N_PIXELS))
+    return Completion(mean=_keep_observed(x, missing, mean),
+                      samples=_keep_observed(x, missing, samples),
+                      pixel_std=torch.where(missing, var.sqrt(), torch.zeros_like(var)))
+
+
+@torch.no_grad()
+def observed_elbo(model, x, missing, z_loc: torch.Tensor, z_scale: torch.Tensor, k: int = 256,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """E_q[log p(x_o|z)] − KL(q ‖ p(z)) by k samples (KL in closed form), nats per digit, (batch,)."""
+    x, missing = prepare(x, missing, z_loc.device)
+    lik = ObservedLikelihood(model, x, missing)
+    step = max(1, MAX_ROWS // x.shape[0])
+    total = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
+    for s in range(0, k, step):
+        eps = torch.randn((min(step, k - s), *z_loc.shape), generator=generator, device=x.device, dtype=x.dtype)
+        total += lik.value(z_loc + z_scale * eps).sum(0, dtype=torch.float64)
+    kl = 0.5 * (z_loc**2 + z_scale**2 - 1.0 - 2.0 * z_scale.log()).sum(-1)  # Kingma & Welling 2014, App. B
+    return (total / k).to(x.dtype) - kl
+
+
+# --- the fit ---------------------------------------------------------------------------------
+
+def _generator(seed: int | None, device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
+
+
+def fit_q(model, x, missing, config: InpaintConfig | None = None,
+          callback: Callable[[InpaintProgress], None] | None = None,
+          should_stop: Callable[[], bool] | None = None,
+          init: tuple[torch.Tensor, torch.Tensor] | None = None) -> InpaintResult:
+    """Fit q(z; φ) to the observed pixels of one digit or a batch (each digit its own φ, its own mask).
+
+    callback(progress) is called every config.report_every steps and after the last; should_stop()
+    is checked before every step and ends the fit early (the result then has stopped=True and the
+    φ reached so far). init = (z_loc, z_scale) overrides the encoder's guess (amortized_guess with
+    the default fill). The model is only read, never changed.
+    """
+    cfg = config or InpaintConfig()
+    device = _device(model)
+    x, missing = prepare(x, missing, device)
+    B = x.shape[0]
+    gen = _generator(cfg.seed, device)
+    init_loc, init_scale = init if init is not None else amortized_guess(model, x, missing)
+    init_loc, init_scale = init_loc.detach().to(device), init_scale.detach().to(device)
+    L = init_loc.shape[-1]
+    lik = ObservedLikelihood(model, x, missing)
+
+    # φ = (φ_μ, log φ_σ) stacked so that Adam updates both with one set of ops
+    phi = torch.stack([init_loc, init_scale.log().clamp(MIN_LOG_SCALE, MAX_LOG_SCALE)])  # (2, batch, latent)
+    adam_m = torch.zeros_like(phi)
+    adam_v = torch.zeros_like(phi)
+    grad = torch.empty_like(phi)
+    beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
+    eps = torch.empty((cfg.n_samples, B, L), device=device, dtype=phi.dtype)  # (S, batch, latent)
+    trace = torch.empty((cfg.steps + 1, B), device=device, dtype=phi.dtype)
+    report_eps = (torch.randn((cfg.n_completion_samples, B, L), generator=gen, device=device, dtype=phi.dtype)
+                  if callback is not None else None)
+
+    def elbo_and_grad():
+        """One MC estimate of L(φ) (batch,) and ∂L/∂φ written into grad; reparameterized (K&W 2014, §2.4)."""
+        mu, log_sigma = phi[0], phi[1]
+        sigma = log_sigma.exp()  # (batch, latent)
+        torch.randn(eps.shape, generator=gen, out=eps)
+        z = torch.addcmul(mu, sigma, eps)  # (S, batch, latent)
+        lp, gz = lik.value_and_grad(z)  # (S, batch), (S, batch, latent)
+        sigma_sq = sigma * sigma
+        kl = 0.5 * (mu * mu + sigma_sq - 1.0 - 2.0 * log_sigma).sum(-1)  # (batch,), closed form
+        # ∂/∂μ E[log p] = E[g_z];  ∂/∂log σ E[log p] = E[g_z ε] σ;  ∂KL/∂μ = μ;  ∂KL/∂log σ = σ² − 1
+        torch.sub(gz.mean(0), mu, out=grad[0])
+        torch.mul((gz * eps).mean(0), sigma, out=grad[1])
+        grad[1].sub_(sigma_sq).add_(1.0)
+        return lp.mean(0) - kl
+
+    def report(step: int):
+        mu, sigma = phi[0].clone(), phi[1].exp()
+        comp = complete(model, x, missing, mu, sigma, eps=report_eps, n_keep=cfg.n_completion_samples)
+        callback(InpaintProgress(step=step, steps=cfg.steps, elbo_trace=trace[:step + 1].detach().cpu().clone(),
+                                 z_loc=mu.cpu().clone(), z_scale=sigma.cpu().clone(),
+                                 completion=Completion(comp.mean.cpu().clone(), comp.samples.cpu().clone(),
+                                                       comp.pixel_std.cpu().clone())))
+
+    stopped = False
+    done = 0
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for t in range(1, cfg.steps + 1):
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            trace[t - 1] = elbo_and_grad()
+            # Adam, ascending (Kingma & Ba 2015, Alg. 1), step size on a cosine schedule
+            lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * (t - 1) / max(cfg.steps, 1))))
+            adam_m.lerp_(grad, 1 - beta1)
+            adam_v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (adam_v / (1 - beta2**t)).sqrt_().add_(adam_eps)
+            phi.addcdiv_(adam_m, denom, value=lr / (1 - beta1**t))
+            phi[1].clamp_(MIN_LOG_SCALE, MAX_LOG_SCALE)
+            done = t
+            if callback is not None and cfg.report_every > 0 and t % cfg.report_every == 0 and t < cfg.steps:
+                report(t)
+        seconds = time.perf_counter() - t0
+        trace[done] = elbo_and_grad()  # L at the final φ (its gradient is not used)
+        if callback is not None:
+            report(done)
+        z_loc, z_scale = phi[0].clone(), phi[1].exp()
+        n_keep = cfg.n_completion_samples
+        n_mean = max(cfg.n_mean_samples, n_keep)
+        completion = complete(model, x, missing, z_loc, z_scale, n=n_mean, n_keep=n_keep, generator=gen)
+        amortized = complete(model, x, missing, init_loc, init_scale, n=n_mean, n_keep=n_keep, generator=gen)
+    return InpaintResult(z_loc=z_loc, z_scale=z_scale, init_loc=init_loc, init_scale=init_scale,
+                         elbo_trace=trace[:done + 1].clone(), completion=completion, amortized=amortized,
+                         steps_done=done, stopped=stopped, seconds=seconds)
+
+
+# --- importance sampling with q as the proposal ----------------------------------------------
+
+def _log_weights_and_z(lik: ObservedLikelihood, q_loc, q_scale, k, generator):
+    """z_j ~ q and log w_j = log p(x_o|z_j) + log p(z_j) − log q(z_j); (k, batch, latent), (k, batch)."""
+    B = q_loc.shape[0]
+    step = max(1, MAX_ROWS // B)
+    zs, log_ws = [], []
+    for s in range(0, k, step):
+        z = q_loc + q_scale * torch.randn((min(step, k - s), *q_loc.shape), generator=generator,
+                                          device=q_loc.device, dtype=q_loc.dtype)  # (c, batch, latent)
+        zs.append(z)
+        log_ws.append(lik.value(z) + log_standard_normal(z) - log_normal(z, q_loc, q_scale))  # (c, batch)
+    return torch.cat(zs), torch.cat(log_ws)
+
+
+@torch.no_grad()
+def importance_resample(model, x, missing, q_loc: torch.Tensor, q_scale: torch.Tensor, k: int = 1000,
+                        n: int = 16, generator: torch.Generator | None = None) -> ImportanceSamples:
+    """Posterior samples of z given x_o by sampling-importance-resampling with q as the proposal.
+
+    k proposals z_j ~ q get weights w_j = p(x_o|z_j) p(z_j) / q(z_j); n of them are drawn with
+    replacement with probabilities w̃_j = w_j / Σ w (Rubin 1988). As k grows the draws tend to
+    p(z|x_o); the ESS says how many independent samples the weights are worth.
+    """
+    if k < 1 or n < 0:
+        raise ValueError("k ≥ 1 and n ≥ 0 are required")
+    x, missing = prepare(x, missing, q_loc.device)
+    lik = ObservedLikelihood(model, x, missing)
+    z, log_w = _log_weights_and_z(lik, q_loc, q_scale, k, generator)  # (k, batch, latent), (k, batch)
+    w_norm = torch.softmax(log_w, 0)  # (k, batch) self-normalised weights
+    ess = torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0))  # (batch,)
+    B = x.shape[0]
+    # Σ_j w̃_j E[x|z_j], chunked over k
+    mean = torch.zeros(B, N_PIXELS, device=x.device, dtype=x.dtype)
+    step = max(1, MAX_ROWS // B)
+    for s in range(0, k, step):
+        mean += (w_norm[s:s + step, :, None] * model.decode_mean(z[s:s + step])).sum(0)  # (batch, 784)
+    if n > 0:
+        idx = torch.multinomial(w_norm.T, n, replacement=True, generator=generator).T  # (n, batch)
+        z_post = z.gather(0, idx[..., None].expand(-1, -1, z.shape[-1]))  # (n, batch, latent)
+        completions = _keep_observed(x, missing, model.decode_mean(z_post))  # (n, batch, 784)
+    else:
+        z_post = z.new_zeros((0, B, z.shape[-1]))
+        completions = x.new_zeros((0, B, N_PIXELS))
+    return ImportanceSamples(z=z_post, completions=completions, mean=_keep_observed(x, missing, mean),
+                             log_w=log_w, ess=ess)
+
+
+# --- how well a completion predicts the true missing pixels ----------------------------------
+
+@torch.no_grad()
+def missing_pixel_scores(model, x_true, missing, q_loc: torch.Tensor, q_scale: torch.Tensor, k: int = 500,
+                         generator: torch.Generator | None = None) -> MissingPixelScores:
+    """log-likelihood of the true missing pixels under the completion from q, three ways (see MissingPixelScores).
+
+    All three use the same k samples z_j ~ q; nats per digit, (batch,). Computed in chunks of k
+    with running log-sum-exps, so memory stays bounded for any k and batch.
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    x, missing = prepare(x_true, missing, q_loc.device)
+    B = x.shape[0]
+    miss_f = missing.to(x.dtype)  # (batch | 1, 784)
+    obs_f = 1.0 - miss_f
+    neg_inf = torch.full((B,), -math.inf, device=x.device, dtype=x.dtype)
+    pix_lse = torch.full((B, N_PIXELS), -math.inf, device=x.device, dtype=x.dtype)  # logsumexp_j log p(x_i|z_j)
+    mix_lse, iw_num, iw_den = neg_inf.clone(), neg_inf.clone(), neg_inf.clone()
+    step = max(1, MAX_ROWS // B)
+    for s in range(0, k, step):
+        c = min(step, k - s)
+        z = q_loc + q_scale * torch.randn((c, *q_loc.shape), generator=generator, device=x.device,
+                                          dtype=x.dtype)  # (c, batch, latent)
+        lp_pix = model.log_px_given_z_pixels(x, z)  # (c, batch, 784)
+        lp_m = (lp_pix * miss_f).sum(-1)  # (c, batch) log p(x_m|z_j)
+        lp_o = (lp_pix * obs_f).sum(-1)  # (c, batch) log p(x_o|z_j)
+        log_w = lp_o + log_standard_normal(z) - log_normal(z, q_loc, q_scale)  # (c, batch)
+        pix_lse = torch.logaddexp(pix_lse, torch.logsumexp(lp_pix, 0))
+        mix_lse = torch.logaddexp(mix_lse, torch.logsumexp(lp_m, 0))
+        iw_num = torch.logaddexp(iw_num, torch.logsumexp(log_w + lp_m, 0))
+        iw_den = torch.logaddexp(iw_den, torch.logsumexp(log_w, 0))
+    log_k = math.log(k)
+    return MissingPixelScores(mean_field=((pix_lse - log_k) * miss_f).sum(-1),
+                              mixture=mix_lse - log_k,
+                              importance=iw_num - iw_den)
+
+
+def missing_pixel_log_likelihood(model, x_true, missing, q_loc: torch.Tensor, q_scale: torch.Tensor, k: int = 500,
+                                 method: str = "mean_field", generator: torch.Generator | None = None) -> torch.Tensor:
+    """log p(x_m) of the true missing pixels under the completion, nats per digit, (batch,).
+
+    method 'mean_field' (the completion as the app shows it: Σ_{i∈m} log Bern(x_i; φ_i)),
+    'mixture' (log E_q[p(x_m|z)]) or 'importance' (log Σ_j w̃_j p(x_m|z_j), an estimate of
+    log p(x_m|x_o)); see MissingPixelScores.
+    """
+    scores = missing_pixel_scores(model, x_true, missing, q_loc, q_scale, k, generator)
+    try:
+        return getattr(scores, method)
+    except AttributeError:
+        raise ValueError(f"method must be 'mean_field', 'mixture' or 'importance', got {method!r}") from None
+
+
+def mean_field_log_likelihood(x_true, missing, probs) -> torch.Tensor:
+    """Σ_{i∈m} log Bern(x_i; p_i) for fixed pixel probabilities p (784,) or (batch, 784); (batch,).
+
+    The baseline: p = the training-set mean image. Probabilities are clamped to [1e-6, 1 − 1e-6]
+    so that a pixel never inked in training does not give −∞.
+    """
+    p = _as_tensor(probs, None, torch.float32).reshape(-1, N_PIXELS)
+    x, missing = prepare(x_true, missing, p.device)
+    p = p.clamp(1e-6, 1 - 1e-6)
+    lp = x * p.log() + (1 - x) * (1 - p).log()  # (batch, 784)
+    return (lp * missing.to(lp.dtype)).sum(-1)
