@@ -2,7 +2,8 @@
 
 - Which dimensions are used: the average KL(q(z_d|x) ‖ p(z_d)) per dimension over a data set,
   the active-unit test, and Burda et al.'s activity statistic.
-- Where to look: traversal grids, linear and spherical interpolation, PCA of the codes.
+- Where to look: traversal grids, linear and spherical interpolation (PCA of the codes is
+  lvm_studio.core.clustering.pca, re-exported here).
 - How good q(z|x) is, for one digit and a 2-D latent: the ELBO of any diagonal Gaussian q
   (KL in closed form, E_q[log p(x|z)] by Gauss–Hermite quadrature or Monte Carlo), the exact
   log p(x) and p(z|x) on a grid, KL(q ‖ p(z|x)) = log p(x) − ELBO, importance samples, and a
@@ -22,6 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from lvm_studio.core.clustering import PCA, pca  # noqa: F401  (the map's projection; shared with the mixtures panels)
 from lvm_studio.core.estimators import (DEFAULT_MAX_ROWS, GridPosterior, grid_posterior, kl_normal_standard,
                                         kl_per_dimension, log_importance_weights, log_normal, log_standard_normal)
 
@@ -166,47 +168,6 @@ def tile_images(images: torch.Tensor | np.ndarray, gap: int = 1, fill: float = 0
         for c in range(cols):
             out[r * step:r * step + 28, c * step:c * step + 28] = a[r, c]
     return out
-
-
-@dataclass(frozen=True)
-class PCA:
-    """Principal components of codes: z ≈ mean + Σ_i c_i components[i]."""
-
-    mean: torch.Tensor  # (latent,)
-    components: torch.Tensor  # (n_components, latent) orthonormal rows, largest variance first
-    explained_variance: torch.Tensor  # (n_components,)
-    explained_ratio: torch.Tensor  # (n_components,) fraction of the total variance
-
-    def transform(self, z: torch.Tensor) -> torch.Tensor:
-        """(N, latent) -> (N, n_components) coordinates."""
-        return (z - self.mean) @ self.components.T
-
-    def inverse_transform(self, c: torch.Tensor) -> torch.Tensor:
-        return self.mean + c @ self.components
-
-
-def pca(codes: torch.Tensor, n_components: int | None = None) -> PCA:
-    """PCA by the eigendecomposition of the (latent × latent) covariance, in float64 for accuracy.
-
-    The sign of each component is fixed (its largest-magnitude loading is positive), so the
-    projection does not flip between training snapshots with similar codes.
-    """
-    x = codes.detach().to(torch.float64)
-    mean = x.mean(0)  # (latent,)
-    xc = x - mean
-    cov = xc.T @ xc / max(1, x.shape[0] - 1)  # (latent, latent)
-    eigval, eigvec = torch.linalg.eigh(cov)  # ascending
-    eigval, eigvec = eigval.flip(0).clamp_min(0.0), eigvec.flip(1)
-    k = eigval.numel() if n_components is None else min(int(n_components), eigval.numel())
-    comps = eigvec[:, :k].T  # (k, latent)
-    idx = comps.abs().argmax(1)
-    signs = torch.sign(comps[torch.arange(k), idx])
-    comps = comps * torch.where(signs == 0, torch.ones_like(signs), signs)[:, None]
-    total = eigval.sum()
-    ratio = eigval[:k] / total if total > 0 else torch.zeros(k, dtype=torch.float64)
-    dt = codes.dtype
-    return PCA(mean=mean.to(dt), components=comps.to(dt), explained_variance=eigval[:k].to(dt),
-               explained_ratio=ratio.to(dt))
 
 
 # --- how good is q, for one digit --------------------------------------------------------------

@@ -125,25 +125,6 @@ def test_slerp_keeps_the_norm_and_steps_evenly_in_angle():
     torch.testing.assert_close(L.slerp(torch.zeros(8, dtype=torch.float64), z0, torch.tensor([0.25])), 0.25 * z0[None])
 
 
-def test_pca_matches_the_covariance_eigenvectors():
-    g = gen(4)
-    A = torch.randn(5, 5, generator=g)
-    z = torch.randn(2000, 5, generator=g) @ A + torch.tensor([1.0, -2.0, 0.0, 3.0, 0.5])  # (N, 5)
-    p = L.pca(z)
-    comps = p.components.double()
-    torch.testing.assert_close(comps @ comps.T, torch.eye(5, dtype=torch.float64), atol=1e-6, rtol=0)
-    c = p.transform(z)
-    torch.testing.assert_close(c.mean(0), torch.zeros(5), atol=1e-4, rtol=0)
-    torch.testing.assert_close(c.var(0), p.explained_variance, rtol=1e-4, atol=1e-5)
-    assert torch.all(p.explained_variance[:-1] >= p.explained_variance[1:])
-    torch.testing.assert_close(p.explained_ratio.sum(), torch.tensor(1.0))
-    torch.testing.assert_close(p.inverse_transform(c), z, atol=1e-4, rtol=1e-4)
-    cov = np.cov(z.numpy().T)
-    top = np.linalg.eigh(cov)[1][:, -1]
-    assert abs(abs(float(np.dot(top, comps[0].numpy()))) - 1) < 1e-6
-    assert L.pca(z, 2).components.shape == (2, 5)
-
-
 def test_tile_images_places_digits_in_rows_and_columns():
     imgs = torch.zeros(2, 3, 784)
     imgs[1, 2] = 1.0
