@@ -1,0 +1,310 @@
+"""Latent sliders: one slider per dimension of z, decoded live into p(x|z).
+
+Dimensions are listed by their average KL(q(z_d|x) ‖ p(z_d)) over the validation set, largest
+first, so the units the model uses come first; a bar shows each KL and inactive units (average
+KL ≤ 0.01 nats) are greyed. Sliders are in prior standard deviations (p(z) = N(0, I)), −4 to 4.
+
+A slider change decodes one z on the GUI thread (well under a millisecond for the app's MLPs);
+changes are coalesced by a zero-delay timer, so a storm of slider events costs one decode per
+pass of the event loop. The KL statistics (5,000 validation digits) are computed by a TaskRunner.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QButtonGroup, QFrame, QGridLayout, QHBoxLayout, QLabel, QRadioButton, QScrollArea,
+                               QSlider, QVBoxLayout, QWidget)
+
+from lvm_studio.core.latent import ACTIVE_KL_THRESHOLD, encode_loc_scale, latent_stats_from_codes
+from lvm_studio.ui.latent_widgets import DigitImage, KLBar, TestDigitPicker, button, cursor_for
+from lvm_studio.workers.tasks import TaskRunner
+
+SLIDER_STEPS_PER_SD = 100  # slider resolution: 0.01 prior standard deviations
+SLIDER_RANGE_SD = 4.0
+STATS_REFRESH_S = 3.0  # while training: recompute the KL ordering at most this often
+
+
+def _latent_stats_task(ctx, model, x_val):
+    z_loc, z_scale = encode_loc_scale(model, x_val, 1000, should_stop=ctx.cancelled)
+    ctx.check()
+    return latent_stats_from_codes(z_loc, z_scale)
+
+
+class _SliderRow(QWidget):
+    """z_d: [name] [KL bar] [slider] [value]."""
+
+    def __init__(self, dim: int, parent=None):
+        super().__init__(parent)
+        self.dim = dim
+        self.name = QLabel(f"z{dim + 1}")
+        self.name.setMinimumWidth(34)
+        self.bar = KLBar()
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        r = int(SLIDER_RANGE_SD * SLIDER_STEPS_PER_SD)
+        self.slider.setRange(-r, r)
+        self.slider.setSingleStep(5)
+        self.slider.setPageStep(50)
+        self.slider.setMinimumWidth(160)
+        self.value = QLabel("+0.00")
+        self.value.setMinimumWidth(40)
+        self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(2, 0, 2, 0)
+        lay.addWidget(self.name)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.slider, 1)
+        lay.addWidget(self.value)
+
+    def set_stats(self, kl: float, activity: float, max_kl: float, active: bool) -> None:
+        self.bar.set_value(kl / max_kl if max_kl > 0 else 0.0, active)
+        tip = (f"z{self.dim + 1}: average KL(q(z|x) ‖ p(z)) = {kl:.3f} nats over the validation set; "
+               f"activity Cov_x(E_q[z]) = {activity:.3g}\n"
+               + ("active" if active else f"inactive: KL ≤ {ACTIVE_KL_THRESHOLD} nats — the decoder ignores this "
+                  "dimension, so moving it barely changes the digit"))
+        for w in (self.name, self.bar, self.slider):
+            w.setToolTip(tip)
+        self.name.setText(f"z{self.dim + 1}" if active else f"z{self.dim + 1}°")
+        self.name.setStyleSheet("" if active else "color: gray; font-style: italic;")
+
+    def set_z(self, v: float) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setValue(int(round(v * SLIDER_STEPS_PER_SD)))
+        self.slider.blockSignals(False)
+        self.value.setText(f"{v:+.2f}")
+
+
+class LatentSlidersPanel(QWidget):
+    """One slider per latent dimension, ordered by KL, decoded live into a large p(x|z) image."""
+
+    image_updated = Signal()  # a new decoded image was set (the bench and tests wait on it)
+    order_changed = Signal()  # the dimensions were re-sorted by new KL statistics
+
+    SOURCE = "sliders"
+
+    def __init__(self, hub, parent=None):
+        super().__init__(parent)
+        self.hub = hub
+        self.cursor = cursor_for(hub)
+        self.stats = None
+        self.rows: list[_SliderRow] = []
+        self._stats_version = -1
+        self._last_stats_t = 0.0
+        self._sample_gen = torch.Generator().manual_seed(0)
+        self._prior_gen = np.random.default_rng(0)
+        self.runner = TaskRunner("latent-stats", self)
+        self.runner.finished.connect(self._on_stats_finished)
+
+        # decode on the next event-loop pass: coalesces slider storms
+        self._decode_timer = QTimer(self)
+        self._decode_timer.setSingleShot(True)
+        self._decode_timer.setInterval(0)
+        self._decode_timer.timeout.connect(self._on_decode_due)
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setSingleShot(True)
+        self._stats_timer.timeout.connect(self._request_stats)
+
+        # left: the sliders
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        self.rows_box = QWidget()
+        self.rows_layout = QVBoxLayout(self.rows_box)
+        self.rows_layout.setContentsMargins(0, 0, 0, 0)
+        self.rows_layout.setSpacing(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.rows_box)
+        scroll.setMinimumWidth(330)
+        left = QVBoxLayout()
+        legend = QLabel("dim   KL      value in prior σ (−4 … 4)")
+        legend.setStyleSheet("color: gray;")
+        left.addWidget(self.header)
+        left.addWidget(legend)
+        left.addWidget(scroll, 1)
+
+        # right: the image and the buttons
+        self.image = DigitImage(min_side=196, hint_side=336)
+        self.image.setToolTip("p(x|z) for the z set by the sliders")
+        self.mean_radio = QRadioButton("Bernoulli means")
+        self.mean_radio.setToolTip("Show E[x|z]: each pixel's probability of being ink")
+        self.sample_radio = QRadioButton("a sample x ~ p(x|z)")
+        self.sample_radio.setToolTip("Show one random binary image drawn from p(x|z)")
+        self.mean_radio.setChecked(True)
+        self._mode = QButtonGroup(self)
+        self._mode.addButton(self.mean_radio)
+        self._mode.addButton(self.sample_radio)
+        self._mode.buttonToggled.connect(self._on_mode_toggled)
+        self.picker = TestDigitPicker(hub, label="")
+        self.from_test_button = button("Start from test digit", "Encode the chosen test digit and set the sliders "
+                                       "to the mean μ of q(z|x)", self._on_from_test_clicked)
+        self.random_button = button("Random z ~ p(z)", "Draw z from the prior N(0, I)", self._on_random_clicked)
+        self.reset_button = button("Reset", "Set every slider to 0 (the prior mean)", self._on_reset_clicked)
+        self.status = QLabel()
+        self.status.setStyleSheet("color: gray;")
+
+        right = QVBoxLayout()
+        right.addWidget(self.image, 1)
+        modes = QHBoxLayout()
+        modes.addWidget(self.mean_radio)
+        modes.addWidget(self.sample_radio)
+        modes.addStretch(1)
+        right.addLayout(modes)
+        grid = QGridLayout()
+        grid.addWidget(self.from_test_button, 0, 0)
+        grid.addWidget(self.picker, 0, 1)
+        grid.addWidget(self.random_button, 1, 0)
+        grid.addWidget(self.reset_button, 1, 1, Qt.AlignmentFlag.AlignLeft)
+        right.addLayout(grid)
+        right.addWidget(self.status)
+
+        lay = QHBoxLayout(self)
+        lay.addLayout(left, 3)
+        lay.addLayout(right, 4)
+
+        hub.model_changed.connect(self._on_model_changed)
+        hub.weights_updated.connect(self._on_weights_updated)
+        self.cursor.moved.connect(self._on_cursor_moved)
+        self._rebuild()
+
+    # --- building ---------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        for row in self.rows:
+            row.setParent(None)
+            row.deleteLater()
+        self.rows = []
+        for d in range(self.hub.latent_dim):
+            row = _SliderRow(d)
+            row.slider.valueChanged.connect(lambda v, d=d: self._on_slider_changed(d, v))
+            self.rows.append(row)
+        self.stats = None
+        self._layout_rows(list(range(self.hub.latent_dim)))
+        self.header.setText(f"{self.hub.latent_dim} latent dimensions — sorting by KL on the validation set …")
+        self._sync_sliders()
+        self._request_stats()
+        self._schedule_decode()
+
+    def _layout_rows(self, order: list[int]) -> None:
+        while self.rows_layout.count():
+            self.rows_layout.takeAt(0)
+        for d in order:
+            self.rows_layout.addWidget(self.rows[d])
+        self.rows_layout.addStretch(1)
+
+    def row_order(self) -> list[int]:
+        """Dimensions in the order their rows are shown, top first."""
+        out = []
+        for i in range(self.rows_layout.count()):
+            w = self.rows_layout.itemAt(i).widget()
+            if isinstance(w, _SliderRow):
+                out.append(w.dim)
+        return out
+
+    # --- z and the image ---------------------------------------------------------------------
+    def z(self) -> np.ndarray:
+        return self.cursor.z
+
+    def set_z(self, z) -> None:
+        self.cursor.set_z(z, self.SOURCE)
+        self._sync_sliders()
+        self._schedule_decode()
+
+    def _sync_sliders(self) -> None:
+        z = self.cursor.z
+        for row in self.rows:
+            row.set_z(float(z[row.dim]))
+
+    def _schedule_decode(self) -> None:
+        if not self._decode_timer.isActive():
+            self._decode_timer.start()
+
+    def decode_now(self) -> None:
+        """Decode the current z and show it (on the GUI thread: one row through the decoder)."""
+        self._decode_timer.stop()
+        model = self.hub.model
+        with torch.no_grad():
+            z = torch.from_numpy(self.cursor.z)[None]  # (1, latent)
+            if self.sample_radio.isChecked():
+                x = model.sample_x(z, generator=self._sample_gen)[0]  # (784,)
+            else:
+                x = model.decode_mean(z)[0]  # (784,)
+        self.image.set_image(x.reshape(28, 28))
+        self.image_updated.emit()
+
+    def _on_decode_due(self) -> None:
+        self.decode_now()
+
+    def _on_slider_changed(self, d: int, v: int) -> None:
+        value = v / SLIDER_STEPS_PER_SD
+        z = self.cursor.z
+        z[d] = value
+        self.rows[d].value.setText(f"{value:+.2f}")
+        self.cursor.set_z(z, self.SOURCE)
+        self._schedule_decode()
+
+    def _on_cursor_moved(self, source: str) -> None:
+        if source == self.SOURCE:
+            return
+        if len(self.rows) != self.hub.latent_dim:
+            return  # a new model: _on_model_changed rebuilds
+        self._sync_sliders()
+        self._schedule_decode()
+
+    def _on_mode_toggled(self, *_):
+        self._schedule_decode()
+
+    def _on_from_test_clicked(self) -> None:
+        with torch.no_grad():
+            z_loc, _ = self.hub.model.encode(self.picker.x())  # (1, latent)
+        self.set_z(z_loc[0].numpy().clip(-SLIDER_RANGE_SD, SLIDER_RANGE_SD))
+        self.status.setText(f"z = μ of q(z|x) for test digit {self.picker.index()}")
+
+    def _on_random_clicked(self) -> None:
+        z = self._prior_gen.standard_normal(self.hub.latent_dim).astype(np.float32)
+        self.set_z(z.clip(-SLIDER_RANGE_SD, SLIDER_RANGE_SD))
+        self.status.setText("z drawn from the prior N(0, I)")
+
+    def _on_reset_clicked(self) -> None:
+        self.set_z(np.zeros(self.hub.latent_dim, dtype=np.float32))
+        self.status.setText("z = 0, the prior mean")
+
+    # --- the model -----------------------------------------------------------------------------
+    def _on_model_changed(self) -> None:
+        self._rebuild()
+
+    def _on_weights_updated(self, step: int) -> None:
+        self._schedule_decode()
+        # while training, re-sort by KL at most every STATS_REFRESH_S
+        if not self._stats_timer.isActive():
+            wait = max(0.0, STATS_REFRESH_S - (time.monotonic() - self._last_stats_t))
+            self._stats_timer.start(int(wait * 1000))
+
+    def _request_stats(self) -> None:
+        try:
+            x_val = self.hub.eval_x("val")
+        except Exception as e:  # no data: keep the natural order
+            self.header.setText(f"{self.hub.latent_dim} latent dimensions (no validation data: {e})")
+            return
+        self._last_stats_t = time.monotonic()
+        self._stats_version = self.hub.version
+        self.runner.submit(_latent_stats_task, self.hub.model, x_val)
+
+    def _on_stats_finished(self, task_id: int, stats) -> None:
+        if stats.mean_kl.numel() != len(self.rows):
+            return  # for a model that has since been replaced
+        self.stats = stats
+        max_kl = float(stats.mean_kl.max()) if stats.mean_kl.numel() else 1.0
+        for d, row in enumerate(self.rows):
+            row.set_stats(float(stats.mean_kl[d]), float(stats.activity[d]), max_kl, bool(stats.active[d]))
+        order = stats.order.tolist()
+        # never move rows under the user's mouse
+        if order != self.row_order() and not any(r.slider.isSliderDown() for r in self.rows):
+            self._layout_rows(order)
+            self.order_changed.emit()
+        n = len(self.rows)
+        self.header.setText(f"<b>{stats.n_active} of {n}</b> dimensions active (average KL &gt; "
+                            f"{ACTIVE_KL_THRESHOLD} nats on the validation set); sorted by KL, largest first. "
+                            f"Total KL {float(stats.mean_kl.sum()):.1f} nats.")

@@ -1,0 +1,149 @@
+"""The latent explorer panels, standalone with a ModelHub and tiny random models.
+
+Each test checks what the panel shows against the core computed directly: the decoded image
+for a slider value, the KL ordering, the 10,000-point map, the posterior view's numbers.
+"""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from lvm_studio.core import latent as L  # noqa: E402
+from lvm_studio.core.estimators import exact_log_px_2d  # noqa: E402
+from lvm_studio.core.vae import VAE, VAEConfig  # noqa: E402
+from lvm_studio.ui.latent_widgets import cursor_for, to_grey_u8  # noqa: E402
+from lvm_studio.ui.model_hub import ModelHub  # noqa: E402
+from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
+
+WAIT_MS = 20000  # generous: the machine is shared
+
+
+@pytest.fixture(autouse=True)
+def _no_threads_left():
+    yield
+    assert shutdown_all(5.0)
+
+
+def tiny_vae(latent_dim, seed=0):
+    torch.manual_seed(seed)
+    return VAE(VAEConfig(latent_dim=latent_dim, hidden=(32,))).eval()
+
+
+def kl_shaped_vae(seed=0):
+    """A latent-6 VAE with known KL structure: dims 0 and 2 ignore x and match the prior (KL ≈ 0),
+    dims 1, 3, 4 carry x with very different strengths."""
+    model = tiny_vae(6, seed)
+    last = model.encoder[-1]  # Linear(32, 12): rows 0..5 → z_loc, 6..11 → raw scale
+    with torch.no_grad():
+        last.weight[[0, 2]] = 0.0
+        last.bias[[0, 2]] = 0.0
+        last.weight[[6, 8]] = 0.0
+        last.bias[[6, 8]] = 0.5413  # softplus(0.5413) + 1e-3 ≈ 1: q = p(z) exactly in these dims
+        last.weight[1] *= 30.0
+        last.weight[4] *= 8.0
+        last.weight[3] *= 2.0
+    return model
+
+
+@pytest.fixture
+def hub(mnist):
+    h = ModelHub(data=mnist)
+    yield h
+    h.deleteLater()
+
+
+def decode_u8(model, z):
+    with torch.no_grad():
+        return to_grey_u8(model.decode_mean(torch.as_tensor(z, dtype=torch.float32)[None])[0].reshape(28, 28))
+
+
+# --- latent sliders ---------------------------------------------------------------------------
+
+def test_slider_value_decodes_into_the_image(qtbot, hub):
+    from lvm_studio.ui.latent_sliders_panel import SLIDER_STEPS_PER_SD, LatentSlidersPanel
+
+    hub.set_model(tiny_vae(8))
+    panel = LatentSlidersPanel(hub)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.stats is not None, timeout=WAIT_MS)
+    row = panel.rows[3]
+    with qtbot.waitSignal(panel.image_updated, timeout=WAIT_MS):
+        row.slider.setValue(int(-1.75 * SLIDER_STEPS_PER_SD))
+    z = np.zeros(8, dtype=np.float32)
+    z[3] = -1.75
+    np.testing.assert_allclose(panel.z(), z)
+    np.testing.assert_array_equal(panel.image.image_array(), decode_u8(hub.model, z))
+    assert row.value.text() == "-1.75"
+    # the picture differs from the one at z = 0 (the decoder depends on z4)
+    assert np.abs(panel.image.image_array().astype(int) - decode_u8(hub.model, np.zeros(8)).astype(int)).max() > 0
+    # painted: the widget paints the new image
+    before = panel.image.painted
+    panel.image.repaint()
+    assert panel.image.painted == before + 1
+
+
+def test_sliders_are_ordered_by_kl_and_inactive_units_marked(qtbot, hub):
+    from lvm_studio.ui.latent_sliders_panel import LatentSlidersPanel
+
+    model = kl_shaped_vae()
+    hub.set_model(model)
+    panel = LatentSlidersPanel(hub)
+    qtbot.addWidget(panel)
+    qtbot.waitUntil(lambda: panel.stats is not None, timeout=WAIT_MS)
+    expected = L.latent_stats(hub.model, hub.eval_x("val"))
+    assert panel.row_order() == expected.order.tolist()
+    assert panel.row_order()[0] == 1 and set(panel.row_order()[-2:]) == {0, 2}
+    assert not expected.active[0] and not expected.active[2] and expected.active[1]
+    for d in range(6):
+        marked = panel.rows[d].name.text().endswith("°")
+        assert marked == (not bool(expected.active[d]))
+    assert f"{expected.n_active} of 6" in panel.header.text()
+
+
+def test_buttons_set_z_from_a_test_digit_the_prior_and_zero(qtbot, hub):
+    from lvm_studio.ui.latent_sliders_panel import LatentSlidersPanel
+
+    hub.set_model(tiny_vae(8, seed=3))
+    panel = LatentSlidersPanel(hub)
+    qtbot.addWidget(panel)
+    panel.picker.set_index(42)
+    with qtbot.waitSignal(panel.image_updated, timeout=WAIT_MS):
+        panel.from_test_button.click()
+    with torch.no_grad():
+        mu = hub.model.encode(hub.eval_x("test")[42][None])[0][0].numpy()
+    np.testing.assert_allclose(panel.z(), mu, atol=1e-6)
+    np.testing.assert_array_equal(panel.image.image_array(), decode_u8(hub.model, mu))
+    slider_z = np.array([r.slider.value() / 100 for r in panel.rows])
+    np.testing.assert_allclose(slider_z, mu, atol=0.006)
+    with qtbot.waitSignal(panel.image_updated, timeout=WAIT_MS):
+        panel.random_button.click()
+    assert np.any(panel.z() != mu)
+    with qtbot.waitSignal(panel.image_updated, timeout=WAIT_MS):
+        panel.reset_button.click()
+    assert np.all(panel.z() == 0)
+    # sample mode shows a binary image
+    with qtbot.waitSignal(panel.image_updated, timeout=WAIT_MS):
+        panel.sample_radio.setChecked(True)
+    assert set(np.unique(panel.image.image_array())) <= {0, 255}
+
+
+def test_sliders_follow_new_weights_and_a_new_model(qtbot, hub):
+    from lvm_studio.ui.latent_sliders_panel import LatentSlidersPanel
+
+    hub.set_model(tiny_vae(8))
+    panel = LatentSlidersPanel(hub)
+    qtbot.addWidget(panel)
+    panel.set_z(np.full(8, 0.5, dtype=np.float32))
+    other = tiny_vae(8, seed=9)
+    with qtbot.waitSignal(panel.image_updated, timeout=WAIT_MS):
+        hub.load_state({k: v.clone() for k, v in other.state_dict().items()}, step=10, epoch=0.1)
+    np.testing.assert_array_equal(panel.image.image_array(), decode_u8(other, np.full(8, 0.5)))
+    with qtbot.waitSignal(panel.image_updated, timeout=WAIT_MS):
+        hub.set_model(tiny_vae(2))
+    assert len(panel.rows) == 2 and panel.z().shape == (2,)
+    qtbot.waitUntil(lambda: panel.stats is not None and panel.stats.mean_kl.numel() == 2, timeout=WAIT_MS)
