@@ -6,12 +6,11 @@ KL ≤ 0.01 nats) are greyed. Sliders are in prior standard deviations (p(z) = N
 
 A slider change decodes one z on the GUI thread (well under a millisecond for the app's MLPs);
 changes are coalesced by a zero-delay timer, so a storm of slider events costs one decode per
-pass of the event loop. The KL statistics (5,000 validation digits) are computed by a TaskRunner.
+pass of the event loop. The KL statistics (5,000 validation digits) come from the hub's shared
+LatentStatsService, computed off the GUI thread.
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import torch
@@ -19,19 +18,11 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QButtonGroup, QFrame, QGridLayout, QHBoxLayout, QLabel, QRadioButton, QScrollArea,
                                QSlider, QVBoxLayout, QWidget)
 
-from lvm_studio.core.latent import ACTIVE_KL_THRESHOLD, encode_loc_scale, latent_stats_from_codes
-from lvm_studio.ui.latent_widgets import DigitImage, KLBar, TestDigitPicker, button, cursor_for
-from lvm_studio.workers.tasks import TaskRunner
+from lvm_studio.core.latent import ACTIVE_KL_THRESHOLD
+from lvm_studio.ui.latent_widgets import DigitImage, KLBar, TestDigitPicker, button, cursor_for, stats_for
 
 SLIDER_STEPS_PER_SD = 100  # slider resolution: 0.01 prior standard deviations
 SLIDER_RANGE_SD = 4.0
-STATS_REFRESH_S = 3.0  # while training: recompute the KL ordering at most this often
-
-
-def _latent_stats_task(ctx, model, x_val):
-    z_loc, z_scale = encode_loc_scale(model, x_val, 1000, should_stop=ctx.cancelled)
-    ctx.check()
-    return latent_stats_from_codes(z_loc, z_scale)
 
 
 class _SliderRow(QWidget):
@@ -89,23 +80,17 @@ class LatentSlidersPanel(QWidget):
         super().__init__(parent)
         self.hub = hub
         self.cursor = cursor_for(hub)
+        self.stats_service = stats_for(hub)
         self.stats = None
         self.rows: list[_SliderRow] = []
-        self._stats_version = -1
-        self._last_stats_t = 0.0
         self._sample_gen = torch.Generator().manual_seed(0)
         self._prior_gen = np.random.default_rng(0)
-        self.runner = TaskRunner("latent-stats", self)
-        self.runner.finished.connect(self._on_stats_finished)
 
         # decode on the next event-loop pass: coalesces slider storms
         self._decode_timer = QTimer(self)
         self._decode_timer.setSingleShot(True)
         self._decode_timer.setInterval(0)
         self._decode_timer.timeout.connect(self._on_decode_due)
-        self._stats_timer = QTimer(self)
-        self._stats_timer.setSingleShot(True)
-        self._stats_timer.timeout.connect(self._request_stats)
 
         # left: the sliders
         self.header = QLabel()
@@ -168,6 +153,8 @@ class LatentSlidersPanel(QWidget):
         hub.model_changed.connect(self._on_model_changed)
         hub.weights_updated.connect(self._on_weights_updated)
         self.cursor.moved.connect(self._on_cursor_moved)
+        self.stats_service.stats_changed.connect(self._on_stats_changed)
+        self.stats_service.failed.connect(self._on_stats_failed)
         self._rebuild()
 
     # --- building ---------------------------------------------------------------------------
@@ -184,8 +171,9 @@ class LatentSlidersPanel(QWidget):
         self._layout_rows(list(range(self.hub.latent_dim)))
         self.header.setText(f"{self.hub.latent_dim} latent dimensions — sorting by KL on the validation set …")
         self._sync_sliders()
-        self._request_stats()
         self._schedule_decode()
+        if self.stats_service.stats is not None:
+            self._on_stats_changed()
 
     def _layout_rows(self, order: list[int]) -> None:
         while self.rows_layout.count():
@@ -277,23 +265,13 @@ class LatentSlidersPanel(QWidget):
 
     def _on_weights_updated(self, step: int) -> None:
         self._schedule_decode()
-        # while training, re-sort by KL at most every STATS_REFRESH_S
-        if not self._stats_timer.isActive():
-            wait = max(0.0, STATS_REFRESH_S - (time.monotonic() - self._last_stats_t))
-            self._stats_timer.start(int(wait * 1000))
 
-    def _request_stats(self) -> None:
-        try:
-            x_val = self.hub.eval_x("val")
-        except Exception as e:  # no data: keep the natural order
-            self.header.setText(f"{self.hub.latent_dim} latent dimensions (no validation data: {e})")
-            return
-        self._last_stats_t = time.monotonic()
-        self._stats_version = self.hub.version
-        self.runner.submit(_latent_stats_task, self.hub.model, x_val)
+    def _on_stats_failed(self, message: str) -> None:
+        self.header.setText(f"{self.hub.latent_dim} latent dimensions (no KL statistics: {message.splitlines()[0]})")
 
-    def _on_stats_finished(self, task_id: int, stats) -> None:
-        if stats.mean_kl.numel() != len(self.rows):
+    def _on_stats_changed(self) -> None:
+        stats = self.stats_service.stats
+        if stats is None or stats.mean_kl.numel() != len(self.rows):
             return  # for a model that has since been replaced
         self.stats = stats
         max_kl = float(stats.mean_kl.max()) if stats.mean_kl.numel() else 1.0

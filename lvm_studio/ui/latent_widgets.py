@@ -2,6 +2,7 @@
 
 DigitImage: crisp grey digits (nearest-neighbour, aspect kept), cheap to repaint.
 LatentCursor: the "current z" that the sliders, the traversal grid and the map share per hub.
+LatentStatsService: the per-dimension KL statistics on the validation set, shared per hub.
 TestDigitPicker: choose a test digit by number or at random, with a thumbnail.
 DrawPad: draw a digit with the mouse on a 28 × 28 grid.
 KLBar: a small horizontal bar for a dimension's average KL.
@@ -9,11 +10,12 @@ KLBar: a small horizontal bar for a dimension's average KL.
 
 from __future__ import annotations
 
+import time
 import weakref
 
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout,
                                QWidget)
@@ -161,6 +163,92 @@ def cursor_for(hub) -> LatentCursor:
     if cur is None:
         cur = _CURSORS[hub] = LatentCursor(hub, parent=hub)
     return cur
+
+
+# --- KL statistics, shared per hub ------------------------------------------------------------
+
+STATS_REFRESH_S = 3.0  # while training: recompute the statistics at most this often
+
+
+def _latent_stats_task(ctx, model, x_val):
+    from lvm_studio.core.latent import encode_loc_scale, latent_stats_from_codes
+
+    z_loc, z_scale = encode_loc_scale(model, x_val, 1000, should_stop=ctx.cancelled)
+    ctx.check()
+    return latent_stats_from_codes(z_loc, z_scale)
+
+
+class LatentStatsService(QObject):
+    """Average KL per dimension, the KL ordering and the active units of the hub's model on the
+    validation set (core.latent.LatentStats), recomputed off the GUI thread when the model changes
+    and, while training, at most every STATS_REFRESH_S seconds. `stats` is None until the first
+    result for the current model arrives."""
+
+    stats_changed = Signal()
+    failed = Signal(str)
+
+    def __init__(self, hub, parent=None):
+        from lvm_studio.workers.tasks import TaskRunner
+
+        super().__init__(parent)
+        self._hub = hub
+        self.stats = None
+        self._last_t = 0.0
+        self.runner = TaskRunner("latent-stats", self)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.refresh)
+        hub.model_changed.connect(self._on_model_changed)
+        hub.weights_updated.connect(self._on_weights_updated)
+        hub.data_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        try:
+            x_val = self._hub.eval_x("val")
+        except Exception as e:  # no data: panels keep the natural order
+            self.failed.emit(str(e))
+            return
+        self._last_t = time.monotonic()
+        self.runner.submit(_latent_stats_task, self._hub.model, x_val)
+
+    def _on_model_changed(self) -> None:
+        self.stats = None
+        self.refresh()
+
+    def _on_weights_updated(self, step: int) -> None:
+        if not self._timer.isActive():
+            self._timer.start(int(1000 * max(0.0, STATS_REFRESH_S - (time.monotonic() - self._last_t))))
+
+    def _on_finished(self, task_id: int, stats) -> None:
+        if stats.mean_kl.numel() != self._hub.latent_dim:
+            return  # for a model that has since been replaced
+        self.stats = stats
+        self.stats_changed.emit()
+
+    def _on_failed(self, task_id: int, message: str) -> None:
+        self.failed.emit(message)
+
+
+_STATS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def stats_for(hub) -> LatentStatsService:
+    """The one LatentStatsService of this hub (made on first use)."""
+    svc = _STATS.get(hub)
+    if svc is None:
+        svc = _STATS[hub] = LatentStatsService(hub, parent=hub)
+    return svc
+
+
+def dimension_label(d: int, stats) -> str:
+    """'z3 (KL 2.41)' or 'z3 (KL 0.00, inactive)' for combo boxes."""
+    if stats is None or d >= stats.mean_kl.numel():
+        return f"z{d + 1}"
+    kl = float(stats.mean_kl[d])
+    return f"z{d + 1}  (KL {kl:.2f})" + ("" if bool(stats.active[d]) else ", inactive")
 
 
 # --- small widgets ----------------------------------------------------------------------------

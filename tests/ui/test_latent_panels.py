@@ -147,3 +147,73 @@ def test_sliders_follow_new_weights_and_a_new_model(qtbot, hub):
         hub.set_model(tiny_vae(2))
     assert len(panel.rows) == 2 and panel.z().shape == (2,)
     qtbot.waitUntil(lambda: panel.stats is not None and panel.stats.mean_kl.numel() == 2, timeout=WAIT_MS)
+
+
+# --- traversals -----------------------------------------------------------------------------
+
+def tile(arr, r, c):
+    return arr[r * 29:r * 29 + 28, c * 29:c * 29 + 28]
+
+
+def test_traversal_grid_varies_two_dimensions_around_the_current_z(qtbot, hub, tmp_path):
+    from lvm_studio.ui.traversal_panel import TraversalPanel
+
+    hub.set_model(tiny_vae(8, seed=4))
+    z = np.linspace(-1, 1, 8).astype(np.float32)
+    cursor_for(hub).set_z(z, "test")
+    panel = TraversalPanel(hub)
+    qtbot.addWidget(panel)
+    panel.range_spin.setValue(2.0)
+    panel.steps_spin.setValue(5)
+    panel.set_dims(6, 1)
+    codes = panel.grid_codes
+    assert codes.shape == (5, 5, 8)
+    others = [d for d in range(8) if d not in (6, 1)]
+    np.testing.assert_allclose(codes[..., others].numpy(), np.broadcast_to(z[others], (5, 5, 6)))
+    np.testing.assert_allclose(codes[0, :, 6].numpy(), np.linspace(-2, 2, 5), atol=1e-6)  # columns: z7
+    np.testing.assert_allclose(codes[:, 0, 1].numpy(), np.linspace(2, -2, 5), atol=1e-6)  # rows: z2, top = +2
+    grid = panel.grid_array
+    assert grid.shape == (5 * 29 - 1, 5 * 29 - 1)
+    with torch.no_grad():
+        expected = hub.model.decode_mean(codes[4, 3][None])[0].reshape(28, 28).numpy()
+    np.testing.assert_allclose(tile(grid, 4, 3), expected, atol=1e-6)
+    # one dimension: one row; the sliders' z moves the grid
+    panel.set_dims(2, None)
+    assert panel.grid_codes.shape == (1, 5, 8)
+    z2 = np.zeros(8, dtype=np.float32)
+    z2[0] = 3.0
+    panel.show()
+    with qtbot.waitSignal(panel.grid_updated, timeout=WAIT_MS):
+        cursor_for(hub).set_z(z2, "test")
+    assert float(panel.grid_codes[0, 0, 0]) == 3.0
+    out = tmp_path / "grid.png"
+    assert panel.export_grid(str(out), scale=3)
+    from PySide6.QtGui import QImage
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (3 * (5 * 29 - 1), 3 * 28)
+
+
+def test_interpolation_strip_ends_at_the_two_digits(qtbot, hub, tmp_path):
+    from lvm_studio.ui.traversal_panel import TraversalPanel
+
+    hub.set_model(tiny_vae(8, seed=5))
+    panel = TraversalPanel(hub)
+    qtbot.addWidget(panel)
+    panel.pick_a.set_index(10, emit=False)
+    panel.pick_b.set_index(20, emit=False)
+    panel.strip_steps.setValue(6)
+    panel.update_strip()
+    strip = panel.strip_array
+    x = hub.eval_x("test")
+    np.testing.assert_allclose(strip[:, :28], x[10].reshape(28, 28).numpy())
+    np.testing.assert_allclose(strip[:, -28:], x[20].reshape(28, 28).numpy())
+    with torch.no_grad():
+        mu = hub.model.encode(x[[10, 20]])[0]
+        first = hub.model.decode_mean(mu[0][None])[0].reshape(28, 28).numpy()
+    np.testing.assert_allclose(strip[:, 38:66], first, atol=1e-6)  # after the original and a 10-px spacer
+    linear = strip.copy()
+    panel.method.setCurrentIndex(panel.method.findData("spherical"))
+    panel.update_strip()
+    assert panel.strip_array.shape == linear.shape
+    assert not np.allclose(panel.strip_array, linear)  # the middle of the path differs
+    assert panel.export_strip(str(tmp_path / "strip.png"))
