@@ -53,6 +53,7 @@ class TrainConfig:
     eval_n: int = 1000  # size of the fixed validation subset
     eval_split: str = "val"
     eval_iw_ks: tuple[int, ...] = ()  # extra IW-k bounds reported at each evaluation, e.g. (1, 5, 50)
+    eval_max_rows: int = 0  # decoder rows per evaluation chunk (0 = estimators' default); smaller chunks honour a stop sooner
     log_every: int = 10  # steps averaged into one StepRecord
     snapshot_interval_s: float = 1.0  # CPU weight snapshots at most this often (0 = never unasked)
     seed: int = 0
@@ -222,7 +223,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         k_max = max([c.eval_k, *c.eval_iw_ks])
-        batch = max(1, min(len(self.x_eval), est.DEFAULT_MAX_ROWS // k_max))
+        batch = max(1, min(len(self.x_eval), (c.eval_max_rows or est.DEFAULT_MAX_ROWS) // k_max))
         sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "log_px": 0.0}
         iw_sums = {k: 0.0 for k in c.eval_iw_ks}
         g = torch.Generator(device=self.device).manual_seed(c.seed + 1)  # same draws every evaluation
