@@ -351,7 +351,9 @@ class GaussianMixture:
         n, d = x.shape
         k = self.n_components
         log_resp = torch.as_tensor(log_resp).to(device=self.device, dtype=self.dtype)
-        resp = log_resp.clamp_min(_log_tiny(self.dtype)).exp_()  # (N, K); see _logsumexp_rows
+        # exp of the clamped values then zeroed: exact, and no slow subnormal exp (see _logsumexp_rows)
+        log_tiny = _log_tiny(self.dtype)
+        resp = log_resp.clamp_min(log_tiny).exp_().masked_fill_(log_resp < log_tiny, 0.0)  # (N, K)
         if tuple(resp.shape) != (n, k):
             raise ValueError(f"log_resp must be {(n, k)}, got {tuple(resp.shape)}")
         centre = x.mean(0)  # (D,)
