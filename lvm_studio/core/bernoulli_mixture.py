@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lvm_studio.core.gmm import kmeans_plusplus_indices
+from lvm_studio.core.gmm import as_tensor, kmeans_plusplus_indices
 
 BERNOULLI_INIT_METHODS = ("kmeans++", "random")
 
@@ -77,7 +77,7 @@ class BernoulliMixture:
             raise RuntimeError("the mixture has no parameters yet: call initialize(x) or set_parameters(...)")
 
     def _as_data(self, x) -> torch.Tensor:
-        x = torch.as_tensor(x)
+        x = as_tensor(x)
         if self.device is None:
             self.device = x.device
         if self.dtype is None:
@@ -93,13 +93,13 @@ class BernoulliMixture:
 
     def set_parameters(self, weights, probs) -> "BernoulliMixture":
         """Set π (K,) (renormalised) and μ (K, D), every μ_kd strictly inside (0, 1)."""
-        probs = torch.as_tensor(probs)
+        probs = as_tensor(probs)
         if self.dtype is None:
             self.dtype = probs.dtype if probs.is_floating_point() else torch.float32
         if self.device is None:
             self.device = probs.device
         probs = probs.to(device=self.device, dtype=self.dtype)
-        weights = torch.as_tensor(weights).to(device=self.device, dtype=self.dtype).reshape(-1)
+        weights = as_tensor(weights).to(device=self.device, dtype=self.dtype).reshape(-1)
         if probs.dim() != 2 or probs.shape[0] != self.n_components:
             raise ValueError(f"probs must be (K, D) with K = {self.n_components}")
         if bool(((probs <= 0) | (probs >= 1)).any()):
@@ -169,7 +169,7 @@ class BernoulliMixture:
         μ_kd = (Σ_n γ_nk x_nd + a) / (N_k + 2a),  π_k = (N_k + b) / (N + K b)."""
         self._require_init()
         x = self._as_data(x)
-        resp = torch.as_tensor(log_resp).to(device=self.device, dtype=self.dtype).exp()  # (N, K)
+        resp = as_tensor(log_resp).to(device=self.device, dtype=self.dtype).exp()  # (N, K)
         if tuple(resp.shape) != (x.shape[0], self.n_components):
             raise ValueError(f"log_resp must be {(x.shape[0], self.n_components)}, got {tuple(resp.shape)}")
         a, b = self.config.smoothing, self.config.weight_smoothing

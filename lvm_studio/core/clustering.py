@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lvm_studio.core.gmm import as_tensor
+
 
 def _as_labels(a, name: str) -> np.ndarray:
     if isinstance(a, torch.Tensor):
@@ -133,19 +135,19 @@ class PCA:
 
     def transform(self, x) -> torch.Tensor:
         """Coordinates (N, n_components) = (x − mean) Wᵀ."""
-        x = torch.as_tensor(x).to(device=self.mean.device, dtype=self.mean.dtype)
+        x = as_tensor(x).to(device=self.mean.device, dtype=self.mean.dtype)
         return (x - self.mean) @ self.components.T
 
     def inverse_transform(self, z) -> torch.Tensor:
         """Back to data space, (N, D) = z W + mean; exact when n_components = rank."""
-        z = torch.as_tensor(z).to(device=self.mean.device, dtype=self.mean.dtype)
+        z = as_tensor(z).to(device=self.mean.device, dtype=self.mean.dtype)
         return z @ self.components + self.mean
 
 
 @torch.no_grad()
 def pca(x, n_components: int) -> PCA:
     """PCA of x (N, D) by the thin SVD of the centred data, x − mean = U S Vᵀ (Bishop, PRML §12.1)."""
-    x = torch.as_tensor(x)
+    x = as_tensor(x)
     if not x.is_floating_point():
         x = x.to(torch.float64)
     if x.dim() != 2:

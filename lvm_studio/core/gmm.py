@@ -35,6 +35,14 @@ CPU_CHUNK_ELEMENTS = 1 << 22
 CUDA_CHUNK_ELEMENTS = 1 << 25
 
 
+def as_tensor(a) -> torch.Tensor:
+    """A tensor from a tensor, array or nested list; Python floats stay float64 (torch.as_tensor
+    would round a list of floats to float32 before any later cast to float64)."""
+    if isinstance(a, torch.Tensor):
+        return a
+    return torch.from_numpy(np.array(a, copy=True))
+
+
 @dataclass
 class GMMConfig:
     n_components: int = 3  # K
@@ -121,7 +129,7 @@ class GaussianMixture:
 
     def _as_data(self, x, check_dim: bool = True) -> torch.Tensor:
         """x as a (N, D) tensor on the model's device and dtype (fixing them on first use)."""
-        x = torch.as_tensor(x)
+        x = as_tensor(x)
         if self.device is None:
             self.device = x.device
         if self.dtype is None:
@@ -157,8 +165,8 @@ class GaussianMixture:
         not positive definite is an error.
         """
         means = self._as_data(means, check_dim=False)
-        weights = torch.as_tensor(weights).to(device=self.device, dtype=self.dtype).reshape(-1)
-        covariances = torch.as_tensor(covariances).to(device=self.device, dtype=self.dtype)
+        weights = as_tensor(weights).to(device=self.device, dtype=self.dtype).reshape(-1)
+        covariances = as_tensor(covariances).to(device=self.device, dtype=self.dtype)
         k, d = means.shape
         if k != self.n_components:
             raise ValueError(f"got {k} means for {self.n_components} components")
@@ -255,7 +263,7 @@ class GaussianMixture:
         n, d = x.shape
         k = self.n_components
         if means is not None:
-            means = torch.as_tensor(means).to(device=self.device, dtype=self.dtype)
+            means = as_tensor(means).to(device=self.device, dtype=self.dtype)
             if tuple(means.shape) != (k, d):
                 raise ValueError(f"means must have shape {(k, d)}, got {tuple(means.shape)}")
             means = means.clone()
@@ -350,7 +358,7 @@ class GaussianMixture:
         x = self._as_data(x)
         n, d = x.shape
         k = self.n_components
-        log_resp = torch.as_tensor(log_resp).to(device=self.device, dtype=self.dtype)
+        log_resp = as_tensor(log_resp).to(device=self.device, dtype=self.dtype)
         # exp of the clamped values then zeroed: exact, and no slow subnormal exp (see _logsumexp_rows)
         log_tiny = _log_tiny(self.dtype)
         resp = log_resp.clamp_min(log_tiny).exp_().masked_fill_(log_resp < log_tiny, 0.0)  # (N, K)
