@@ -217,3 +217,103 @@ def test_interpolation_strip_ends_at_the_two_digits(qtbot, hub, tmp_path):
     assert panel.strip_array.shape == linear.shape
     assert not np.allclose(panel.strip_array, linear)  # the middle of the path differs
     assert panel.export_strip(str(tmp_path / "strip.png"))
+
+
+# --- latent map ------------------------------------------------------------------------------
+
+def test_map_shows_all_10000_test_codes_coloured_by_label_and_by_mixture(qtbot, hub):
+    from lvm_studio.ui.latent_map_panel import LatentMapPanel
+    from lvm_studio.ui.latent_widgets import LABEL_COLOURS
+
+    hub.set_model(tiny_vae(2, seed=6))
+    panel = LatentMapPanel(hub)
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.codes is not None, timeout=WAIT_MS)
+    x = hub.eval_x("test")
+    assert x.shape[0] == 10000
+    with torch.no_grad():
+        mu = hub.model.encode(x)[0].numpy()
+    np.testing.assert_allclose(panel.cloud.points(), mu, rtol=1e-5, atol=1e-5)
+    labels = np.asarray(hub.labels("test"))
+    np.testing.assert_array_equal(panel.cloud.colours(), LABEL_COLOURS[labels])
+    assert panel.axis_names() == ("z1", "z2")
+    # painted: the raster holds every label colour
+    panel.plot.grab()
+    assert panel.cloud.rasterised >= 1 and panel.cloud.painted >= 1
+    img = panel.cloud._cache_img
+    buf = np.frombuffer(img.constBits(), dtype=np.uint32, count=img.width() * img.height())
+    seen = {int(c) & 0xFFFFFF for c in np.unique(buf)}
+    for r, g, b in LABEL_COLOURS.astype(int):
+        assert (r << 16 | g << 8 | b) in seen
+    # a mixture's p(c|z) mixes its component colours
+    rng = np.random.default_rng(0)
+    resp = rng.dirichlet(np.ones(3), size=10000).astype(np.float32)
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
+    hub.set_cluster_posterior(resp, colours, "test mixture")
+    with qtbot.waitSignal(panel.recoloured, timeout=WAIT_MS):
+        panel.set_colour_mode("mixture")
+    np.testing.assert_allclose(panel.cloud.colours().astype(float), resp @ colours.astype(float), atol=1.0)
+    assert panel.legend.isVisible()
+    # a new mixture for the same codes recolours at once
+    with qtbot.waitSignal(panel.recoloured, timeout=WAIT_MS):
+        hub.set_cluster_posterior(resp[:, [1, 0, 2]], colours, "swapped")
+    np.testing.assert_allclose(panel.cloud.colours().astype(float), resp[:, [1, 0, 2]] @ colours.astype(float), atol=1.0)
+
+
+def test_map_click_decodes_the_point_and_hover_finds_the_digit(qtbot, hub):
+    from lvm_studio.ui.latent_map_panel import LatentMapPanel
+
+    hub.set_model(tiny_vae(2, seed=7))
+    panel = LatentMapPanel(hub)
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.codes is not None, timeout=WAIT_MS)
+    with qtbot.waitSignal(panel.point_decoded, timeout=WAIT_MS):
+        z = panel.decode_at(0.4, -0.3)
+    np.testing.assert_allclose(z, [0.4, -0.3], atol=1e-6)
+    np.testing.assert_allclose(cursor_for(hub).z, [0.4, -0.3], atol=1e-6)
+    np.testing.assert_array_equal(panel.decoded.image_array(), decode_u8(hub.model, [0.4, -0.3]))
+    # the sliders' z moves the target
+    cursor_for(hub).set_z([1.0, 2.0], "sliders")
+    assert (panel.target.pos().x(), panel.target.pos().y()) == pytest.approx((1.0, 2.0))
+    # hovering right over point 123 finds it (or a point at the same spot)
+    u, v = panel.cloud.points()[123]
+    i = panel.nearest_point(u, v)
+    assert np.allclose(panel.cloud.points()[i], (u, v))
+    panel._show_hover(i, None)
+    assert f"test digit {i}" in panel.hover_caption.text()
+    assert panel.nearest_point(1e6, 1e6) == -1
+    # the decoded manifold arrives behind the points
+    panel.request_manifold()
+    qtbot.waitUntil(lambda: panel.manifold.isVisible() and panel.manifold.image is not None, timeout=WAIT_MS)
+
+
+def test_map_projects_higher_dimensional_codes_by_pca(qtbot, hub):
+    from lvm_studio.core.clustering import pca
+    from lvm_studio.ui.latent_map_panel import LatentMapPanel
+
+    hub.set_model(tiny_vae(8, seed=8))
+    panel = LatentMapPanel(hub)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.codes is not None, timeout=WAIT_MS)
+    assert panel.mode.currentData() == "pca"
+    with torch.no_grad():
+        mu = hub.model.encode(hub.eval_x("test"))[0].double()
+    p = pca(mu, 8)
+    c = p.transform(mu).numpy()
+    panel.set_axes("pca", 0, 2)
+    np.testing.assert_allclose(panel.cloud.points(), c[:, [0, 2]], atol=1e-4)
+    assert panel.axis_names() == ("PC1", "PC3")
+    assert "%" in panel.axis_x.currentText()
+    # a click in the PC plane decodes a z whose projection is that point
+    cursor_for(hub).set_z(np.linspace(-1, 1, 8), "test")
+    z = panel.decode_at(0.7, -0.2)
+    np.testing.assert_allclose(panel.project(z[None].astype(np.float64))[0], [0.7, -0.2], atol=1e-5)
+    # two raw dimensions
+    panel.set_axes("dims", 5, 3)
+    np.testing.assert_allclose(panel.cloud.points(), mu.numpy()[:, [5, 3]], atol=1e-5)
+    assert panel.axis_names() == ("z6", "z4")
