@@ -233,6 +233,23 @@ def test_batched_fit_with_per_digit_masks_improves_each_digit(vae, digits):
     assert (after > before).all()
 
 
+def test_amortized_guess_fills_the_hole(vae, digits):
+    missing = masks.top_half()
+    mv = torch.as_tensor(missing).reshape(-1)
+    prior_mean = ip.prior_mean_image(vae)
+    assert prior_mean.shape == (784,) and 0 <= prior_mean.min() and prior_mean.max() <= 1
+    for fill, image in ((0.0, torch.zeros(784)), (0.3, torch.full((784,), 0.3)), ("prior_mean", prior_mean)):
+        loc, scale = ip.amortized_guess(vae, digits, missing, fill=fill)
+        ref_loc, ref_scale = vae.encode(torch.where(mv, image, digits))
+        assert torch.allclose(loc, ref_loc, atol=1e-6) and torch.allclose(scale, ref_scale, atol=1e-6)
+    # what is seen is all the encoder gets: the true missing pixels make no difference
+    scrambled = digits.clone()
+    scrambled[:, mv] = 1 - scrambled[:, mv]
+    assert torch.equal(ip.amortized_guess(vae, scrambled, missing)[0], ip.amortized_guess(vae, digits, missing)[0])
+    with pytest.raises(ValueError):
+        ip.amortized_guess(vae, digits, missing, fill="nope")
+
+
 # --- importance sampling and scores -------------------------------------------------------------
 
 def test_no_observed_pixels_and_prior_proposal_give_equal_weights(vae, digits):
@@ -272,6 +289,7 @@ def test_scores_agree_with_their_definitions(vae, digits):
     log_w = lp_o + est.log_standard_normal(z) - est.log_normal(z, res.z_loc, res.z_scale)
     assert torch.allclose(scores.mixture, torch.logsumexp(lp_m, 0) - math.log(k), atol=1e-3)
     assert torch.allclose(scores.importance, torch.logsumexp(log_w + lp_m, 0) - torch.logsumexp(log_w, 0), atol=1e-3)
+    assert torch.allclose(scores.ess, est.effective_sample_size(log_w), rtol=1e-3)
     assert torch.equal(ip.missing_pixel_log_likelihood(vae, digits, missing, res.z_loc, res.z_scale, k=k,
                                                        method="importance",
                                                        generator=torch.Generator().manual_seed(9)),
