@@ -445,9 +445,9 @@ def fit_q(model, x, missing, config: InpaintConfig | None = None,
           init: tuple[torch.Tensor, torch.Tensor] | None = None) -> InpaintResult:
     """Fit q(z; φ) to the observed pixels of one digit or a batch (each digit its own φ, its own mask).
 
-    callback(progress) is called every config.report_every steps and after the last; should_stop()
-    is checked before every step and ends the fit early (the result then has stopped=True and the
-    φ reached so far). init = (z_loc, z_scale) overrides the encoder's guess (amortized_guess with
+    callback(progress) is called every config.report_every steps and at the end; should_stop() is
+    checked before every Adam step and ends the fit at once (the result then has stopped=True and
+    the φ reached so far; the callback has seen that φ). init = (z_loc, z_scale) overrides the encoder's guess (amortized_guess with
     the default fill). The model is only read, never changed.
     """
     cfg = config or InpaintConfig()
@@ -473,7 +473,10 @@ def fit_q(model, x, missing, config: InpaintConfig | None = None,
     # computed from φ afterwards, in one vectorized pass, which keeps small ops out of the loop
     lp_hist = torch.empty((cfg.steps + 1, B), device=device, dtype=phi.dtype)
     phi_hist = torch.empty((cfg.steps + 1, 2, B, L), device=device, dtype=phi.dtype)
-    report_eps = (torch.randn((cfg.n_completion_samples, B, L), generator=gen, device=device, dtype=phi.dtype)
+    # the live sample grid reuses one noise draw, so it moves smoothly; its own generator keeps the
+    # fit itself identical with or without a callback
+    report_eps = (torch.randn((cfg.n_completion_samples, B, L), device=device, dtype=phi.dtype,
+                              generator=_generator(None if cfg.seed is None else cfg.seed + 1, device))
                   if callback is not None else None)
 
     def step_gradient(t: int):
@@ -508,26 +511,30 @@ def fit_q(model, x, missing, config: InpaintConfig | None = None,
     done = 0
     t0 = time.perf_counter()
     with torch.no_grad():
-        for t in range(1, cfg.steps + 1):
+        for t in range(cfg.steps + 1):
+            done = t
+            step_gradient(t)  # the ELBO estimate at φ after t Adam steps, and its gradient
+            reported = False
+            if callback is not None and (t == cfg.steps or (cfg.report_every > 0 and t > 0 and t % cfg.report_every == 0)):
+                report(t)
+                reported = True
+            if t == cfg.steps:
+                break
             if should_stop is not None and should_stop():
                 stopped = True
+                if callback is not None and not reported:
+                    report(t)
                 break
-            step_gradient(t - 1)
             # Adam ascending (Kingma & Ba 2015, Alg. 1, with the bias corrections folded into the step
             # size as in their §2); the step size follows a cosine from lr down to lr · lr_final
-            lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * (t - 1) / cfg.steps)))
-            root_bc2 = math.sqrt(1 - beta2**t)
+            n = t + 1
+            lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
+            root_bc2 = math.sqrt(1 - beta2**n)
             adam_m.lerp_(grad, 1 - beta1)
             adam_v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            phi.addcdiv_(adam_m, adam_v.sqrt().add_(adam_eps * root_bc2), value=lr * root_bc2 / (1 - beta1**t))
+            phi.addcdiv_(adam_m, adam_v.sqrt().add_(adam_eps * root_bc2), value=lr * root_bc2 / (1 - beta1**n))
             log_sigma.clamp_(MIN_LOG_SCALE, MAX_LOG_SCALE)
-            done = t
-            if callback is not None and cfg.report_every > 0 and t % cfg.report_every == 0 and t < cfg.steps:
-                report(t)
         seconds = time.perf_counter() - t0
-        step_gradient(done)  # the ELBO at the final φ (its gradient is not used)
-        if callback is not None:
-            report(done)
         z_loc, z_scale = mu.clone(), log_sigma.exp()
         n_keep = cfg.n_completion_samples
         n_mean = max(cfg.n_mean_samples, n_keep)

@@ -208,6 +208,11 @@ def test_progress_reports_and_cancel(vae, digits):
     assert last.elbo_trace.shape == (51, 1) and last.completion.samples.shape == (9, 1, 784)
     assert torch.equal(last.z_loc, res.z_loc) and torch.allclose(last.z_scale, res.z_scale)
     assert not res.stopped and res.steps_done == 50
+    for r in reports:  # every live trace is a prefix of the final one
+        assert torch.equal(r.elbo_trace, res.elbo_trace[:r.step + 1])
+    # watching does not change the fit
+    quiet = ip.fit_q(vae, digits[0], masks.top_half(), ip.InpaintConfig(steps=50))
+    assert torch.equal(quiet.z_loc, res.z_loc) and torch.equal(quiet.elbo_trace, res.elbo_trace)
 
     calls = []
     res = ip.fit_q(vae, digits[0], masks.top_half(), ip.InpaintConfig(steps=200, report_every=10),

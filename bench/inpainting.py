@@ -1,0 +1,275 @@
+"""Inpainting speed and quality: `python bench/inpainting.py [--checkpoint PATH] [--n 1000] [--threads N]`.
+
+Prints one JSON object. Speed: a 200-step fit of one digit (top half missing), median wall time,
+beside a plain autograd + torch.optim.Adam fit of the same objective measured in the same run.
+Quality: the first n binarized test digits with the top half missing; the log-likelihood of the
+true missing pixels, nats per digit (mean and standard error over digits), for
+    train_mean   each missing pixel Bernoulli(its training-set mean)          (baseline)
+    encoder      the encoder's guess q(z|x̃), x̃ = x with the hole filled by the model's
+                 prior mean image (also reported: black, training mean)       (mean-field completion)
+    fitted_q     q(z; φ) after the fit                                         (mean-field completion)
+    importance   self-normalised importance weights with the fitted q as proposal (≈ log p(x_m|x_o))
+See lvm_studio.core.inpainting.MissingPixelScores for the exact definitions.
+
+The model: --checkpoint, else the first checkpoint in pretrained/, else a VAE trained here for
+about three minutes (default architecture), cached in the system's temp folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from lvm_studio.core import inpainting as ip  # noqa: E402
+from lvm_studio.core import masks  # noqa: E402
+from lvm_studio.core.data import MNIST, load_mnist  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OWN_MODEL = Path(tempfile.gettempdir()) / "lvm_studio_bench_inpainting_vae.pt"
+
+
+def _log(msg: str):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- the model ------------------------------------------------------------------------------
+
+def train_own_model(data: MNIST, seconds: float = 170.0, seed: int = 0):
+    """The default VAE (32-D latent, 512-512, ELU, Bernoulli) trained by the core Trainer for a time budget."""
+    from lvm_studio.core.checkpoint import make_checkpoint, save_checkpoint
+    from lvm_studio.core.training import TrainConfig, Trainer
+    from lvm_studio.core.vae import VAE, VAEConfig
+
+    torch.manual_seed(seed)
+    model = VAE(VAEConfig())
+    trainer = Trainer(model, data, TrainConfig(epochs=1000, lr=1e-3, eval_every=10**9, eval_n=500, eval_k=10,
+                                               snapshot_interval_s=0, seed=seed))
+    t0 = time.perf_counter()
+    for _ in trainer.run():
+        if time.perf_counter() - t0 > seconds:
+            trainer.stop()
+    model.eval()
+    name = f"bench VAE, {trainer.epoch:.1f} epochs in {time.perf_counter() - t0:.0f} s"
+    save_checkpoint(OWN_MODEL, make_checkpoint(model, name=name, step=trainer.step, epoch=trainer.epoch))
+    return model, name
+
+
+def find_model(data: MNIST, checkpoint: str | None = None, train_seconds: float = 170.0):
+    """(model, description): --checkpoint, else pretrained/*.pt, else the cached or a freshly trained bench model."""
+    from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+
+    candidates = [Path(checkpoint)] if checkpoint else sorted((ROOT / "pretrained").glob("*.pt")) + [OWN_MODEL]
+    for path in candidates:
+        if path.is_file():
+            ckpt = load_checkpoint(path)
+            model = model_from_checkpoint(ckpt)
+            desc = f"{path.name}: {ckpt.get('name')} ({model.config.describe()}), epoch {ckpt.get('epoch')}, " \
+                   f"metrics {ckpt.get('metrics')}"
+            return model, desc
+        if checkpoint:
+            raise FileNotFoundError(path)
+    _log(f"no checkpoint found; training the default VAE for {train_seconds:.0f} s")
+    return train_own_model(data, train_seconds)
+
+
+def _freeze(model):
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+# --- speed ----------------------------------------------------------------------------------
+
+def autograd_fit(model, x, missing, steps: int = 200, n_samples: int = 4, lr: float = 0.05, seed: int = 0):
+    """The straightforward implementation, for comparison: autograd through the decoder, torch.optim.Adam."""
+    x, m = ip.prepare(x, missing)
+    observed = (~m).to(x.dtype)
+    g = torch.Generator().manual_seed(seed)
+    z_loc, z_scale = ip.amortized_guess(model, x, m)
+    mu = z_loc.clone().requires_grad_(True)
+    log_sigma = z_scale.log().requires_grad_(True)
+    opt = torch.optim.Adam([mu, log_sigma], lr=lr, foreach=True)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        sigma = log_sigma.exp()
+        z = mu + sigma * torch.randn((n_samples, *mu.shape), generator=g)  # (S, batch, latent)
+        lp = (model.log_px_given_z_pixels(x, z) * observed).sum(-1).mean(0)  # (batch,)
+        kl = 0.5 * (mu**2 + sigma**2 - 1 - 2 * log_sigma).sum(-1)
+        (-(lp - kl).sum()).backward()
+        opt.step()
+    return mu.detach(), log_sigma.detach().exp()
+
+
+def _median_ms(fn, repeats: int) -> tuple[float, float]:
+    """Median wall time and median process CPU time of fn(), ms.
+
+    On a shared machine the wall time includes waiting for a core; the CPU time (all threads of
+    this process) is the work itself, and equals the wall time on an idle core with one thread.
+    """
+    fn()  # warm-up: allocator, kernels
+    wall, cpu = [], []
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
+
+
+def bench_fit_time(model, data: MNIST | None = None, steps: int = 200, repeats: int = 11,
+                   config: ip.InpaintConfig | None = None, baseline: bool = True) -> dict:
+    """Median time (ms) of a `steps`-step fit of one test digit with the top half missing.
+
+    fit_ms: fit_q as the app calls it (encoder guess, the Adam loop, final completions, no callback),
+    wall time, and fit_cpu_ms its process CPU time; loop_ms: the Adam loop alone (wall);
+    with_reports_ms: with a callback every 10 steps (live completions); autograd_ms: autograd_fit
+    with the same steps and samples, and the ratio autograd_ms / fit_ms.
+    """
+    model = _freeze(model)
+    data = data or load_mnist()
+    x = data.binarized("test")[:1]
+    missing = masks.top_half()
+    cfg = config or ip.InpaintConfig()
+    cfg = ip.InpaintConfig(**{**cfg.__dict__, "steps": steps})
+    loops = []
+
+    def run():
+        loops.append(ip.fit_q(model, x, missing, cfg).seconds)
+
+    fit_ms, fit_cpu_ms = _median_ms(run, repeats)
+    reports_cfg = ip.InpaintConfig(**{**cfg.__dict__, "report_every": 10})
+    with_reports_ms, _ = _median_ms(lambda: ip.fit_q(model, x, missing, reports_cfg, callback=lambda p: None), repeats)
+    out = {"steps": steps, "n_samples": cfg.n_samples, "torch_threads": torch.get_num_threads(),
+           "load_average_1min": round(os.getloadavg()[0], 2),
+           "fit_ms": round(fit_ms, 1), "fit_cpu_ms": round(fit_cpu_ms, 1),
+           "loop_ms": round(1000 * statistics.median(loops[1:]), 1),
+           "with_reports_ms": round(with_reports_ms, 1)}
+    if baseline:
+        auto_ms, auto_cpu_ms = _median_ms(lambda: autograd_fit(model, x, missing, steps, cfg.n_samples, cfg.lr),
+                                          max(3, repeats // 2))
+        out.update(autograd_ms=round(auto_ms, 1), autograd_cpu_ms=round(auto_cpu_ms, 1),
+                   speedup_vs_autograd=round(auto_ms / fit_ms, 2))
+    return out
+
+
+# --- quality --------------------------------------------------------------------------------
+
+def _summary(v: torch.Tensor) -> dict:
+    v = v.double()
+    return {"mean": round(v.mean().item(), 2), "se": round((v.std() / math.sqrt(len(v))).item(), 2)}
+
+
+def training_mean(data: MNIST) -> torch.Tensor:
+    """Per-pixel probability of ink in the (dynamically binarized) training set, (784,).
+
+    E[binarized pixel] = its grey level, so the mean grey image is the expected frequency; add-one
+    (Laplace) smoothing over the N training images keeps never-inked pixels away from p = 0.
+    """
+    x = data.float_images("train")  # (N, 784)
+    return (x.sum(0) + 1) / (len(x) + 2)
+
+
+def inpaint_quality(model, data: MNIST, n: int = 1000, k: int = 500, k_importance: int = 2000, chunk: int = 200,
+                    config: ip.InpaintConfig | None = None, seed: int = 0) -> dict:
+    """nats per digit of the true missing pixels (top half missing) on the first n binarized test digits.
+
+    The encoder's guess is scored for three fills of the hole (black, the training mean, the model's
+    prior mean image — the default); the fit starts from the default guess. Mean-field scores use k
+    samples (they converge fast); the fitted q's mixture and importance scores use k_importance
+    (log-mean-exps: they grow with k, so k is reported beside them).
+    """
+    model = _freeze(model)
+    x_all = data.binarized("test")[:n]  # (n, 784)
+    missing = masks.top_half()
+    p_mean = training_mean(data)
+    cfg = config or ip.InpaintConfig(seed=seed)
+    fills = {"black": 0.0, "train_mean": p_mean, "prior_mean": "prior_mean"}
+    default_fill = next(name for name, f in fills.items() if isinstance(f, str) and f == ip.DEFAULT_FILL)
+    parts: dict[str, list] = {}
+
+    def add(key, v):
+        parts.setdefault(key, []).append(v.detach().double())
+
+    t0 = time.perf_counter()
+    fit_seconds = 0.0
+    for start in range(0, n, chunk):
+        x = x_all[start:start + chunk]
+        g = torch.Generator().manual_seed(seed + start)
+        add("train_mean", ip.mean_field_log_likelihood(x, missing, p_mean))
+        guesses = {}
+        for fill_name, fill in fills.items():
+            guesses[fill_name] = guess = ip.amortized_guess(model, x, missing, fill=fill)
+            s = ip.missing_pixel_scores(model, x, missing, *guess, k=k, generator=g)
+            add(f"encoder[{fill_name}].mean_field", s.mean_field)
+        guess = guesses[default_fill]
+        res = ip.fit_q(model, x, missing, cfg, init=guess)
+        fit_seconds += res.seconds
+        s = ip.missing_pixel_scores(model, x, missing, res.z_loc, res.z_scale, k=k_importance, generator=g)
+        add("fitted_q.mean_field", s.mean_field)
+        add("fitted_q.mixture", s.mixture)
+        add("fitted_q.importance", s.importance)
+        add("fitted_q.ess", s.ess)
+        elbo0 = ip.observed_elbo(model, x, missing, *guess, k=200, generator=g)
+        elbo1 = ip.observed_elbo(model, x, missing, res.z_loc, res.z_scale, k=200, generator=g)
+        add("observed_elbo.encoder", elbo0)
+        add("observed_elbo.fitted_q", elbo1)
+        add("observed_elbo.gain", elbo1 - elbo0)
+        _log(f"  {min(start + chunk, n)}/{n} digits, {time.perf_counter() - t0:.0f} s")
+    full = {key: _summary(torch.cat(v)) for key, v in parts.items() if key != "fitted_q.ess"}
+    ess = torch.cat(parts["fitted_q.ess"])
+    headline = {
+        "train_mean_baseline": full["train_mean"]["mean"],
+        "encoder_guess": full[f"encoder[{default_fill}].mean_field"]["mean"],
+        "fitted_q": full["fitted_q.mean_field"]["mean"],
+        "importance_weighted": full["fitted_q.importance"]["mean"],
+    }
+    return {"n": n, "mask": "top_half", "missing_pixels": int(missing.sum()), "k_mean_field": k,
+            "k_importance": k_importance, "default_fill": default_fill,
+            "fit": {"steps": cfg.steps, "n_samples": cfg.n_samples, "lr": cfg.lr, "lr_final": cfg.lr_final},
+            "headline_nats_per_digit": headline, "all": full,
+            "importance_ess": {"median": round(ess.median().item(), 1), "p10": round(ess.quantile(0.1).item(), 1),
+                               "of_k": k_importance},
+            "fit_seconds_total": round(fit_seconds, 1), "seconds_total": round(time.perf_counter() - t0, 1)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", help="model to use (default: pretrained/*.pt, else train one)")
+    p.add_argument("--n", type=int, default=1000, help="test digits for the quality figures")
+    p.add_argument("--k", type=int, default=500, help="z samples per digit for the mean-field scores")
+    p.add_argument("--k-importance", type=int, default=2000, help="z samples per digit for the importance score")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before measuring")
+    p.add_argument("--repeats", type=int, default=11)
+    p.add_argument("--skip-quality", action="store_true")
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--train-seconds", type=float, default=170.0)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    data = load_mnist()
+    model, desc = find_model(data, a.checkpoint, a.train_seconds)
+    out = {"model": desc, "torch": torch.__version__, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if not a.skip_speed:
+        _log("speed ...")
+        out["speed"] = bench_fit_time(model, data, repeats=a.repeats)
+    if not a.skip_quality:
+        _log("quality ...")
+        out["quality"] = inpaint_quality(model, data, n=a.n, k=a.k, k_importance=a.k_importance)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
