@@ -689,4 +689,5 @@ class LatentMapPanel(QWidget):
             return
         lo, hi = np.percentile(xy, 0.2, axis=0), np.percentile(xy, 99.8, axis=0)
         pad = 0.05 * (hi - lo).max()
-        self.vb.setRange(xRange=(lo[0] - pad, hi[0] + pad), yRange=(lo[1] - pad, hi[1] + pad), padding=0)
+        self.vb.setRange(xRange=(float(lo[0] - pad), float(hi[0] + pad)),
+                         yRange=(float(lo[1] - pad), float(hi[1] + pad)), padding=0)

@@ -22,10 +22,22 @@ from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
 WAIT_MS = 20000  # generous: the machine is shared
 
 
+_KEPT = []  # panels of the running test: alive until their TaskRunners are stopped
+
+
 @pytest.fixture(autouse=True)
-def _no_threads_left():
+def _no_threads_left(qtbot):
+    """Stop every TaskRunner while the panels still exist, then let them go (a panel deleted
+    mid-task would leave its runner's thread emitting on a deleted object)."""
     yield
-    assert shutdown_all(5.0)
+    assert shutdown_all(10.0)
+    _KEPT.clear()
+
+
+def add(qtbot, widget):
+    qtbot.addWidget(widget)
+    _KEPT.append(widget)
+    return widget
 
 
 def tiny_vae(latent_dim, seed=0):
@@ -68,7 +80,7 @@ def test_slider_value_decodes_into_the_image(qtbot, hub):
 
     hub.set_model(tiny_vae(8))
     panel = LatentSlidersPanel(hub)
-    qtbot.addWidget(panel)
+    add(qtbot, panel)
     panel.show()
     qtbot.waitUntil(lambda: panel.stats is not None, timeout=WAIT_MS)
     row = panel.rows[3]
@@ -93,7 +105,7 @@ def test_sliders_are_ordered_by_kl_and_inactive_units_marked(qtbot, hub):
     model = kl_shaped_vae()
     hub.set_model(model)
     panel = LatentSlidersPanel(hub)
-    qtbot.addWidget(panel)
+    add(qtbot, panel)
     qtbot.waitUntil(lambda: panel.stats is not None, timeout=WAIT_MS)
     expected = L.latent_stats(hub.model, hub.eval_x("val"))
     assert panel.row_order() == expected.order.tolist()
@@ -110,7 +122,7 @@ def test_buttons_set_z_from_a_test_digit_the_prior_and_zero(qtbot, hub):
 
     hub.set_model(tiny_vae(8, seed=3))
     panel = LatentSlidersPanel(hub)
-    qtbot.addWidget(panel)
+    add(qtbot, panel)
     panel.picker.set_index(42)
     with qtbot.waitSignal(panel.image_updated, timeout=WAIT_MS):
         panel.from_test_button.click()
@@ -137,7 +149,7 @@ def test_sliders_follow_new_weights_and_a_new_model(qtbot, hub):
 
     hub.set_model(tiny_vae(8))
     panel = LatentSlidersPanel(hub)
-    qtbot.addWidget(panel)
+    add(qtbot, panel)
     panel.set_z(np.full(8, 0.5, dtype=np.float32))
     other = tiny_vae(8, seed=9)
     with qtbot.waitSignal(panel.image_updated, timeout=WAIT_MS):
@@ -162,7 +174,7 @@ def test_traversal_grid_varies_two_dimensions_around_the_current_z(qtbot, hub, t
     z = np.linspace(-1, 1, 8).astype(np.float32)
     cursor_for(hub).set_z(z, "test")
     panel = TraversalPanel(hub)
-    qtbot.addWidget(panel)
+    add(qtbot, panel)
     panel.range_spin.setValue(2.0)
     panel.steps_spin.setValue(5)
     panel.set_dims(6, 1)
@@ -198,7 +210,7 @@ def test_interpolation_strip_ends_at_the_two_digits(qtbot, hub, tmp_path):
 
     hub.set_model(tiny_vae(8, seed=5))
     panel = TraversalPanel(hub)
-    qtbot.addWidget(panel)
+    add(qtbot, panel)
     panel.pick_a.set_index(10, emit=False)
     panel.pick_b.set_index(20, emit=False)
     panel.strip_steps.setValue(6)
@@ -227,7 +239,7 @@ def test_map_shows_all_10000_test_codes_coloured_by_label_and_by_mixture(qtbot, 
 
     hub.set_model(tiny_vae(2, seed=6))
     panel = LatentMapPanel(hub)
-    qtbot.addWidget(panel)
+    add(qtbot, panel)
     panel.resize(900, 600)
     panel.show()
     qtbot.waitUntil(lambda: panel.codes is not None, timeout=WAIT_MS)
@@ -267,7 +279,7 @@ def test_map_click_decodes_the_point_and_hover_finds_the_digit(qtbot, hub):
 
     hub.set_model(tiny_vae(2, seed=7))
     panel = LatentMapPanel(hub)
-    qtbot.addWidget(panel)
+    add(qtbot, panel)
     panel.resize(900, 600)
     panel.show()
     qtbot.waitUntil(lambda: panel.codes is not None, timeout=WAIT_MS)
@@ -297,7 +309,7 @@ def test_map_projects_higher_dimensional_codes_by_pca(qtbot, hub):
 
     hub.set_model(tiny_vae(8, seed=8))
     panel = LatentMapPanel(hub)
-    qtbot.addWidget(panel)
+    add(qtbot, panel)
     panel.show()
     qtbot.waitUntil(lambda: panel.codes is not None, timeout=WAIT_MS)
     assert panel.mode.currentData() == "pca"
@@ -317,3 +329,58 @@ def test_map_projects_higher_dimensional_codes_by_pca(qtbot, hub):
     panel.set_axes("dims", 5, 3)
     np.testing.assert_allclose(panel.cloud.points(), mu.numpy()[:, [5, 3]], atol=1e-5)
     assert panel.axis_names() == ("z6", "z4")
+
+
+# --- posterior view ---------------------------------------------------------------------------
+
+def test_posterior_view_numbers_match_the_core_grid_and_optimising_beats_a_hand_moved_q(qtbot, hub):
+    from lvm_studio.ui.posterior_panel import GRID_N, PosteriorPanel
+
+    hub.set_model(tiny_vae(2, seed=11))
+    panel = PosteriorPanel(hub)
+    add(qtbot, panel)
+    panel.resize(1000, 640)
+    panel.show()
+    with qtbot.waitSignal(panel.numbers_updated, timeout=WAIT_MS):
+        panel.set_digit_index(7)
+    x = hub.eval_x("test")[7:8]
+    exact = float(exact_log_px_2d(hub.model, x)[0])
+    assert panel.log_px == pytest.approx(exact, abs=0.02)
+    assert panel.heat.image.shape == (GRID_N, GRID_N)
+    enc = panel.numbers
+    with torch.no_grad():
+        loc, scale = hub.model.encode(x)
+    direct = L.elbo_for_q(hub.model, x, loc, scale)
+    assert enc.elbo == pytest.approx(float(direct.elbo[0]), abs=1e-3)
+    assert enc.log_px - enc.elbo == pytest.approx(enc.kl_post) and enc.kl_post >= -1e-3
+    assert "KL(q ‖ p(z|x))" in panel.numbers_label.text()
+    # a hand-moved q
+    with qtbot.waitSignal(panel.numbers_updated, timeout=WAIT_MS):
+        panel.set_q(loc[0].numpy() + [0.8, -0.5], scale[0].numpy() * 1.7)
+    hand = panel.numbers
+    assert hand.kl_post >= -1e-3 and hand.log_px == enc.log_px
+    # dragging a σ handle reshapes q
+    with qtbot.waitSignal(panel.numbers_updated, timeout=WAIT_MS):
+        panel.handle1.setPos(panel.q_loc[0] + 0.33, panel.q_loc[1])
+    assert panel.q_scale[0] == pytest.approx(0.33, abs=1e-6)
+    # φ* for this digit has the highest ELBO; the amortization gap is shown
+    with qtbot.waitSignal(panel.optimised, timeout=WAIT_MS):
+        panel.optimise(steps=120)
+    best = panel.optimised_numbers
+    assert best.elbo > hand.elbo and best.elbo >= enc.elbo - 1e-3 and best.kl_post >= -1e-3
+    qtbot.waitUntil(lambda: "amortization gap" in panel.numbers_label.text(), timeout=WAIT_MS)
+    np.testing.assert_allclose(panel.q_loc, panel.opt_loc)
+
+
+def test_posterior_view_explains_itself_for_other_latent_sizes(qtbot, hub):
+    from lvm_studio.ui.posterior_panel import PosteriorPanel
+
+    hub.set_model(tiny_vae(8))
+    panel = PosteriorPanel(hub)
+    add(qtbot, panel)
+    assert not panel.supported() and panel.message.isVisible()
+    assert "2-D latent" in panel.message.textItem.toPlainText()
+    assert not panel.optimise_button.isEnabled()
+    with qtbot.waitSignal(panel.posterior_updated, timeout=WAIT_MS):
+        hub.set_model(tiny_vae(2))
+    assert panel.supported() and not panel.message.isVisible()
