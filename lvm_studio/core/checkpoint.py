@@ -49,6 +49,12 @@ def make_checkpoint(model: VAE, *, name: str | None = None, optimizer: dict | No
     }
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over the target.
 
@@ -62,6 +68,7 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
             torch.save(checkpoint, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint gets the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -84,7 +91,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         # another program's file, or bytes that are not a checkpoint at all
         raise CheckpointError(f"{path}: not an LVM Studio checkpoint (it is corrupt, or holds objects "
                               f"other than plain weights, which are refused for safety)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError,
+            TypeError, AttributeError) as e:
+        # the weights-only unpickler meets arbitrary bytes with any of these (b'hello' gives KeyError)
         first = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: the file is corrupt or truncated and cannot be read ({first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
