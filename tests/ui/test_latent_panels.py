@@ -384,3 +384,35 @@ def test_posterior_view_explains_itself_for_other_latent_sizes(qtbot, hub):
     with qtbot.waitSignal(panel.posterior_updated, timeout=WAIT_MS):
         hub.set_model(tiny_vae(2))
     assert panel.supported() and not panel.message.isVisible()
+
+
+# --- estimator lab ----------------------------------------------------------------------------
+
+def test_estimator_lab_shows_naive_and_importance_sampling_runs(qtbot, hub):
+    from lvm_studio.ui.estimator_lab_panel import EstimatorLabPanel
+
+    hub.set_model(tiny_vae(2, seed=12))
+    panel = EstimatorLabPanel(hub)
+    add(qtbot, panel)
+    panel.picker.set_index(4, emit=False)
+    with qtbot.waitSignal(panel.finished, timeout=WAIT_MS):
+        panel.run(k_max=1000, runs=3)
+    s = panel.sweep
+    assert s.runs_done == 3 and s.naive.shape == (3, len(s.ks)) and int(s.ks[-1]) == 1000
+    x = hub.eval_x("test")[4:5]
+    assert panel.exact == pytest.approx(float(exact_log_px_2d(hub.model, x)[0]), abs=1e-4)
+    # the plotted curves are the sweep's numbers
+    kx, ky = panel.is_mean.getOriginalDataset()
+    np.testing.assert_allclose(kx, s.ks.numpy())
+    np.testing.assert_allclose(ky, s.importance.double().mean(0).numpy(), rtol=1e-6)
+    assert len([c for c in panel.naive_runs if c.getOriginalDataset()[0] is not None]) == 3
+    assert panel.ref_line.value() == pytest.approx(panel.exact)
+    # every one of the k log-weights is in its histogram, and the ESS is in the legend
+    assert panel.hist_prior.getOriginalDataset()[1].sum() == 1000
+    assert panel.hist_q.getOriginalDataset()[1].sum() == 1000
+    labels = [lbl.text for _, lbl in panel.hist_legend.items]
+    assert any("ESS" in t and "1,000" in t for t in labels)
+    assert 1.0 <= s.ess_prior <= 1000 and 1.0 <= s.ess_q <= 1000
+    # importance sampling with q sits near log p(x) at the largest k
+    assert abs(float(s.importance[:, -1].mean()) - panel.exact) < 0.5
+    assert "nats" in panel.summary.text()
