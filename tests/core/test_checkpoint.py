@@ -161,6 +161,25 @@ def test_random_bytes(tmp_path):
     assert "corrupt" in message or "not an LVM Studio checkpoint" in message
 
 
+# torch warns about an unknown "pickle protocol" when garbage starts with the PROTO opcode
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("data", [b"hello", b"s\xa9\xbe\xf4", b"\x80\x02", b"\x80\x02}q\x00("])
+def test_short_garbage_that_trips_the_unpickler(tmp_path, data):
+    # b"hello" made the weights-only unpickler raise a bare KeyError, which escaped load_checkpoint
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(data)
+    refused(path)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_many_random_byte_strings_all_raise_checkpoint_error(tmp_path):
+    rng = random.Random(1)
+    path = tmp_path / "fuzz.pt"
+    for _ in range(300):
+        path.write_bytes(rng.randbytes(rng.randint(1, 64)))
+        refused(path)
+
+
 def test_an_empty_file(tmp_path):
     path = tmp_path / "empty.pt"
     path.write_bytes(b"")

@@ -1,0 +1,164 @@
+"""The headless command line (lvm_studio.cli.main): train, resume, eval, and clean errors (exit 2, no traceback).
+
+A small MNIST-style .npz (6,000 training digits, so the 5,000-digit validation split leaves 1,000 to
+train on, and 500 test digits) keeps one epoch of a 784-16-2 model to a few steps.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lvm_studio.cli import main
+from lvm_studio.core.checkpoint import history_from_checkpoint, load_checkpoint
+from lvm_studio.core.data import default_data_path
+
+N_FIT = 1000  # 6000 − 5000 held out for validation
+STEPS_PER_EPOCH = -(-N_FIT // 128)  # 8
+TINY_ARGS = ["--hidden", "16", "--latent-dim", "2", "--eval-n", "100", "--eval-k", "5", "--quiet",
+             "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
+    with np.load(default_data_path()) as f:
+        np.savez(path, x_train=f["x_train"][:6000], y_train=f["y_train"][:6000],
+                 x_test=f["x_test"][:500], y_test=f["y_test"][:500])
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(small_npz, tmp_path_factory):
+    """A checkpoint after one epoch, trained through the command line."""
+    out = tmp_path_factory.mktemp("ckpt") / "one.pt"
+    assert main(["train", *TINY_ARGS, "--epochs", "1", "--data", str(small_npz), "--out", str(out)]) == 0
+    return out
+
+
+def assert_clean_error(code, capsys, *fragments):
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.startswith("lvm-studio: error: ")
+    assert "Traceback" not in captured.err and captured.out == ""
+    for fragment in fragments:
+        assert fragment in captured.err, captured.err
+
+
+def test_train_one_epoch_writes_a_checkpoint(trained, capsys):
+    ckpt = load_checkpoint(trained)
+    assert ckpt["step"] == STEPS_PER_EPOCH and ckpt["epoch"] == pytest.approx(1.0)
+    assert ckpt["model_config"]["hidden"] == [16] and ckpt["model_config"]["latent_dim"] == 2
+    assert ckpt["train_config"]["epochs"] == 1 and ckpt["train_config"]["eval_k"] == 5
+    assert ckpt["optimizer"] is not None  # so that --resume continues Adam
+    history = history_from_checkpoint(ckpt)
+    assert history.train[-1].step == STEPS_PER_EPOCH
+    assert [e.n for e in history.evals] == [100] and ckpt["metrics"]["k"] == 5
+    assert not list(trained.parent.glob(".*.tmp"))  # atomic saves left no temporary file
+
+
+def test_resume_extends_to_two_epochs_and_continues_the_step_count(trained, small_npz, tmp_path, capsys):
+    out = tmp_path / "two.pt"
+    code = main(["train", "--resume", str(trained), "--epochs", "2", "--quiet", "--device", "cpu",
+                 "--data", str(small_npz), "--out", str(out)])
+    assert code == 0
+    first, second = load_checkpoint(trained), load_checkpoint(out)
+    assert second["step"] == 2 * STEPS_PER_EPOCH and second["epoch"] == pytest.approx(2.0)
+    assert second["model_config"] == first["model_config"] and second["name"] == first["name"]
+    history = history_from_checkpoint(second)
+    assert history.train[: len(history_from_checkpoint(first).train)] == history_from_checkpoint(first).train
+    steps = [r.step for r in history.train]
+    assert steps == sorted(steps) and steps[-1] == 2 * STEPS_PER_EPOCH
+    assert [e.step for e in history.evals] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    adam = second["optimizer"]["state"]
+    assert all(int(s["step"]) == 2 * STEPS_PER_EPOCH for s in adam.values())
+    assert "saved" in capsys.readouterr().err
+
+
+def test_eval_json_prints_one_line_with_log_px_above_elbo(trained, small_npz, capsys):
+    capsys.readouterr()
+    code = main(["eval", str(trained), "--json", "--k", "10", "--n", "50", "--device", "cpu", "--data", str(small_npz)])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["k"] == 10 and result["n"] == 50 and result["split"] == "test"
+    assert result["elbo"] == pytest.approx(result["recon"] - result["kl"], abs=1e-3)
+    assert result["gap"] == pytest.approx(result["log_px"] - result["elbo"])
+    # IWAE-10 ≥ ELBO in expectation; the one-sample ELBO over 50 digits has noise of about a nat
+    assert result["log_px"] >= result["elbo"] - 1.0
+    assert -800 < result["elbo"] < 0 and result["likelihood"] == "bernoulli"
+
+
+def test_eval_is_reproducible_and_reports_extra_iw_bounds(trained, small_npz, capsys):
+    args = ["eval", str(trained), "--json", "--k", "20", "--n", "30", "--iw-ks", "1", "5", "--device", "cpu",
+            "--data", str(small_npz)]
+    capsys.readouterr()
+    assert main(args) == 0 and main(args) == 0
+    a, b = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines())
+    assert a["log_px"] == b["log_px"] and a["elbo"] == b["elbo"]  # seeded: same samples each time
+    assert set(a["iw_bounds"]) == {"1", "5"}
+    assert a["iw_bounds"]["1"] < a["iw_bounds"]["5"] < a["log_px"]
+
+
+def test_eval_text_output(trained, small_npz, capsys):
+    capsys.readouterr()
+    assert main(["eval", str(trained), "--k", "5", "--n", "20", "--device", "cpu", "--data", str(small_npz)]) == 0
+    out = capsys.readouterr().out
+    assert "ELBO" in out and "log p(x) ≥" in out and "n=20, k=5" in out
+
+
+# --- errors: exit code 2, one message on stderr, no traceback ------------------------------------
+
+def test_eval_of_a_corrupt_checkpoint(tmp_path, small_npz, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00\x01 definitely not a checkpoint" * 50)
+    assert_clean_error(main(["eval", str(bad), "--json", "--data", str(small_npz)]), capsys, str(bad))
+
+
+def test_eval_of_a_missing_checkpoint(tmp_path, capsys):
+    missing = tmp_path / "nope.pt"
+    assert_clean_error(main(["eval", str(missing)]), capsys, "no such checkpoint file")
+
+
+def test_resume_from_a_bad_checkpoint(tmp_path, small_npz, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("hello")
+    code = main(["train", "--resume", str(bad), "--epochs", "2", "--quiet", "--data", str(small_npz),
+                 "--out", str(tmp_path / "out.pt")])
+    assert_clean_error(code, capsys, str(bad))
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_train_with_a_bad_data_file(tmp_path, capsys):
+    bad = tmp_path / "mnist.npz"
+    bad.write_text("x_train,y_train\n1,2\n")
+    code = main(["train", *TINY_ARGS, "--epochs", "1", "--data", str(bad), "--out", str(tmp_path / "m.pt")])
+    assert_clean_error(code, capsys, str(bad), "not a readable .npz")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_train_with_an_npz_missing_arrays(tmp_path, capsys):
+    bad = tmp_path / "partial.npz"
+    np.savez(bad, x_train=np.zeros((6000, 28, 28), np.uint8))
+    code = main(["train", *TINY_ARGS, "--epochs", "1", "--data", str(bad), "--out", str(tmp_path / "m.pt")])
+    assert_clean_error(code, capsys, "missing key(s)")
+
+
+def test_eval_with_a_bad_data_file(trained, tmp_path, capsys):
+    bad = tmp_path / "mnist.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated zip")
+    assert_clean_error(main(["eval", str(trained), "--data", str(bad)]), capsys, str(bad))
+
+
+def test_eval_with_a_bad_k(trained, small_npz, capsys):
+    assert_clean_error(main(["eval", str(trained), "--k", "0", "--data", str(small_npz)]), capsys, "--k")
+
+
+def test_train_with_invalid_settings(tmp_path, small_npz, capsys):
+    code = main(["train", *TINY_ARGS, "--epochs", "1", "--lr", "-1", "--data", str(small_npz),
+                 "--out", str(tmp_path / "m.pt")])
+    assert_clean_error(code, capsys, "learning rate")
