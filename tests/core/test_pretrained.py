@@ -1,0 +1,68 @@
+"""The shipped pretrained models: every manifest entry exists, is small, matches its checksum, loads
+as a valid checkpoint and decodes latent codes to pixel probabilities."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from lvm_studio.core.pretrained import (MANIFEST, default_checkpoint_path, load_manifest, pretrained_dir, sha256_of,
+                                        verify)
+
+MAX_BYTES = 10 * 1024 * 1024
+
+pytestmark = pytest.mark.skipif(not (pretrained_dir() / MANIFEST).is_file(),
+                                reason="pretrained/manifest.json does not exist yet (the models are being trained)")
+
+
+def entries() -> list[dict]:
+    if not (pretrained_dir() / MANIFEST).is_file():
+        return []
+    return load_manifest()["models"]
+
+
+def test_the_manifest_lists_models_and_a_default_among_them():
+    manifest = load_manifest()
+    files = [m["file"] for m in manifest["models"]]
+    assert files, "the manifest lists no model"
+    assert len(files) == len(set(files))
+    assert manifest["default"] in files
+    assert default_checkpoint_path() == pretrained_dir() / manifest["default"]
+
+
+@pytest.mark.parametrize("entry", entries(), ids=lambda e: e["file"])
+def test_each_model_is_small_verified_and_loads(entry):
+    path = pretrained_dir() / entry["file"]
+    assert path.is_file(), f"{path} is listed in the manifest but missing"
+    size = path.stat().st_size
+    assert size < MAX_BYTES, f"{path.name} is {size / 1e6:.1f} MB"
+    assert entry.get("size_bytes") in (None, size)
+    assert sha256_of(path) == entry["sha256"] and verify(entry)
+
+    ckpt = load_checkpoint(path)
+    assert ckpt["model_config"] == entry["config"]
+    model = model_from_checkpoint(ckpt)
+    n = 16
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(0))  # (n, latent)
+    with torch.no_grad():
+        probs = model.decode_mean(z)  # (n, 784)
+    assert probs.shape == (n, 784)
+    assert torch.isfinite(probs).all() and probs.min() >= 0 and probs.max() <= 1
+    for score in entry.get("test", []):
+        assert score["log_px"] >= score["elbo"] - 1.0  # IWAE-k ≥ ELBO up to sampling noise
+
+
+def test_verify_notices_a_changed_file(tmp_path):
+    entry = dict(entries()[0])
+    copy = tmp_path / entry["file"]
+    copy.write_bytes((pretrained_dir() / entry["file"]).read_bytes())
+    assert verify(entry, tmp_path)
+    with open(copy, "r+b") as f:
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 1]))
+    assert not verify(entry, tmp_path)
+    copy.unlink()
+    assert not verify(entry, tmp_path)
