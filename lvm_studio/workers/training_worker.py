@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+from shiboken6 import isValid
 
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.device import choose_device
@@ -41,7 +42,7 @@ IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paus
 
 def shutdown_all(timeout_s: float = 2.0) -> bool:
     """Stop every live controller's thread (at exit, and after each GUI test)."""
-    return all([c.stop_and_wait(timeout_s) for c in list(_CONTROLLERS)])
+    return all([c.stop_and_wait(timeout_s) for c in list(_CONTROLLERS) if isValid(c)])
 
 
 def live_training_threads() -> list[threading.Thread]:
@@ -224,6 +225,7 @@ class TrainingController(QObject):
         return True
 
     def _on_destroyed(self, *_):
+        _CONTROLLERS.discard(self)
         with self._lock:
             if self._trainer is not None:
                 self._trainer.stop()

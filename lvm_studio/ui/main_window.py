@@ -1,0 +1,579 @@
+"""The main window: dockable panels around one "current model" (the ModelHub), the training worker,
+menus, status bar and shortcuts.
+
+Data flow (DESIGN.md §2): the TrainingController runs the Trainer in its own thread and sends
+immutable records and CPU weight snapshots; this window appends the records to `hub.history`
+(the curves panel redraws from it on a timer) and loads each snapshot into the hub's replica,
+which every other panel reads. Commands go back through the controller, between steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QSize, Qt, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget)
+
+from lvm_studio.core.checkpoint import (CheckpointError, history_from_checkpoint, load_checkpoint, make_checkpoint,
+                                        model_from_checkpoint, save_checkpoint)
+from lvm_studio.core.history import EvalRecord, History, StepRecord
+from lvm_studio.core.pretrained import default_checkpoint_path, pretrained_dir
+from lvm_studio.core.training import Notice, Progress, Snapshot
+from lvm_studio.core.vae import VAE, VAEConfig
+from lvm_studio.ui.curves_panel import CurvesPanel
+from lvm_studio.ui.new_model_dialog import NewModelDialog
+from lvm_studio.ui.panels import PANELS, PanelSpec, load_panel_class
+from lvm_studio.ui.training_panel import TrainingPanel
+from lvm_studio.workers.training_worker import RunResult, TrainingController, TrainingJob
+
+log = logging.getLogger(__name__)
+
+LAYOUT_VERSION = 1
+DEFAULT_SIZE = QSize(1560, 960)
+CLOSE_TIMEOUT_S = 1.0  # the training thread must end this quickly when the window closes
+CHECKPOINT_FILTER = "LVM Studio checkpoints (*.pt);;All files (*)"
+
+_AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
+          "bottom": Qt.DockWidgetArea.BottomDockWidgetArea, "top": Qt.DockWidgetArea.TopDockWidgetArea}
+
+
+def settings_for_user() -> QSettings:
+    return QSettings("LVM Studio", "lvm-studio")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, hub, settings: QSettings | None = None, panel_specs: tuple[PanelSpec, ...] = PANELS,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.hub = hub
+        self.settings = settings if settings is not None else settings_for_user()
+        self.ask_before_closing = True  # tests and smoke mode turn the save question off
+        self.errors: list[str] = []  # every message shown by show_error, newest last
+        self._error_box: QMessageBox | None = None
+        self._save_path_pending: Path | None = None
+        self._device_text = "device: –"
+        self.setObjectName("MainWindow")
+        self.setDockNestingEnabled(True)
+        self.resize(DEFAULT_SIZE)
+
+        # --- the training worker and the two panels that talk to it -------------------
+        self.controller = TrainingController(self)
+        self.training_panel = TrainingPanel()
+        self.curves_panel = CurvesPanel(hub)
+        self.docks: dict[str, QDockWidget] = {}
+        training_dock = self._add_dock("training", "Training", self.training_panel, "left")
+        curves_dock = self._add_dock("curves", "Live curves", self.curves_panel, "left")
+        self.splitDockWidget(training_dock, curves_dock, Qt.Orientation.Horizontal)
+
+        # --- the other panels, each reading the same hub ---------------------------------
+        self.panel_errors: dict[str, str] = {}
+        stacks: dict[str, QDockWidget] = {}
+        for spec in panel_specs:
+            cls = load_panel_class(spec)
+            if cls is None:
+                self.panel_errors[spec.key] = "module unavailable"
+                continue
+            try:
+                widget = cls(hub, self)
+            except Exception as e:  # one broken panel must not keep the app from starting
+                log.exception("panel %s failed to start", spec.title)
+                self.panel_errors[spec.key] = f"{type(e).__name__}: {e}"
+                continue
+            dock = self._add_dock(spec.key, spec.title, widget, spec.area)
+            # one tab stack per area, panels of a group next to each other
+            first = stacks.get(spec.area)
+            if first is None:
+                stacks[spec.area] = dock
+            else:
+                self.tabifyDockWidget(first, dock)
+        for first in stacks.values():
+            first.raise_()
+
+        self._build_actions()
+        self._build_menus()
+        self._build_status_bar()
+        self._connect()
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        self._apply_default_sizes()
+        self.restore_layout()
+        self._on_model_changed()
+        self._on_training_state_changed(self.controller.state)
+
+    # --- construction helpers ---------------------------------------------------------
+    def _add_dock(self, key: str, title: str, widget: QWidget, area: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{key}")  # saveState/restoreState key
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(_AREAS.get(area, Qt.DockWidgetArea.RightDockWidgetArea), dock)
+        self.docks[key] = dock
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work even with the menu bar hidden
+        return action
+
+    def _build_actions(self):
+        K = QKeySequence.StandardKey
+        self.new_action = self._action("&New model…", self._on_new_model, K.New, "Create an untrained model")
+        self.open_action = self._action("&Open checkpoint…", self._on_open, K.Open, "Open a saved model")
+        self.save_action = self._action("&Save checkpoint", self._on_save, K.Save, "Save the current model")
+        self.save_as_action = self._action("Save checkpoint &as…", self._on_save_as, K.SaveAs)
+        self.export_png_action = self._action("Curves as &PNG…", self._on_export_png, "Ctrl+Shift+P")
+        self.export_svg_action = self._action("Curves as &SVG…", self._on_export_svg, "Ctrl+Shift+G")
+        self.export_csv_action = self._action("History as &CSV…", self._on_export_csv, "Ctrl+Shift+C")
+        self.export_shot_action = self._action("&Window screenshot…", self._on_export_screenshot, "Ctrl+Shift+W")
+        self.quit_action = self._action("&Quit", self.close, K.Quit)
+        self.start_action = self._action("&Start training", self.start_training, "F5")
+        self.pause_action = self._action("&Pause / resume", self.toggle_pause, "F6")
+        self.stop_action = self._action("S&top training", self.stop_training, "Shift+F5")
+        self.eval_action = self._action("&Evaluate now", self.evaluate_now, "F7")
+        self.reset_layout_action = self._action("&Reset layout", self.reset_layout, "Ctrl+Shift+R")
+        self.shortcuts_action = self._action("&Keyboard shortcuts", self._on_show_shortcuts, "F1")
+
+    def _build_menus(self):
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for a in (self.new_action, self.open_action, self.save_action, self.save_as_action):
+            file_menu.addAction(a)
+        export_menu = file_menu.addMenu("&Export")
+        for a in (self.export_png_action, self.export_svg_action, self.export_csv_action, self.export_shot_action):
+            export_menu.addAction(a)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        train_menu = bar.addMenu("&Training")
+        for a in (self.start_action, self.pause_action, self.stop_action, self.eval_action):
+            train_menu.addAction(a)
+        self.view_menu = bar.addMenu("&View")
+        for dock in self.docks.values():
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.view_menu.addSeparator()
+        self.view_menu.addAction(self.reset_layout_action)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.shortcuts_action)
+
+    def _build_status_bar(self):
+        bar = self.statusBar()
+        self.model_label = QLabel()
+        self.device_label = QLabel(self._device_text)
+        self.step_label = QLabel("step 0 · epoch 0.00")
+        self.rate_label = QLabel("– images/s")
+        for w in (self.device_label, self.step_label, self.rate_label, self.model_label):
+            bar.addPermanentWidget(w)
+
+    def _connect(self):
+        c, p, hub = self.controller, self.training_panel, self.hub
+        c.state_changed.connect(self._on_training_state_changed)
+        c.started.connect(self._on_training_started)
+        c.step_recorded.connect(self._on_step_recorded)
+        c.progressed.connect(self._on_progressed)
+        c.evaluated.connect(self._on_evaluated)
+        c.eval_progressed.connect(self._on_eval_progressed)
+        c.snapshot_taken.connect(self._on_snapshot_taken)
+        c.notice_posted.connect(self._on_notice_posted)
+        c.failed.connect(self._on_training_failed)
+        c.ended.connect(self._on_training_ended)
+        p.start_requested.connect(self.start_training)
+        p.pause_requested.connect(self.pause_training)
+        p.resume_requested.connect(self.resume_training)
+        p.stop_requested.connect(self.stop_training)
+        p.eval_requested.connect(self.evaluate_now)
+        p.lr_changed.connect(self._on_lr_changed)
+        hub.model_changed.connect(self._on_model_changed)
+        hub.weights_updated.connect(self._on_weights_updated)
+
+    # --- layout -----------------------------------------------------------------------
+    def _apply_default_sizes(self):
+        self.resizeDocks([self.docks["training"], self.docks["curves"]], [330, 700], Qt.Orientation.Horizontal)
+
+    def restore_layout(self) -> bool:
+        geometry = self.settings.value("layout/geometry")
+        state = self.settings.value("layout/state")
+        ok = False
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            ok = self.restoreState(state, LAYOUT_VERSION)
+        return ok
+
+    def save_layout(self) -> None:
+        self.settings.setValue("layout/geometry", self.saveGeometry())
+        self.settings.setValue("layout/state", self.saveState(LAYOUT_VERSION))
+        self.settings.sync()
+
+    @Slot()
+    def reset_layout(self) -> None:
+        for dock in self.docks.values():
+            dock.setFloating(False)
+            dock.show()
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        if not self.isMaximized() and not self.isFullScreen():
+            self.resize(DEFAULT_SIZE)
+        self._apply_default_sizes()
+        self.statusBar().showMessage("Layout reset", 3000)
+
+    # --- models and checkpoints -------------------------------------------------------
+    def open_startup_model(self, path: str | Path | None = None) -> None:
+        """--checkpoint if given, else the pretrained default, else the untrained default model."""
+        if path:
+            if self.open_checkpoint(path):
+                return
+        else:
+            default = default_checkpoint_path()
+            if default is not None:
+                try:
+                    self._adopt_checkpoint(load_checkpoint(default), default)
+                    self.statusBar().showMessage(f"Opened the pretrained model {self.hub.name}", 8000)
+                    return
+                except CheckpointError as e:
+                    self.statusBar().showMessage(f"The pretrained model could not be opened: {e}", 15000)
+                    log.warning("pretrained default unusable: %s", e)
+                    self.hub.set_model(VAE(VAEConfig()), name="untrained " + VAEConfig().describe())
+                    return
+        self.hub.set_model(VAE(VAEConfig()), name="untrained " + VAEConfig().describe())
+        if not path:
+            self.statusBar().showMessage("No pretrained model under pretrained/: an untrained VAE is loaded. "
+                                         "Press F5 to train it.", 15000)
+
+    def open_checkpoint(self, path: str | Path) -> bool:
+        """Open a checkpoint as the current model; on error show why and keep the current one."""
+        if self.controller.is_active():
+            self.show_error("Cannot open a checkpoint", "Stop training before opening another model.")
+            return False
+        try:
+            ckpt = load_checkpoint(path)
+            self._adopt_checkpoint(ckpt, path)
+        except CheckpointError as e:
+            self.show_error("Could not open the checkpoint", str(e))
+            return False
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+        return True
+
+    def _adopt_checkpoint(self, ckpt: dict, path) -> None:
+        model = model_from_checkpoint(ckpt)
+        history = history_from_checkpoint(ckpt)
+        self.hub.set_model(model, name=ckpt.get("name"), history=history, step=ckpt.get("step", 0),
+                           epoch=ckpt.get("epoch", 0.0), path=path, train_config=ckpt.get("train_config"),
+                           optimizer_state=ckpt.get("optimizer"))
+        self.training_panel.apply_config(ckpt.get("train_config"))
+
+    def save_checkpoint(self, path: str | Path) -> bool:
+        """While training: the worker saves between steps (with its optimizer). Otherwise: now."""
+        path = Path(path)
+        if self.controller.is_active():
+            self._save_path_pending = path
+            self.controller.request_save(path)
+            self.statusBar().showMessage(f"Saving {path} after the current step…", 3000)
+            return True
+        hub = self.hub
+        try:
+            ckpt = make_checkpoint(hub.model, name=hub.name, optimizer=hub.optimizer_state,
+                                   train_config=hub.train_config, step=hub.step, epoch=hub.epoch,
+                                   history=hub.history, metrics=self._headline_metrics())
+            save_checkpoint(path, ckpt)
+        except (OSError, RuntimeError) as e:
+            self.show_error("Could not save the checkpoint", f"{path}: {e}")
+            return False
+        hub.path, hub.dirty = path, False
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def _headline_metrics(self) -> dict:
+        evals = self.hub.history.evals
+        if not evals:
+            return {}
+        e = evals[-1]
+        return {"val_elbo": e.elbo, "val_log_px": e.log_px, "k": e.k}
+
+    def new_model(self, config: VAEConfig, name: str | None = None, objective: str = "elbo", k: int = 1) -> None:
+        if self.controller.is_active():
+            self.show_error("Cannot create a model", "Stop training before creating a new model.")
+            return
+        self.hub.set_model(VAE(config), name=name or "untrained " + config.describe())
+        self.training_panel.set_objective(objective, k)
+        self.statusBar().showMessage(f"New model: {config.describe()}", 5000)
+
+    # --- training ---------------------------------------------------------------------
+    def _job(self, **config_overrides) -> TrainingJob:
+        hub = self.hub
+        state = {k: v.detach().clone() for k, v in hub.model.state_dict().items()}  # the job's own copy
+        history = History(train=list(hub.history.train), evals=list(hub.history.evals))
+        config = self.training_panel.train_config(start_epoch=hub.epoch, **config_overrides)
+        return TrainingJob(model_config=hub.config.to_dict(), state_dict=state, data=hub.data, config=config,
+                           device=self.training_panel.device_choice(), optimizer_state=hub.optimizer_state,
+                           history=history, step=hub.step, epoch=hub.epoch, name=hub.name)
+
+    @Slot()
+    def start_training(self, **config_overrides) -> bool:
+        if self.controller.is_active():
+            return False
+        self.controller.finish_pending(2.0)  # a run still ending hands over its final weights first
+        try:
+            job = self._job(**config_overrides)
+        except (ValueError, OSError) as e:
+            self.show_error("Cannot start training", str(e))
+            return False
+        self.controller.start(job)
+        self.training_panel.add_message(f"starting: {job.config.objective}"
+                                        f"{'-' + str(job.config.k) if job.config.objective == 'iwae' else ''}, "
+                                        f"lr {job.config.lr:g}, batch {job.config.batch_size}, "
+                                        f"until epoch {job.config.epochs}")
+        return True
+
+    @Slot()
+    def pause_training(self):
+        self.controller.pause()
+
+    @Slot()
+    def resume_training(self):
+        self.controller.resume()
+
+    @Slot()
+    def toggle_pause(self):
+        if self.controller.state == "paused":
+            self.controller.resume()
+        elif self.controller.state in ("running", "starting"):
+            self.controller.pause()
+
+    @Slot()
+    def stop_training(self):
+        self.controller.stop()
+
+    @Slot()
+    def evaluate_now(self):
+        self.controller.request_eval()
+
+    @Slot(float)
+    def _on_lr_changed(self, lr: float):
+        self.controller.set_lr(lr)
+
+    # --- from the worker (GUI thread) -------------------------------------------------
+    @Slot(str)
+    def _on_training_state_changed(self, state: str):
+        self.training_panel.set_state(state)
+        active = state != "idle"
+        self.start_action.setEnabled(not active)
+        self.pause_action.setEnabled(active)
+        self.stop_action.setEnabled(active)
+        self.eval_action.setEnabled(state in ("running", "paused"))
+        self.new_action.setEnabled(not active)
+        self.open_action.setEnabled(not active)
+
+    @Slot(str)
+    def _on_training_started(self, device_text: str):
+        self._device_text = f"device: {device_text}"
+        self.device_label.setText(self._device_text)
+
+    @Slot(object)
+    def _on_step_recorded(self, record: StepRecord):
+        self.hub.history.add(record)
+        self.step_label.setText(f"step {record.step} · epoch {record.epoch:.2f}")
+        self.rate_label.setText(f"{record.images_per_s:,.0f} images/s")
+
+    @Slot(object)
+    def _on_progressed(self, progress: Progress):
+        self.training_panel.show_progress(progress.epoch, progress.epoch_fraction, progress.total_epochs)
+
+    @Slot(object)
+    def _on_evaluated(self, record: EvalRecord):
+        self.hub.history.add(record)
+        self.training_panel.show_eval_progress(1.0)
+        self.training_panel.add_message(f"epoch {record.epoch:.2f}: val ELBO {record.elbo:.2f}, "
+                                        f"log p̂(x) {record.log_px:.2f} (k={record.k}), gap {record.gap:.2f} nats")
+
+    @Slot(float)
+    def _on_eval_progressed(self, fraction: float):
+        self.training_panel.show_eval_progress(fraction)
+
+    @Slot(object)
+    def _on_snapshot_taken(self, snapshot: Snapshot):
+        self.hub.load_state(snapshot.state_dict, snapshot.step, snapshot.epoch)
+
+    @Slot(object)
+    def _on_notice_posted(self, notice: Notice):
+        self.training_panel.add_message(notice.message)
+        self.statusBar().showMessage(notice.message, 8000 if notice.kind in ("nan", "diverged") else 4000)
+        if notice.kind == "saved" and self._save_path_pending is not None:
+            self.hub.path, self.hub.dirty = self._save_path_pending, False
+            self._save_path_pending = None
+            self._update_title()
+        elif notice.kind == "save_failed":
+            self._save_path_pending = None
+            self.show_error("Could not save the checkpoint", notice.message)
+        elif notice.kind == "diverged":
+            self.show_error("Training diverged", notice.message)
+
+    @Slot(str)
+    def _on_training_failed(self, message: str):
+        self.show_error("Training stopped by an error", message)
+
+    @Slot(object)
+    def _on_training_ended(self, result: RunResult):
+        if result.snapshot is not None:
+            s = result.snapshot
+            self.hub.load_state(s.state_dict, s.step, s.epoch)
+            self.hub.optimizer_state = result.optimizer_state
+            self.hub.train_config = result.train_config
+        self.step_label.setText(f"step {self.hub.step} · epoch {self.hub.epoch:.2f}")
+        if result.reason != "failed":
+            self.training_panel.add_message(f"{result.reason} at step {self.hub.step}")
+
+    # --- hub --------------------------------------------------------------------------
+    @Slot()
+    def _on_model_changed(self):
+        self.model_label.setText(self.hub.name)
+        self.step_label.setText(f"step {self.hub.step} · epoch {self.hub.epoch:.2f}")
+        self._update_title()
+
+    @Slot(int)
+    def _on_weights_updated(self, step: int):
+        self._update_title()
+
+    def _update_title(self):
+        title = f"LVM Studio — {self.hub.name}{' •' if self.hub.dirty else ''}"
+        if title != self.windowTitle():
+            self.setWindowTitle(title)
+
+    # --- messages ---------------------------------------------------------------------
+    def show_error(self, title: str, message: str) -> None:
+        """A non-blocking message box (window-modal); the app keeps running."""
+        self.errors.append(message)
+        log.warning("%s: %s", title, message)
+        self.statusBar().showMessage(f"{title}: {message.splitlines()[0] if message else ''}", 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self._error_box = box
+
+    def ask_save_changes(self) -> QMessageBox.StandardButton:
+        """Save, Discard or Cancel for unsaved training progress (tests replace this method)."""
+        return QMessageBox.question(
+            self, "Unsaved training progress",
+            f"{self.hub.name} has training progress that is not saved. Save it before closing?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+
+    def _confirm_unsaved(self) -> bool:
+        """True if it is fine to drop the current model (saved, discarded, or nothing to save)."""
+        if not self.hub.dirty or not self.ask_before_closing:
+            return True
+        answer = self.ask_save_changes()
+        if answer == QMessageBox.StandardButton.Save:
+            path = self.hub.path or self._ask_save_path()
+            return bool(path) and self.save_checkpoint(path)
+        return answer == QMessageBox.StandardButton.Discard
+
+    # --- closing ----------------------------------------------------------------------
+    def closeEvent(self, event):
+        if self.controller.is_active() or self.controller.thread_alive():
+            if not self.controller.stop_and_wait(CLOSE_TIMEOUT_S):
+                log.warning("the training thread did not stop within %.1f s", CLOSE_TIMEOUT_S)
+                self.controller.finish_pending(5.0)
+        if not self._confirm_unsaved():
+            event.ignore()
+            return
+        if self.ask_before_closing:  # a user session: remember the layout
+            self.save_layout()
+        self.curves_panel._timer.stop()
+        event.accept()
+
+    # --- menu slots -------------------------------------------------------------------
+    def _ask_save_path(self) -> str:
+        start = str(self.hub.path or Path.cwd() / "model.pt")
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", start, CHECKPOINT_FILTER)
+        return path
+
+    @Slot()
+    def _on_new_model(self):
+        if not self._confirm_unsaved():
+            return
+        objective = self.training_panel.objective.currentData()
+        dialog = NewModelDialog(self, self.hub.config, objective, self.training_panel.k.value())
+        if dialog.exec() == NewModelDialog.DialogCode.Accepted:
+            objective, k = dialog.objective_choice()
+            self.new_model(dialog.config(), dialog.model_name(), objective, k)
+
+    @Slot()
+    def _on_open(self):
+        if not self._confirm_unsaved():
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", str(Path.cwd()), CHECKPOINT_FILTER)
+        if path:
+            self.open_checkpoint(path)
+
+    @Slot()
+    def _on_save(self):
+        path = self.hub.path if self.hub.path and not _is_pretrained(self.hub.path) else self._ask_save_path()
+        if path:
+            self.save_checkpoint(path)
+
+    @Slot()
+    def _on_save_as(self):
+        path = self._ask_save_path()
+        if path:
+            self.save_checkpoint(path)
+
+    def _export(self, title: str, suffix: str, filt: str, fn):
+        path, _ = QFileDialog.getSaveFileName(self, title, str(Path.cwd() / f"lvm-studio{suffix}"), filt)
+        if not path:
+            return
+        try:
+            fn(path)
+        except OSError as e:
+            self.show_error("Export failed", str(e))
+            return
+        self.statusBar().showMessage(f"Exported {path}", 5000)
+
+    @Slot()
+    def _on_export_png(self):
+        self._export("Export curves as PNG", "-curves.png", "PNG images (*.png)", self.curves_panel.export_png)
+
+    @Slot()
+    def _on_export_svg(self):
+        self._export("Export curves as SVG", "-curves.svg", "SVG images (*.svg)", self.curves_panel.export_svg)
+
+    @Slot()
+    def _on_export_csv(self):
+        self._export("Export history as CSV", "-history.csv", "CSV files (*.csv)", self.curves_panel.export_csv)
+
+    @Slot()
+    def _on_export_screenshot(self):
+        self._export("Save a screenshot of the window", "-window.png", "PNG images (*.png)", self.save_screenshot)
+
+    def save_screenshot(self, path: str | Path) -> Path:
+        path = Path(path)
+        if not self.grab().save(str(path), "PNG"):
+            raise OSError(f"could not write {path}")
+        return path
+
+    @Slot()
+    def _on_show_shortcuts(self):
+        rows = [(a.text().replace("&", ""), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
+                for a in (self.new_action, self.open_action, self.save_action, self.save_as_action,
+                          self.start_action, self.pause_action, self.stop_action, self.eval_action,
+                          self.export_png_action, self.export_svg_action, self.export_csv_action,
+                          self.export_shot_action, self.reset_layout_action, self.quit_action)]
+        text = "<table>" + "".join(f"<tr><td>{t}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for t, k in rows) + "</table>"
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+
+def _is_pretrained(path: Path) -> bool:
+    """Saving over a shipped pretrained file would break its checksum: ask for a new path instead."""
+    try:
+        return Path(path).resolve().parent == pretrained_dir().resolve()
+    except OSError:
+        return False

@@ -1,0 +1,108 @@
+"""New model…: latent dimension, hidden sizes, likelihood, activation, and the training objective."""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from lvm_studio.core.vae import ACTIVATIONS, LIKELIHOODS, VAEConfig
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'512, 512' or '512 256' -> (512, 512); ValueError with a readable message otherwise."""
+    parts = [p for p in re.split(r"[,\s;x×]+", text.strip()) if p]
+    if not parts:
+        raise ValueError("give at least one hidden layer width, e.g. 512, 512")
+    try:
+        sizes = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"hidden sizes must be whole numbers separated by commas, got {text!r}") from None
+    if any(h < 1 or h > 8192 for h in sizes):
+        raise ValueError("each hidden width must be between 1 and 8192")
+    if len(sizes) > 8:
+        raise ValueError("at most 8 hidden layers")
+    return sizes
+
+
+class NewModelDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None, config: VAEConfig | None = None,
+                 objective: str = "elbo", k: int = 5):
+        super().__init__(parent)
+        self.setWindowTitle("New model")
+        c = config or VAEConfig()
+        self.latent_dim = QSpinBox(minimum=1, maximum=64, value=c.latent_dim)
+        self.latent_dim.setToolTip("2 gives the latent map and the exact posterior view")
+        self.hidden = QLineEdit(", ".join(str(h) for h in c.hidden))
+        self.hidden.setToolTip("Encoder widths; the decoder mirrors them")
+        self.likelihood = QComboBox()
+        for name, text in zip(LIKELIHOODS, ("Bernoulli (binarized pixels)", "Gaussian (grey levels)")):
+            self.likelihood.addItem(text, name)
+        self.likelihood.setCurrentIndex(max(0, self.likelihood.findData(c.likelihood)))
+        self.activation = QComboBox()
+        for name in ACTIVATIONS:
+            self.activation.addItem(name, name)
+        self.activation.setCurrentIndex(max(0, self.activation.findData(c.activation)))
+        self.objective = QComboBox()
+        self.objective.addItem("ELBO", "elbo")
+        self.objective.addItem("IWAE-k", "iwae")
+        self.objective.setCurrentIndex(max(0, self.objective.findData(objective)))
+        self.k = QSpinBox(minimum=1, maximum=5000, value=max(1, k))
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("(its architecture)")
+        self.error = QLabel("")
+        self.error.setStyleSheet("color: #e06c75")
+        self.error.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Latent dimension", self.latent_dim)
+        form.addRow("Hidden sizes", self.hidden)
+        form.addRow("Likelihood", self.likelihood)
+        form.addRow("Activation", self.activation)
+        form.addRow("Objective", self.objective)
+        form.addRow("IWAE k", self.k)
+        form.addRow("Name", self.name)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self._on_accepted)
+        self.buttons.rejected.connect(self.reject)
+        self.hidden.textChanged.connect(self._on_changed)
+        self.objective.currentIndexChanged.connect(self._on_changed)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+        self._on_changed()
+
+    def config(self) -> VAEConfig:
+        """The model asked for; ValueError if the fields do not describe one."""
+        return VAEConfig(latent_dim=self.latent_dim.value(), hidden=parse_hidden(self.hidden.text()),
+                         likelihood=self.likelihood.currentData(), activation=self.activation.currentData())
+
+    def objective_choice(self) -> tuple[str, int]:
+        return self.objective.currentData(), self.k.value()
+
+    def model_name(self) -> str | None:
+        return self.name.text().strip() or None
+
+    @Slot()
+    def _on_changed(self, *_):
+        self.k.setEnabled(self.objective.currentData() == "iwae")
+        try:
+            self.config()
+            self.error.setText("")
+            ok = True
+        except ValueError as e:
+            self.error.setText(str(e))
+            ok = False
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+
+    @Slot()
+    def _on_accepted(self):
+        try:
+            self.config()
+        except ValueError as e:
+            self.error.setText(str(e))
+            return
+        self.accept()

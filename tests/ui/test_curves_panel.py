@@ -1,0 +1,135 @@
+"""Live curves: records become points, the gap is log p̂(x) − ELBO, exports are real files."""
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QImage
+
+from lvm_studio.core.history import EvalRecord, History, StepRecord
+from lvm_studio.ui.curves_panel import SMOOTHING, CurvesPanel
+
+
+def _step(i, elbo, recon=None, kl=5.0):
+    recon = elbo + kl if recon is None else recon
+    return StepRecord(step=10 * i, epoch=i / 20, elbo=elbo, recon=recon, kl=kl, loss=-elbo, lr=1e-3, beta=1.0,
+                      images_per_s=1000.0)
+
+
+def _eval(i, elbo, log_px, iw=()):
+    return EvalRecord(step=10 * i, epoch=i / 20, split="val", n=50, elbo=elbo, recon=elbo + 5.0, kl=5.0,
+                      log_px=log_px, k=100, iw_bounds=tuple(iw))
+
+
+@pytest.fixture
+def panel(qtbot, hub):
+    p = CurvesPanel(hub)
+    qtbot.addWidget(p)
+    p.resize(700, 600)
+    p.show()
+    return p
+
+
+def test_curves_receive_points_from_the_history(qtbot, panel, hub):
+    elbos = [-540.0, -300.0, -200.0, -150.0, -130.0]
+    for i, e in enumerate(elbos, 1):
+        hub.history.add(_step(i, e))
+    hub.history.add(_eval(5, elbo=-128.0, log_px=-123.5))
+    # the redraw timer picks them up: no call from the test
+    qtbot.waitUntil(lambda: panel._train_raw.n == 5 and len(panel.train_raw_curve.getData()[0]) == 5, timeout=2_000)
+    x, y = panel.train_raw_curve.getData()
+    np.testing.assert_allclose(x, [i / 20 for i in range(1, 6)])
+    np.testing.assert_allclose(y, elbos)
+    # smoothed: the bias-corrected exponential average (Kingma & Ba 2015, §3)
+    m, expected = 0.0, []
+    for t, e in enumerate(elbos, 1):
+        m = SMOOTHING * m + (1 - SMOOTHING) * e
+        expected.append(m / (1 - SMOOTHING ** t))
+    np.testing.assert_allclose(panel.train_smooth_curve.getData()[1], expected)
+    assert panel.train_smooth_curve.getData()[1][0] == pytest.approx(elbos[0])  # no pull towards zero
+    assert list(panel.log_px_curve.getData()[1]) == [-123.5]
+    assert list(panel.val_elbo_curve.getData()[1]) == [-128.0]
+    assert panel.evals_plotted == 1
+    assert "4.50" in panel.gap_label.toPlainText() and "KL(q‖p(z|x))" in panel.gap_label.toPlainText()
+    assert "gap 4.50" in panel.summary.text()
+    # reconstruction on the left axis, KL on the right-hand ViewBox
+    assert panel.kl_curve.getViewBox() is panel._kl_vb
+    assert panel.recon_curve.getViewBox() is panel.terms_plot.vb
+
+
+def test_no_redraw_without_new_records(qtbot, panel, hub):
+    hub.history.add(_step(1, -200.0))
+    qtbot.waitUntil(lambda: panel.redraws >= 2, timeout=2_000)
+    n = panel.redraws
+    qtbot.wait(250)  # several timer ticks, nothing new
+    assert panel.redraws == n
+
+
+def test_buffers_grow_past_their_capacity(panel, hub):
+    elbos = -100.0 - np.arange(3000) % 7
+    for i, e in enumerate(elbos, 1):
+        hub.history.add(_step(i, float(e)))
+    panel.redraw()
+    np.testing.assert_allclose(panel._train_raw.ys, elbos)
+    assert panel._train_raw.n == 3000
+
+
+def test_a_new_history_replaces_the_curves(panel, hub, tiny_model):
+    hub.history.add(_step(1, -200.0))
+    hub.history.add(_eval(1, -190.0, -185.0))
+    panel.redraw()
+    assert panel.evals_plotted == 1
+    history = History(train=[_step(1, -90.0), _step(2, -89.0)], evals=[])
+    hub.set_model(tiny_model, name="other", history=history)
+    assert list(panel.train_raw_curve.getData()[1]) == [-90.0, -89.0]
+    assert panel.evals_plotted == 0 and panel.gap_label.toPlainText() == ""
+
+
+def test_iw_bounds_get_one_curve_per_k(panel, hub):
+    hub.history.add(_eval(1, -130.0, -125.0, iw=((1, -130.2), (5, -127.0), (50, -125.5))))
+    hub.history.add(_eval(2, -120.0, -116.0, iw=((1, -120.1), (5, -118.0), (50, -116.4))))
+    panel.redraw()
+    assert sorted(panel._iw_curves) == [1, 5, 50]
+    assert list(panel._iw_curves[5].getData()[1]) == [-127.0, -118.0]
+    panel.show_iw.setChecked(False)
+    assert not any(c.isVisible() for c in panel._iw_curves.values())
+
+
+def test_hover_shows_the_nearest_values(qtbot, panel, hub):
+    for i in range(1, 21):
+        hub.history.add(_step(i, -200.0 + i))
+    hub.history.add(_eval(10, -185.0, -180.25))
+    panel.redraw()
+    html = panel.hover_html(0.5)  # epoch 0.5 = record 10
+    assert "epoch 0.50" in html and "train ELBO -190.00" in html
+    assert "log p̂(x) -180.25" in html and "gap ≈ KL(q‖p(z|x)) 4.75" in html
+    # a real mouse move over the plot shows the read-out
+    qtbot.waitUntil(lambda: panel.bounds_plot.vb.width() > 50, timeout=2_000)
+    panel.bounds_plot.vb.setRange(xRange=(0.0, 1.0), yRange=(-200.0, -170.0), padding=0)
+    scene_pos = panel.bounds_plot.vb.mapViewToScene(QPointF(0.5, -185.0))
+    panel._on_mouse_moved((scene_pos,))
+    text = panel._hover_text[panel.bounds_plot]
+    assert text.isVisible() and "epoch 0.50" in text.toHtml()
+    assert all(line.isVisible() and line.value() == pytest.approx(0.5, abs=0.05) for line in panel._hover_lines)
+
+
+def test_export_png_svg_and_csv(panel, hub, tmp_path):
+    for i in range(1, 11):
+        hub.history.add(_step(i, -150.0 + i))
+    hub.history.add(_eval(10, -141.0, -137.0, iw=((5, -139.0),)))
+    png = panel.export_png(tmp_path / "curves.png")
+    image = QImage(str(png))
+    assert not image.isNull() and image.width() >= 2 * panel.view.width() - 2
+
+    svg = panel.export_svg(tmp_path / "curves.svg")
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    paths = [e for e in root.iter() if e.tag.endswith(("path", "polyline"))]
+    assert len(paths) > 10  # axes, grid and curves drawn as vectors
+    assert "epoch" in svg.read_text(encoding="utf-8")
+
+    csv = panel.export_csv(tmp_path / "history.csv").read_text(encoding="utf-8")
+    assert csv == hub.history.to_csv()
+    lines = csv.strip().splitlines()
+    assert len(lines) == 1 + 10 + 1 and lines[0].startswith("kind,step") and "iw_5" in lines[0]
