@@ -269,24 +269,38 @@ def importance_samples(model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: tor
     return z[:, 0], log_w, torch.softmax(log_w, 0)
 
 
-@torch.no_grad()
-def posterior_grid(model, x: torch.Tensor, n: int = 96, n_coarse: int = 41, extent: float = 5.0,
-                   tail: float = 20.0, include: tuple[torch.Tensor, torch.Tensor] | None = None,
-                   margin: float = 0.15) -> GridPosterior:
-    """p(z|x) for ONE image x (1, 784) of a 2-D latent on a grid zoomed onto where its mass is.
-
-    A coarse grid over [−extent, extent]² finds the cells within `tail` nats of the peak; the
-    returned n × n grid covers their bounding box (plus a margin) and, if `include` = (z_loc,
-    z_scale) is given, q's 2σ box too, so both show in one picture. log_px is the midpoint-rule
-    integral over that grid (mass outside it is below e^−tail of the peak; see exact_log_px_2d).
-    """
-    coarse = grid_posterior(model, x, n_coarse, (-extent, extent, -extent, extent))
-    step = 2 * extent / n_coarse
-    keep = coarse.log_post[0] > coarse.log_post[0].max() - tail  # (n, n)
+def _mass_box(grid: GridPosterior, tail: float) -> tuple[float, float, float, float]:
+    """Bounding box of the cells within `tail` nats of the peak, one cell wider on every side."""
+    d1, d2 = (grid.z1[1] - grid.z1[0]).item(), (grid.z2[1] - grid.z2[0]).item()
+    keep = grid.log_post[0] > grid.log_post[0].max() - tail  # (n, n)
     i = keep.any(1).nonzero().squeeze(1)
     j = keep.any(0).nonzero().squeeze(1)
-    lo1, hi1 = coarse.z1[i.min()].item() - step, coarse.z1[i.max()].item() + step
-    lo2, hi2 = coarse.z2[j.min()].item() - step, coarse.z2[j.max()].item() + step
+    return (grid.z1[i.min()].item() - 1.5 * d1, grid.z1[i.max()].item() + 1.5 * d1,
+            grid.z2[j.min()].item() - 1.5 * d2, grid.z2[j.max()].item() + 1.5 * d2)
+
+
+@torch.no_grad()
+def posterior_grid(model, x: torch.Tensor, n: int = 96, n_coarse: int = 33, extent: float = 5.0,
+                   tail: float = 15.0, display_tail: float = 9.0,
+                   include: tuple[torch.Tensor, torch.Tensor] | None = None, margin: float = 0.1,
+                   preview: Callable[[GridPosterior], None] | None = None) -> GridPosterior:
+    """p(z|x) for ONE image x (1, 784) of a 2-D latent on an n × n grid zoomed onto its mass.
+
+    1. A coarse grid over [−extent, extent]² finds the cells within `tail` nats of the peak (box A).
+    2. A second coarse grid over box A narrows that down (a posterior can be much narrower than a
+       first-stage cell); preview(grid), if given, receives it so a picture shows early.
+    3. The n × n grid covers box B: the cells of (2) within `display_tail` nats of the peak, plus
+       q's 2σ box if `include` = (z_loc, z_scale) is given, squared, plus a margin.
+    log p(x) is a composite midpoint rule: the fine grid over B plus the second-stage cells outside B
+    (each below e^−display_tail of the peak); mass beyond box A is below e^−tail of the peak (the idea
+    of exact_log_px_2d). log_post is normalised by that p(x), so it is the true density on B and
+    integrates over B to 1 minus the (tiny) mass outside B.
+    """
+    coarse = grid_posterior(model, x, n_coarse, (-extent, extent, -extent, extent))
+    zoomed = grid_posterior(model, x, n_coarse, _mass_box(coarse, tail))
+    if preview is not None:
+        preview(zoomed)
+    lo1, hi1, lo2, hi2 = _mass_box(zoomed, display_tail)
     if include is not None:
         loc, scale = (t.reshape(-1).tolist() for t in include)
         lo1, hi1 = min(lo1, loc[0] - 2 * scale[0]), max(hi1, loc[0] + 2 * scale[0])
@@ -294,7 +308,18 @@ def posterior_grid(model, x: torch.Tensor, n: int = 96, n_coarse: int = 41, exte
     # a square box (the plot keeps the aspect ratio), with a margin
     c1, c2 = (lo1 + hi1) / 2, (lo2 + hi2) / 2
     half = max(hi1 - lo1, hi2 - lo2) * (0.5 + margin)
-    return grid_posterior(model, x, n, (c1 - half, c1 + half, c2 - half, c2 + half))
+    box = (c1 - half, c1 + half, c2 - half, c2 + half)
+    fine = grid_posterior(model, x, n, box)
+    # second-stage cells whose centre lies outside box B add their midpoint mass
+    outside = ~(((zoomed.z1 >= box[0]) & (zoomed.z1 <= box[1]))[:, None]
+                & ((zoomed.z2 >= box[2]) & (zoomed.z2 <= box[3]))[None, :])  # (n_coarse, n_coarse)
+    parts = [fine.log_px]
+    if outside.any():
+        log_joint_out = zoomed.log_post[0][outside] + zoomed.log_px[0]  # log p(x, z) at those cells
+        parts.append((torch.logsumexp(log_joint_out, 0) + math.log(zoomed.cell_area)).reshape(1))
+    log_px = torch.logsumexp(torch.stack(parts), 0)  # (1,)
+    log_post = fine.log_post + (fine.log_px - log_px)[:, None, None]
+    return GridPosterior(z1=fine.z1, z2=fine.z2, log_post=log_post, log_px=log_px, cell_area=fine.cell_area)
 
 
 def kl_q_posterior_on_grid(grid: GridPosterior, z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:

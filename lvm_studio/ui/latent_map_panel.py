@@ -252,7 +252,7 @@ class LatentMapPanel(QWidget):
                                      "the plane through the current z spanned by the two axes)")
         self.size_spin = QSpinBox()
         self.size_spin.setRange(1, 8)
-        self.size_spin.setValue(3)
+        self.size_spin.setValue(2)
         self.size_spin.setToolTip("Point radius in pixels")
         fit = button("Fit view", "Zoom to all points", self._on_fit_clicked)
         self.decoded = DigitImage(min_side=112, hint_side=168)

@@ -267,7 +267,7 @@ class TestDigitPicker(QWidget):
         self.spin.setToolTip("Number of the digit in the MNIST test set (0–9999)")
         self.spin.setKeyboardTracking(False)
         self.random_button = QToolButton()
-        self.random_button.setText("🎲")
+        self.random_button.setText("random")
         self.random_button.setToolTip("Pick a random test digit")
         self.thumb = DigitImage(min_side=36, hint_side=36)
         self.thumb.setFixedSize(40, 40)

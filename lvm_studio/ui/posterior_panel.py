@@ -22,7 +22,7 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QRadioButton,
-                               QSlider, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+                               QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from lvm_studio.core.gmm import ellipse_points
 from lvm_studio.core.images import to_mnist_format
@@ -30,7 +30,7 @@ from lvm_studio.core.latent import importance_samples, optimise_phi, posterior_g
 from lvm_studio.ui.latent_widgets import DigitImage, DrawPad, TestDigitPicker, button
 from lvm_studio.workers.tasks import TaskRunner
 
-GRID_N = 72  # heat-map cells per side (the coarse search adds 33 × 33)
+GRID_N = 72  # heat-map cells per side (the two coarse searches add 2 × 33 × 33)
 SHOWN_SAMPLES = 300  # importance samples drawn on the map (IW-k itself uses all k)
 MU_RANGE = 5.0
 LOG10_SIGMA = (-2.0, math.log10(3.0))  # σ sliders: 0.01 … 3, logarithmic
@@ -38,8 +38,9 @@ SLIDER_TICKS = 1000
 
 
 def _grid_task(ctx, model, x, include):
-    grid = posterior_grid(model, x, n=GRID_N, n_coarse=33, include=include)
-    return grid
+    # the zoomed coarse grid is shown first, then the fine one (and its log p(x))
+    return posterior_grid(model, x, n=GRID_N, n_coarse=33, include=include,
+                          preview=lambda g: (ctx.check(), ctx.report(0.3, g)))
 
 
 def _numbers_task(ctx, model, x, loc, scale, log_px, k, seed):
@@ -80,7 +81,8 @@ def _slider_from_sigma(s: float) -> int:
 
 
 class PosteriorPanel(QWidget):
-    posterior_updated = Signal()  # a new heat map (new digit or weights) is shown
+    posterior_updated = Signal()  # the fine heat map and log p(x) of a new digit or new weights are in
+    heat_updated = Signal(bool)  # a heat map was set: False for the zoomed coarse preview, True for the fine grid
     numbers_updated = Signal()  # the numbers for the current q arrived
     optimised = Signal()  # φ* for this digit arrived
 
@@ -101,6 +103,7 @@ class PosteriorPanel(QWidget):
         self._seed = 0
 
         self.grid_runner = TaskRunner("posterior-grid", self)
+        self.grid_runner.progressed.connect(self._on_grid_preview)
         self.grid_runner.finished.connect(self._on_grid_finished)
         self.grid_runner.failed.connect(self._on_task_failed)
         self.numbers_runner = TaskRunner("posterior-numbers", self)
@@ -129,9 +132,12 @@ class PosteriorPanel(QWidget):
         self.enc_curve = self.plot.plot(pen=pg.mkPen((200, 200, 200), width=1, style=Qt.PenStyle.DotLine),
                                         name="encoder's q, 1σ")
         self.opt_curve = self.plot.plot(pen=pg.mkPen((255, 80, 200), width=2), name="optimised φ*, 1σ")
-        self.samples = pg.ScatterPlotItem(pen=pg.mkPen(0, 0, 0, 200), brush=pg.mkBrush(255, 140, 0, 200),
+        self.samples = pg.ScatterPlotItem(pen=pg.mkPen(60, 30, 0, 160), brush=pg.mkBrush(255, 140, 0, 150),
                                           name="z ~ q, area ∝ weight w̃")
+        self.samples.setZValue(5)
         self.plot.addItem(self.samples)
+        for curve in (self.q1, self.q2, self.enc_curve, self.opt_curve):
+            curve.setZValue(10)
         self.centre = pg.TargetItem(pos=(0, 0), size=14, pen=pg.mkPen((255, 255, 255), width=2), symbol="o")
         self.handle1 = pg.TargetItem(pos=(1, 0), size=10, pen=pg.mkPen((255, 255, 255)), symbol="s")
         self.handle2 = pg.TargetItem(pos=(0, 1), size=10, pen=pg.mkPen((255, 255, 255)), symbol="s")
@@ -153,14 +159,13 @@ class PosteriorPanel(QWidget):
         src.addButton(self.use_test)
         src.addButton(self.use_drawn)
         self._src_group = src
-        self.source_stack = QStackedWidget()
-        self.source_stack.addWidget(self.picker)
         draw_box = QWidget()
         dl = QHBoxLayout(draw_box)
         dl.setContentsMargins(0, 0, 0, 0)
         dl.addWidget(self.draw_pad)
         dl.addWidget(button("Clear", "Erase the drawing", self._on_clear_clicked), 0, Qt.AlignmentFlag.AlignBottom)
-        self.source_stack.addWidget(draw_box)
+        draw_box.setVisible(False)
+        self.draw_box = draw_box
         self.x_image = DigitImage(min_side=84, hint_side=112, caption="x")
         self.recon_image = DigitImage(min_side=84, hint_side=112, caption="E[x|z = μ]")
 
@@ -217,7 +222,8 @@ class PosteriorPanel(QWidget):
         srow.addWidget(self.use_drawn)
         srow.addStretch(1)
         side.addLayout(srow)
-        side.addWidget(self.source_stack)
+        side.addWidget(self.picker)
+        side.addWidget(self.draw_box)
         irow = QHBoxLayout()
         irow.addWidget(self.x_image)
         irow.addWidget(self.recon_image)
@@ -294,14 +300,19 @@ class PosteriorPanel(QWidget):
         self.status.setText(f"{self.x_description}: computing p(z|x) on a {GRID_N}×{GRID_N} grid …")
         self.grid_runner.submit(_grid_task, self.hub.model, self.x.clone(), (loc.clone(), scale.clone()))
 
+    def _on_grid_preview(self, task_id: int, fraction: float, grid) -> None:
+        if grid is not None:
+            self._show_heat(grid)
+            self._fit_view(grid)
+            self.heat_updated.emit(False)
+
     def _on_grid_finished(self, task_id: int, grid) -> None:
         self.grid = grid
         self.log_px = float(grid.log_px[0])
-        self._show_heat()
-        z1, z2 = grid.z1.double().numpy(), grid.z2.double().numpy()  # float64: pyqtgraph's range checks overflow float32
+        self._show_heat(grid)
+        z1, z2 = self._fit_view(grid)
         d1, d2 = float(z1[1] - z1[0]), float(z2[1] - z2[0])
-        self.plot.getViewBox().setRange(xRange=(z1[0] - d1 / 2, z1[-1] + d1 / 2),
-                                        yRange=(z2[0] - d2 / 2, z2[-1] + d2 / 2), padding=0.02)
+        self.heat_updated.emit(True)
         self.status.setText(f"{self.x_description}: p(z|x) on a {len(z1)}×{len(z2)} grid over "
                             f"[{z1[0] - d1 / 2:.2f}, {z1[-1] + d1 / 2:.2f}] × [{z2[0] - d2 / 2:.2f}, "
                             f"{z2[-1] + d2 / 2:.2f}]; log p(x) is its integral (midpoint rule).")
@@ -309,16 +320,24 @@ class PosteriorPanel(QWidget):
         self.request_numbers()
         self.posterior_updated.emit()
 
-    def _show_heat(self) -> None:
-        if self.grid is None:
+    def _fit_view(self, grid):
+        z1, z2 = grid.z1.double().numpy(), grid.z2.double().numpy()  # float64: pyqtgraph's range checks overflow float32
+        d1, d2 = float(z1[1] - z1[0]), float(z2[1] - z2[0])
+        self.plot.getViewBox().setRange(xRange=(z1[0] - d1 / 2, z1[-1] + d1 / 2),
+                                        yRange=(z2[0] - d2 / 2, z2[-1] + d2 / 2), padding=0.02)
+        return z1, z2
+
+    def _show_heat(self, grid=None) -> None:
+        grid = grid if grid is not None else self.grid
+        if grid is None:
             return
-        lp = self.grid.log_post[0].numpy()
+        lp = grid.log_post[0].numpy()
         peak = float(lp.max())
         if self.log_scale.isChecked():
             img, levels = np.clip(lp - peak, -12.0, 0.0), (-12.0, 0.0)
         else:
             img, levels = np.exp(lp - peak), (0.0, 1.0)
-        z1, z2 = self.grid.z1.double().numpy(), self.grid.z2.double().numpy()
+        z1, z2 = grid.z1.double().numpy(), grid.z2.double().numpy()
         d1, d2 = float(z1[1] - z1[0]), float(z2[1] - z2[0])
         self.heat.setImage(np.ascontiguousarray(img, dtype=np.float32), levels=levels, autoLevels=False)
         self.heat.setRect(float(z1[0] - d1 / 2), float(z2[0] - d2 / 2), d1 * len(z1), d2 * len(z2))
@@ -376,7 +395,8 @@ class PosteriorPanel(QWidget):
         self.numbers = num
         if self._q_is_encoder and self.encoder_numbers is None:
             self.encoder_numbers = num
-        sizes = 3.0 + 22.0 * np.sqrt(w / max(float(w.max()), 1e-30))
+        # area ∝ k w̃: a sample of average weight is 9 px across, the heaviest at most 30 px
+        sizes = np.clip(9.0 * np.sqrt(len(w) * w), 2.0, 30.0)
         self.samples.setData(z[:, 0], z[:, 1], size=sizes)
         self._show_numbers()
         self.numbers_updated.emit()
@@ -464,7 +484,8 @@ class PosteriorPanel(QWidget):
         self._set_x(self.picker.x(), f"test digit {i}")
 
     def _on_source_toggled(self, *_):
-        self.source_stack.setCurrentIndex(0 if self.use_test.isChecked() else 1)
+        self.picker.setVisible(self.use_test.isChecked())
+        self.draw_box.setVisible(not self.use_test.isChecked())
         if self.use_test.isChecked():
             self._on_digit_picked(self.picker.index())
         elif self.draw_pad.image().max() > 0:
