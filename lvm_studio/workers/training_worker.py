@@ -124,6 +124,7 @@ class TrainingController(QObject):
         self._want_stop = False
         self._want_pause = False
         self._pending_lr: float | None = None
+        self._pending_eval = False
         self._result: RunResult | None = None  # set by the thread just before it ends
         self._delivered: set[int] = set()  # run ids whose RunResult went out on `ended`
         self._event_from_thread.connect(self._on_event_from_thread)
@@ -156,6 +157,7 @@ class TrainingController(QObject):
             run_id = self._run_id
             self._want_stop = self._want_pause = False
             self._pending_lr = None
+            self._pending_eval = False
             self._trainer = None
             self._result = None
             self._thread = threading.Thread(target=self._run, args=(run_id, job), name=THREAD_NAME, daemon=True)
@@ -198,6 +200,8 @@ class TrainingController(QObject):
         with self._lock:
             if self._trainer is not None:
                 self._trainer.request_eval()
+            elif self._state != IDLE:
+                self._pending_eval = True  # asked for while the Trainer is being built
 
     def request_save(self, path) -> None:
         """Save a checkpoint (with the optimizer state) from the training thread, between steps."""
@@ -261,6 +265,8 @@ class TrainingController(QObject):
                     trainer.set_lr(job.config.lr)  # a checkpoint's optimizer carries its own lr
                 if self._pending_lr is not None:
                     trainer.set_lr(self._pending_lr)
+                if self._pending_eval:
+                    trainer.request_eval()
                 if self._want_pause:
                     trainer.pause()
                 if self._want_stop:

@@ -221,3 +221,14 @@ def test_thread_name(qtbot, controller, tiny_model, small_mnist, tiny_config):
     controller.start(_job(tiny_model, small_mnist, tiny_config()))
     assert [t.name for t in live_training_threads()] == [THREAD_NAME]
     assert controller.stop_and_wait(2.0)
+
+
+def test_commands_given_before_the_trainer_exists_are_kept(qtbot, controller, tiny_model, small_mnist, tiny_config):
+    rec = Recorder(controller)
+    controller.start(_job(tiny_model, small_mnist, tiny_config(lr=1e-3)))
+    controller.request_eval()  # the thread is still building its Trainer
+    controller.set_lr(5e-4)
+    qtbot.waitUntil(lambda: len(rec.evals) == 1 and len(rec.steps) >= 2, timeout=10_000)
+    controller.stop_and_wait(2.0)
+    assert rec.evals[0].step == 0  # evaluated before the first step
+    assert all(r.lr == pytest.approx(5e-4) for r in rec.steps)
