@@ -11,8 +11,9 @@ true missing pixels, nats per digit (mean and standard error over digits), for
     importance   self-normalised importance weights with the fitted q as proposal (≈ log p(x_m|x_o))
 See lvm_studio.core.inpainting.MissingPixelScores for the exact definitions.
 
-The model: --checkpoint, else the first checkpoint in pretrained/, else a VAE trained here for
-about three minutes (default architecture), cached in the system's temp folder.
+The model: --checkpoint, else the default pretrained model (pretrained/manifest.json), else any
+pretrained/*.pt, else a VAE trained here for about three minutes (default architecture), cached
+in the system's temp folder.
 """
 
 from __future__ import annotations
@@ -69,7 +70,13 @@ def find_model(data: MNIST, checkpoint: str | None = None, train_seconds: float 
     """(model, description): --checkpoint, else pretrained/*.pt, else the cached or a freshly trained bench model."""
     from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
 
-    candidates = [Path(checkpoint)] if checkpoint else sorted((ROOT / "pretrained").glob("*.pt")) + [OWN_MODEL]
+    from lvm_studio.core.pretrained import default_checkpoint_path
+
+    if checkpoint:
+        candidates = [Path(checkpoint)]
+    else:
+        default = default_checkpoint_path()
+        candidates = ([default] if default else []) + sorted((ROOT / "pretrained").glob("*.pt")) + [OWN_MODEL]
     for path in candidates:
         if path.is_file():
             ckpt = load_checkpoint(path)

@@ -366,7 +366,8 @@ def amortized_guess(model, x, missing, fill: float | str | torch.Tensor = DEFAUL
     the quality benchmark (bench/inpainting.py, top half missing): a grey mean-image fill gives a
     far better guess than a black one, whose guess is worse than predicting the mean image (a black
     half reads to the encoder as "no ink there", i.e. a digit confined to the visible half). After
-    the fit the fill no longer matters: the fit ends at the same optimum from either start.
+    the fit the fill hardly matters: from either start it reaches the same observed-pixel ELBO
+    (within 0.1 nat on average).
     """
     x, missing = prepare(x, missing, _device(model))
     if isinstance(fill, str):
