@@ -45,6 +45,30 @@ def shutdown_all(timeout_s: float = 2.0) -> bool:
     return all([c.stop_and_wait(timeout_s) for c in list(_CONTROLLERS) if isValid(c)])
 
 
+def warm_up() -> None:
+    """Run one tiny training step and evaluation here and now, at start-up.
+
+    The first torch.optim.Adam imports torch._dynamo, sympy and ~800 more modules (2 s here);
+    done in the training thread, those imports and the full garbage collections they cause hold
+    the GIL for 100+ ms at a time and stall the window. Done once before gc.freeze(), they are
+    paid at start-up and their objects never scanned again.
+    """
+    from lvm_studio.core import estimators as est
+
+    model = VAE(VAEConfig(latent_dim=2, hidden=(4,)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.bernoulli(torch.full((2, model.config.x_dim), 0.5))  # (2, 784)
+    loss = -est.elbo(model, x).elbo.mean()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
+    optimizer.step()
+    _optimizer_state_to_cpu(optimizer.state_dict())
+    copy_state_to_cpu(model)
+    with torch.no_grad():
+        log_w = est.sample_log_weights(model, x, 3, "q")  # (3, 2)
+        est.iw_bounds_from_weights(log_w, (1, 2))
+
+
 def live_training_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == THREAD_NAME and t.is_alive()]
 
