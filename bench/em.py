@@ -73,7 +73,7 @@ def bench_em(n: int = 60000, d: int = 16, k: int = 10, iters: int = 100, seed: i
     def run_sklearn():
         sk = SkGaussianMixture(
             n_components=k, covariance_type="full", tol=0.0, max_iter=iters, n_init=1, reg_covar=cfg.ridge,
-            weights_init=start.weights.double().numpy(), means_init=start.means.double().numpy(),
+            weights_init=(start.weights.double() / start.weights.double().sum()).numpy(), means_init=start.means.double().numpy(),
             precisions_init=np.linalg.inv(start.covariances.double().numpy()),
             # every parameter is given, so the initial responsibilities are discarded: take the cheapest
             init_params="random_from_data", random_state=seed)
