@@ -26,6 +26,8 @@ from lvm_studio.ui import style
 
 REDRAW_INTERVAL_MS = 66  # ≈ 15 Hz
 SMOOTHING = 0.9  # EMA weight of the past in the smoothed training curves (one record = log_every steps)
+FOLLOW_SKIP = 0.1  # "follow" y-ranges leave out the first 10 % of the epochs: the first steps
+                   # (ELBO ≈ −540 nats) would squash the part worth reading
 
 
 class _Series:
@@ -121,8 +123,6 @@ class CurvesPanel(QWidget):
         self.bounds_plot.setTitle("Bounds on log p(x)", size="10pt")
         self.terms_plot.setTitle("ELBO terms", size="10pt")
         self.bounds_plot.setLabel("left", "nats per image")
-        # the first records (ELBO ≈ −540 nats) would squash the rest: ignore the extreme 2 %
-        self.bounds_plot.vb.enableAutoRange(axis="y", enable=0.98)
 
         legend = self.bounds_plot.addLegend(offset=(-8, -8), labelTextSize="8pt")
         legend.setBrush(pg.mkBrush(22, 24, 29, 200))
@@ -142,7 +142,7 @@ class CurvesPanel(QWidget):
         self._gap_key = pg.PlotDataItem([], [], pen=None, fillLevel=0, fillBrush=pg.mkBrush(c["gap"]))
         self._gap_key.visibleChanged.connect(self._on_gap_key_toggled)
         legend.addItem(self._gap_key, "gap ≈ KL(q‖p(z|x)), average")
-        self.gap_label = pg.TextItem("", color=c["log_px"], anchor=(1.0, 0.5))
+        self.gap_label = pg.TextItem("", color=c["log_px"], anchor=(1.0, 1.0))
         self.bounds_plot.addItem(self.gap_label, ignoreBounds=True)
         self._iw_curves: dict[int, pg.PlotDataItem] = {}
         self._bounds_legend = legend
@@ -156,9 +156,7 @@ class CurvesPanel(QWidget):
         self.view.scene().addItem(self._kl_vb)
         t.getAxis("right").linkToView(self._kl_vb)
         self._kl_vb.setXLink(t)
-        self._kl_vb.enableAutoRange(axis="y", enable=0.98)
         t.vb.sigResized.connect(self._on_terms_resized)
-        t.vb.enableAutoRange(axis="y", enable=0.98)
         tlegend = t.addLegend(offset=(-8, -8), labelTextSize="8pt")
         tlegend.setBrush(pg.mkBrush(22, 24, 29, 200))
         self.recon_curve = t.plot(pen=_pen(c["recon"], 1.8), name="train reconstruction (smoothed)")
@@ -194,16 +192,25 @@ class CurvesPanel(QWidget):
         self.show_raw = QCheckBox("raw train ELBO")
         self.show_raw.setChecked(True)
         self.show_raw.toggled.connect(self.train_raw_curve.setVisible)
+        self.show_raw.toggled.connect(self._on_follow_toggled_again)
         self.show_iw = QCheckBox("IW-k bounds")
         self.show_iw.setChecked(True)
         self.show_iw.setToolTip("The IWAE bound at several k from each evaluation (enable them in Training)")
         self.show_iw.toggled.connect(self._on_show_iw_toggled)
+        self.follow = QCheckBox("follow")
+        self.follow.setChecked(True)
+        self.follow.setToolTip("Keep the axes on the whole run, leaving out the first steps' large values; "
+                               "zooming or panning by hand turns this off")
+        self.follow.toggled.connect(self._on_follow_toggled)
+        for vb in (self.bounds_plot.vb, self.terms_plot.vb, self._kl_vb):
+            vb.sigRangeChangedManually.connect(self._on_range_changed_manually)
         self.summary = QLabel("")
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         controls = QHBoxLayout()
         controls.setContentsMargins(4, 0, 4, 0)
         controls.addWidget(self.show_raw)
         controls.addWidget(self.show_iw)
+        controls.addWidget(self.follow)
         controls.addStretch(1)
         controls.addWidget(self.summary)
         layout = QVBoxLayout(self)
@@ -304,6 +311,30 @@ class CurvesPanel(QWidget):
                 label.setText(f"val log p̂(x), IWAE-{self._eval_k}" if self._eval_k else "val log p̂(x)")
         self._update_gap_label()
         self._update_summary()
+        if self.follow.isChecked():
+            self._follow_y()
+
+    def _follow_y(self) -> None:
+        """y-ranges over the data after the first FOLLOW_SKIP of the epochs (x stays on auto-range)."""
+        series = [self._train_smooth, self._val_elbo, self._log_px]
+        if self.show_raw.isChecked():
+            series.append(self._train_raw)
+        if self.show_iw.isChecked():
+            series.extend(self._iw.values())
+        xs = [s.xs for s in series if s.n]
+        if not xs:
+            return
+        x0 = min(float(x[0]) for x in xs)
+        x1 = max(float(x[-1]) for x in xs)
+        x_from = x0 + FOLLOW_SKIP * (x1 - x0)
+        for vb, group in ((self.bounds_plot.vb, series),
+                          (self.terms_plot.vb, (self._recon_smooth, self._val_recon)),
+                          (self._kl_vb, (self._kl_smooth, self._val_kl))):
+            y_range = _range_after(group, x_from)
+            if y_range is not None:
+                lo, hi = y_range
+                pad = 0.06 * (hi - lo) if hi > lo else max(1.0, 0.05 * abs(hi))
+                vb.setYRange(lo - pad, hi + pad, padding=0)
 
     def _iw_curve(self, k: int) -> pg.PlotDataItem:
         curve = self._iw_curves.get(k)
@@ -323,8 +354,8 @@ class CurvesPanel(QWidget):
             return
         x = self._log_px.xs[-1]
         lo, hi = self._val_elbo.ys[-1], self._log_px.ys[-1]
-        self.gap_label.setText(f"KL(q‖p(z|x)) ≈ {hi - lo:.2f} nats  ")
-        self.gap_label.setPos(x, 0.5 * (lo + hi))
+        self.gap_label.setText(f"gap ≈ KL(q‖p(z|x)) = {hi - lo:.2f} nats")
+        self.gap_label.setPos(x, max(lo, hi))
 
     def _update_summary(self) -> None:
         parts = []
@@ -453,6 +484,7 @@ class CurvesPanel(QWidget):
     # --- slots ------------------------------------------------------------------------
     @Slot()
     def _on_history_changed(self) -> None:
+        self.follow.setChecked(True)
         self._reset()
         self.redraw()
         if self._train_raw.n or self._log_px.n:
@@ -471,12 +503,41 @@ class CurvesPanel(QWidget):
         self._kl_vb.linkedViewChanged(self.terms_plot.vb, self._kl_vb.XAxis)
 
     @Slot(bool)
+    def _on_follow_toggled(self, on: bool) -> None:
+        if on:
+            for p in (self.bounds_plot, self.terms_plot):
+                p.vb.enableAutoRange(axis="x")
+            self._follow_y()
+
+    @Slot()
+    def _on_follow_toggled_again(self, *_) -> None:
+        if self.follow.isChecked():
+            self._follow_y()
+
+    @Slot()
+    def _on_range_changed_manually(self, *_) -> None:
+        self.follow.setChecked(False)  # the user zoomed or panned: leave the view where they put it
+
+    @Slot(bool)
     def _on_show_iw_toggled(self, on: bool) -> None:
         for curve in self._iw_curves.values():
             curve.setVisible(on)
+        self._on_follow_toggled_again()
 
     @Slot()
     def _on_gap_key_toggled(self) -> None:
         visible = self._gap_key.isVisible()
         self.gap_fill.setVisible(visible)
         self.gap_label.setVisible(visible)
+
+
+def _range_after(group, x_from: float):
+    """(min, max) of the y values at x ≥ x_from over several series, or None if there are none."""
+    lo, hi = np.inf, -np.inf
+    for s in group:
+        if s.n == 0:
+            continue
+        i = min(int(np.searchsorted(s.xs, x_from)), s.n - 1)
+        ys = s.ys[i:]
+        lo, hi = min(lo, float(ys.min())), max(hi, float(ys.max()))
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None

@@ -267,6 +267,10 @@ class MainWindow(QMainWindow):
                            epoch=ckpt.get("epoch", 0.0), path=path, train_config=ckpt.get("train_config"),
                            optimizer_state=ckpt.get("optimizer"))
         self.training_panel.apply_config(ckpt.get("train_config"))
+        try:  # carry on at the optimizer's current learning rate (a decayed one included)
+            self.training_panel.show_lr(float(ckpt["optimizer"]["param_groups"][0]["lr"]))
+        except (KeyError, IndexError, TypeError, ValueError):
+            pass
 
     def save_checkpoint(self, path: str | Path) -> bool:
         """While training: the worker saves between steps (with its optimizer). Otherwise: now."""

@@ -171,9 +171,7 @@ class TrainingPanel(QWidget):
             return
         c = TrainConfig.from_dict(config)
         self.set_objective(c.objective, c.k)
-        self.lr.blockSignals(True)
-        self.lr.setValue(c.lr)
-        self.lr.blockSignals(False)
+        self.show_lr(c.lr)
         self.batch_size.setValue(c.batch_size)
         self.beta.setValue(c.beta)
         self.warmup.setValue(c.kl_warmup_epochs)
@@ -181,6 +179,12 @@ class TrainingPanel(QWidget):
         self.eval_every.setValue(c.eval_every)
         self.eval_n.setValue(c.eval_n)
         self.iw_bounds.setChecked(bool(c.eval_iw_ks))
+
+    def show_lr(self, lr: float) -> None:
+        """Display a learning rate without sending it to a running Trainer."""
+        self.lr.blockSignals(True)
+        self.lr.setValue(lr)
+        self.lr.blockSignals(False)
 
     # --- showing the run ----------------------------------------------------------------
     @Slot(str)

@@ -285,7 +285,7 @@ class TrainingController(QObject):
             with self._lock:
                 self._trainer = trainer
                 # commands given while the Trainer was being built
-                if abs(trainer.lr - job.config.lr) > 1e-12 * job.config.lr:
+                if abs(trainer.lr - job.config.lr) > 1e-3 * job.config.lr:  # more than the panel's rounding
                     trainer.set_lr(job.config.lr)  # a checkpoint's optimizer carries its own lr
                 if self._pending_lr is not None:
                     trainer.set_lr(self._pending_lr)

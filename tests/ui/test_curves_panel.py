@@ -51,7 +51,7 @@ def test_curves_receive_points_from_the_history(qtbot, panel, hub):
     assert list(panel.log_px_curve.getData()[1]) == [-123.5]
     assert list(panel.val_elbo_curve.getData()[1]) == [-128.0]
     assert panel.evals_plotted == 1
-    assert "4.50" in panel.gap_label.toPlainText() and "KL(q‖p(z|x))" in panel.gap_label.toPlainText()
+    assert "= 4.50 nats" in panel.gap_label.toPlainText() and "KL(q‖p(z|x))" in panel.gap_label.toPlainText()
     assert "gap 4.50" in panel.summary.text()
     # reconstruction on the left axis, KL on the right-hand ViewBox
     assert panel.kl_curve.getViewBox() is panel._kl_vb
@@ -133,3 +133,22 @@ def test_export_png_svg_and_csv(panel, hub, tmp_path):
     assert csv == hub.history.to_csv()
     lines = csv.strip().splitlines()
     assert len(lines) == 1 + 10 + 1 and lines[0].startswith("kind,step") and "iw_5" in lines[0]
+
+
+def test_follow_leaves_out_the_first_steps_until_the_user_zooms(qtbot, panel, hub):
+    elbos = [-540.0, -400.0] + [-110.0 + 0.01 * i for i in range(998)]
+    for i, e in enumerate(elbos, 1):
+        hub.history.add(_step(i, e))
+    hub.history.add(_eval(1000, -105.0, -100.0))
+    panel.redraw()
+    lo, hi = panel.bounds_plot.vb.viewRange()[1]
+    assert -115.0 < lo < -109.0 and -100.0 < hi < -95.0  # the first records are off-screen
+    # a hand-made zoom turns following off and is kept through new data
+    panel.bounds_plot.vb.sigRangeChangedManually.emit([True, True])
+    assert not panel.follow.isChecked()
+    panel.bounds_plot.vb.setYRange(-600.0, 0.0, padding=0)
+    hub.history.add(_step(1001, -99.0))
+    panel.redraw()
+    assert panel.bounds_plot.vb.viewRange()[1] == pytest.approx([-600.0, 0.0])
+    panel.follow.setChecked(True)
+    assert panel.bounds_plot.vb.viewRange()[1][0] > -115.0

@@ -1,0 +1,101 @@
+"""The app while it trains: event-loop stalls, and training throughput against headless training.
+
+    python bench/app_smoke.py [--seconds 30] [--rounds 1] [--json]
+
+Each round runs, back to back and in alternating order (so a drifting machine load hits both
+alike):
+  * headless: the Trainer loop exactly as `lvm-studio train` drives it (no snapshots, evaluation
+    per epoch), on the same model and batch size as the app, for SECONDS in this process;
+  * app: `lvm-studio --smoke SECONDS` in a subprocess (the full window, offscreen without a display).
+Throughput is the median of the Trainer's own images/s records, after the first, in both.
+Goals (issue 3): max_event_loop_stall_ms ≤ 50 over a 30 s run; app/headless ≥ 0.90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def headless_images_per_s(seconds: float, batch_size: int = 128) -> dict:
+    import torch
+
+    from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+    from lvm_studio.core.data import load_mnist
+    from lvm_studio.core.history import StepRecord
+    from lvm_studio.core.pretrained import default_checkpoint_path
+    from lvm_studio.core.training import TrainConfig, Trainer
+    from lvm_studio.core.vae import VAE, VAEConfig
+
+    path = default_checkpoint_path()
+    if path is not None:
+        model, name = model_from_checkpoint(load_checkpoint(path)), path.name
+    else:
+        torch.manual_seed(0)
+        model, name = VAE(VAEConfig()), "untrained " + VAEConfig().describe()
+    # the settings cmd_train gives a fresh run
+    config = TrainConfig(epochs=1000, batch_size=batch_size, snapshot_interval_s=0.0)
+    trainer = Trainer(model, load_mnist(), config, "cpu")
+    rates, t0 = [], time.perf_counter()
+    for event in trainer.run():
+        if isinstance(event, StepRecord):
+            rates.append(event.images_per_s)
+        if time.perf_counter() - t0 >= seconds:
+            break
+    rates = rates[1:] or rates
+    return {"images_per_s": round(statistics.median(rates), 1) if rates else 0.0, "steps": trainer.step,
+            "model": name, "torch_threads": torch.get_num_threads()}
+
+
+def app_smoke(seconds: float) -> dict:
+    env = dict(os.environ)
+    if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+        env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    proc = subprocess.run([sys.executable, "-m", "lvm_studio", "--smoke", str(seconds)], capture_output=True,
+                          text=True, env=env, timeout=seconds + 180)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"smoke run failed ({proc.returncode}): {proc.stderr[-1500:]}")
+    return json.loads(lines[-1])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print only the JSON object")
+    args = p.parse_args(argv)
+    rounds = []
+    for r in range(args.rounds):
+        order = ("headless", "app") if r % 2 == 0 else ("app", "headless")
+        result = {}
+        for which in order:
+            result[which] = headless_images_per_s(args.seconds) if which == "headless" else app_smoke(args.seconds)
+            if not args.json:
+                print(f"round {r + 1} {which}: {json.dumps(result[which])}", file=sys.stderr)
+        result["throughput_ratio"] = round(result["app"]["images_per_s"] / max(1e-9, result["headless"]["images_per_s"]), 3)
+        rounds.append(result)
+    summary = {
+        "seconds": args.seconds,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "max_event_loop_stall_ms": max(r["app"]["max_event_loop_stall_ms"] for r in rounds),
+        "app_images_per_s": [r["app"]["images_per_s"] for r in rounds],
+        "headless_images_per_s": [r["headless"]["images_per_s"] for r in rounds],
+        "throughput_ratio": [r["throughput_ratio"] for r in rounds],
+        "evals": [r["app"]["evals"] for r in rounds],
+        "rounds": rounds,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
