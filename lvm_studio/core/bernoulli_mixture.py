@@ -13,7 +13,7 @@ images, in nats per image; ``log_prob`` is the exact per-image log p(x).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -111,7 +111,7 @@ class BernoulliMixture:
         return self
 
     def copy(self) -> "BernoulliMixture":
-        other = BernoulliMixture(self.config, device=self.device, dtype=self.dtype)
+        other = BernoulliMixture(replace(self.config), device=self.device, dtype=self.dtype)
         if self.is_initialized:
             other.weights, other.probs = self.weights.clone(), self.probs.clone()
         return other

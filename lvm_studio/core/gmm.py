@@ -21,7 +21,7 @@ The model is not thread-safe: a worker thread owns the model it fits; other thre
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -203,7 +203,7 @@ class GaussianMixture:
 
     def copy(self) -> "GaussianMixture":
         """An independent mixture with the same configuration and parameters."""
-        other = GaussianMixture(self.config, device=self.device, dtype=self.dtype)
+        other = GaussianMixture(replace(self.config), device=self.device, dtype=self.dtype)
         if self.is_initialized:
             other.weights = self.weights.clone()
             other.means = self.means.clone()
@@ -504,6 +504,12 @@ class GaussianMixture:
         k, d = self.n_components, self.dim
         cov = k * d * (d + 1) // 2 if self.covariance_type == "full" else k * d
         return (k - 1) + k * d + cov
+
+    def bic(self, x) -> float:
+        """Bayesian information criterion −2 log p(X) + P log N (Schwarz 1978); lower is better.
+        For choosing K: it trades the likelihood against the P free parameters."""
+        n = as_tensor(x).shape[0]
+        return -2.0 * n * self.log_likelihood(x) + self.n_free_parameters() * math.log(n)
 
 
 def _log_tiny(dtype: torch.dtype) -> float:

@@ -97,6 +97,14 @@ def test_em_recovers_the_parameters_of_a_known_mixture():
     assert hungarian_accuracy(z, gmm.predict(x).numpy()) >= 0.95
 
 
+def test_bic_prefers_the_true_number_of_components():
+    x, _ = from_mixture(TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVS, n=1500, seed=2)
+    bics = {k: _fitted(x, k, seed=0, max_iter=200, tol=1e-7)[0].bic(x) for k in (1, 2, 3, 5)}
+    assert min(bics, key=bics.get) == 3
+    gmm = GaussianMixture(GMMConfig(3, "diag")).initialize(x)
+    assert gmm.n_free_parameters() == 2 + 6 + 6
+
+
 def test_hungarian_accuracy_on_well_separated_blobs():
     x, labels = well_separated_blobs(n=600, seed=3)
     gmm, _ = _fitted(x, 3, "full", seed=0, max_iter=100, tol=1e-6)
