@@ -151,15 +151,16 @@ def main(argv=None):
 
     if want("lab"):
         from lvm_studio.ui.estimator_lab_panel import EstimatorLabPanel
-        w = EstimatorLabPanel(hub2)
-        w.resize(1200, 640)
-        w.show()
-        fin = []
-        w.finished.connect(lambda: fin.append(1))
-        w.picker.set_index(18, emit=False)
-        w.run(k_max=10000, runs=8)
-        wait(app, lambda: fin, timeout=900)
-        shoot(app, w, out / "latent-estimator-lab.png")
+        for hub, name in ((hub_hi, "latent-estimator-lab.png"), (hub2, "latent-estimator-lab-2d.png")):
+            w = EstimatorLabPanel(hub)
+            w.resize(1200, 640)
+            w.show()
+            fin = []
+            w.finished.connect(lambda: fin.append(1))
+            w.picker.set_index(18, emit=False)
+            w.run(k_max=10000, runs=8)
+            wait(app, lambda: fin, timeout=900)
+            shoot(app, w, out / name)
 
     shutdown_all(10.0)
 

@@ -53,7 +53,10 @@ class PointCloudItem(pg.GraphicsObject):
         self._rim = np.zeros(0, dtype=np.uint32)
         self._order = np.zeros(0, dtype=np.int64)
         self._seed = seed
-        self._version = 0
+        self._version = 0  # points, radius or colours changed
+        self._geo_version = 0  # points or radius changed
+        self._geo_key = None
+        self._geo = None  # (pixel index (M,), source (M,)): which pixel each disc element covers, and its colour
         self._cache_key = None
         self._cache_img: QImage | None = None
         self._buf = None
@@ -76,6 +79,7 @@ class PointCloudItem(pg.GraphicsObject):
         else:
             self._bounds = QRectF()
         self._version += 1
+        self._geo_version += 1
         self.informViewBoundsChanged()
         self.update()
 
@@ -91,6 +95,7 @@ class PointCloudItem(pg.GraphicsObject):
     def set_radius(self, radius: float) -> None:
         self.radius = float(radius)
         self._version += 1
+        self._geo_version += 1
         self.update()
 
     def points(self) -> np.ndarray:
@@ -138,35 +143,45 @@ class PointCloudItem(pg.GraphicsObject):
 
     def _rasterise(self, tr, dev, dpr: float) -> QImage:
         W, H = int(round(dev.width() * dpr)), int(round(dev.height() * dpr))
-        x, y = self._xy[self._order, 0], self._xy[self._order, 1]
-        px = ((tr.m11() * x + tr.m21() * y + tr.dx()) - dev.x()) * dpr  # (N,) device pixels
-        py = ((tr.m12() * x + tr.m22() * y + tr.dy()) - dev.y()) * dpr
-        ix = np.floor(px).astype(np.int64)
-        iy = np.floor(py).astype(np.int64)
-        r = self.radius * dpr
-        pad = int(np.ceil(r)) + 2
-        vis = (ix > -pad) & (ix < W + pad) & (iy > -pad) & (iy < H + pad)
-        ix, iy = ix[vis], iy[vis]
-        fill, rim = self._fill[self._order][vis], self._rim[self._order][vis]
-        # each point: its rim disc then its fill disc, point after point (later points on top)
-        rdy, rdx = _disc_offsets(r + 1.0)
-        fdy, fdx = _disc_offsets(r)
-        dy = np.concatenate([rdy, fdy])
-        dx = np.concatenate([rdx, fdx])
-        col = np.concatenate([np.broadcast_to(rim[:, None], (len(ix), len(rdy))),
-                              np.broadcast_to(fill[:, None], (len(ix), len(fdy)))], 1)  # (n, offsets)
-        X = ix[:, None] + dx[None, :]
-        Y = iy[:, None] + dy[None, :]
-        ok = (X >= 0) & (X < W) & (Y >= 0) & (Y < H)
+        geo_key = (round(tr.m11(), 9), round(tr.m22(), 9), round(tr.m21(), 9), round(tr.m12(), 9),
+                   round(tr.dx(), 4), round(tr.dy(), 4), dev.x(), dev.y(), W, H, dpr, self._geo_version)
+        if geo_key != self._geo_key:  # the view or the points moved: recompute which pixels each disc covers
+            self._geo = self._geometry(tr, dev, dpr, W, H)
+            self._geo_key = geo_key
+        pix, src = self._geo
         if self._buf is None or self._buf.size != W * H:
             self._buf = np.zeros(W * H, dtype=np.uint32)
         else:
             self._buf.fill(0)
-        self._buf[(Y * W + X)[ok]] = col[ok]  # numpy assigns in order: the last write wins
+        palette = np.stack([self._rim, self._fill], 1).reshape(-1)  # (2N,): rim, fill of each point
+        self._buf[pix] = palette[src]  # numpy assigns in order: the last write wins
         img = QImage(self._buf.data, W, H, 4 * W, QImage.Format.Format_ARGB32).copy()
         img.setDevicePixelRatio(dpr)
         self.rasterised += 1
         return img
+
+    def _geometry(self, tr, dev, dpr: float, W: int, H: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel indices covered by each point's rim disc then fill disc, point after point in the
+        fixed random order, and for each the index of its colour in the (rim, fill) palette."""
+        order = self._order
+        x, y = self._xy[order, 0], self._xy[order, 1]
+        px = ((tr.m11() * x + tr.m21() * y + tr.dx()) - dev.x()) * dpr  # (N,) device pixels
+        py = ((tr.m12() * x + tr.m22() * y + tr.dy()) - dev.y()) * dpr
+        ix, iy = np.floor(px).astype(np.int64), np.floor(py).astype(np.int64)
+        r = self.radius * dpr
+        pad = int(np.ceil(r)) + 2
+        vis = (ix > -pad) & (ix < W + pad) & (iy > -pad) & (iy < H + pad)
+        ix, iy, pts = ix[vis], iy[vis], order[vis]
+        rdy, rdx = _disc_offsets(r + 1.0)
+        fdy, fdx = _disc_offsets(r)
+        dy = np.concatenate([rdy, fdy])
+        dx = np.concatenate([rdx, fdx])
+        is_fill = np.concatenate([np.zeros(len(rdy), np.int64), np.ones(len(fdy), np.int64)])
+        X = ix[:, None] + dx[None, :]  # (n, offsets)
+        Y = iy[:, None] + dy[None, :]
+        ok = (X >= 0) & (X < W) & (Y >= 0) & (Y < H)
+        src = 2 * pts[:, None] + is_fill[None, :]
+        return (Y * W + X)[ok], src[ok]
 
 
 def _encode_task(ctx, model, x):
@@ -212,7 +227,7 @@ class LatentMapPanel(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMinimumSize(360, 360)
         self.plot.setAspectLocked(True)
-        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        # no grid: grid lines across the view cost more to paint than the 10,000 points
         self.vb = self.plot.getViewBox()
         self.manifold = pg.ImageItem(axisOrder="row-major")
         self.manifold.setZValue(-10)
@@ -227,9 +242,9 @@ class LatentMapPanel(QWidget):
                                     label="drag me", labelOpts={"color": (255, 215, 0), "offset": (10, -10)})
         self.target.setZValue(30)
         self.plot.addItem(self.target)
-        self.legend = pg.LegendItem(offset=(-8, 8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(0, 0, 0, 150))
-        self.legend.setParentItem(self.vb)
-        self._legend_samples = []
+        self._legends: dict[tuple, pg.LegendItem] = {}  # one per set of entries, built once (building costs ~30 ms)
+        self._legend_key = None
+        self.legend = self._legend_for(())
         self.hover_preview = QLabel(self.plot)
         self.hover_preview.setStyleSheet("background: rgba(20,20,20,220); color: white; border: 1px solid gray;"
                                          "padding: 2px;")
@@ -471,12 +486,13 @@ class LatentMapPanel(QWidget):
         if self.codes is None:
             return
         mode = self.colour_mode()
-        entries = []
+        entries, tip = [], ""
+
         if mode == "mixture" and self._mixture_ok():
             resp, colours, desc = self.hub.cluster_posterior
             rgb = np.clip(resp @ colours.astype(np.float32), 0, 255).astype(np.uint8)  # (N, 3) mixed by p(c|z)
             entries = [(tuple(int(v) for v in colours[k]), f"c{k + 1}") for k in range(colours.shape[0])]
-            self.legend.setToolTip(desc)
+            tip = desc
         elif mode == "label" and self._labels is not None and len(self._labels) == self.codes.shape[0]:
             rgb = LABEL_COLOURS[self._labels]
             entries = [(tuple(int(v) for v in LABEL_COLOURS[k]), str(k)) for k in range(10)]
@@ -484,19 +500,30 @@ class LatentMapPanel(QWidget):
             rgb = np.full((self.codes.shape[0], 3), (86, 180, 233), dtype=np.uint8)
         self.cloud.set_colours(rgb)
         self._set_legend(entries)
+        self.legend.setToolTip(tip)
         self.recoloured.emit()
+
+    def _legend_for(self, key: tuple) -> pg.LegendItem:
+        legend = self._legends.get(key)
+        if legend is None:
+            legend = pg.LegendItem(offset=(-8, 8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(0, 0, 0, 150))
+            legend.setParentItem(self.vb)
+            legend.samples = []  # keep the sample items alive with their legend
+            for colour, name in key[:20]:
+                item = pg.ScatterPlotItem(size=9, pen=pg.mkPen(QColor(*colour).darker(180)), brush=pg.mkBrush(*colour))
+                legend.samples.append(item)
+                legend.addItem(item, name)
+            legend.setVisible(False)
+            self._legends[key] = legend
+        return legend
 
     def _set_legend(self, entries) -> None:
         key = tuple(entries)
-        if getattr(self, "_legend_key", None) == key:
+        if key == self._legend_key:
             return
         self._legend_key = key
-        self.legend.clear()
-        self._legend_samples = []
-        for colour, name in entries[:20]:
-            item = pg.ScatterPlotItem(size=9, pen=pg.mkPen(QColor(*colour).darker(180)), brush=pg.mkBrush(*colour))
-            self._legend_samples.append(item)
-            self.legend.addItem(item, name)
+        self.legend.setVisible(False)
+        self.legend = self._legend_for(key)
         self.legend.setVisible(bool(entries))
 
     def _on_colour_by_changed(self, *_):

@@ -30,7 +30,8 @@ from lvm_studio.core.latent import importance_samples, optimise_phi, posterior_g
 from lvm_studio.ui.latent_widgets import DigitImage, DrawPad, TestDigitPicker, button
 from lvm_studio.workers.tasks import TaskRunner
 
-GRID_N = 72  # heat-map cells per side (the two coarse searches add 2 × 33 × 33)
+GRID_N = 64  # heat-map cells per side
+GRID_COARSE = 25  # cells per side of the two coarse searches that find the mass (core.latent.posterior_grid)
 SHOWN_SAMPLES = 300  # importance samples drawn on the map (IW-k itself uses all k)
 MU_RANGE = 5.0
 LOG10_SIGMA = (-2.0, math.log10(3.0))  # σ sliders: 0.01 … 3, logarithmic
@@ -39,7 +40,7 @@ SLIDER_TICKS = 1000
 
 def _grid_task(ctx, model, x, include):
     # the zoomed coarse grid is shown first, then the fine one (and its log p(x))
-    return posterior_grid(model, x, n=GRID_N, n_coarse=33, include=include,
+    return posterior_grid(model, x, n=GRID_N, n_coarse=GRID_COARSE, include=include,
                           preview=lambda g: (ctx.check(), ctx.report(0.3, g)))
 
 
