@@ -128,7 +128,7 @@ class BackgroundTraining:
 def slider_latency(hub, n: int = 300, seed: int = 0, pump: _Pump | None = None, pace_ms: float = 15.0) -> dict:
     """Slider value change -> decoded image set -> painted, n times; milliseconds. Changes come
     every pace_ms (a drag at mouse-event rate), with events and snapshots handled in between."""
-    from lvm_studio.ui.latent_sliders_panel import SLIDER_STEPS_PER_SD, LatentSlidersPanel
+    from lvm_studio.ui.latent_sliders_panel import LatentSlidersPanel
 
     app = _app()
     panel = LatentSlidersPanel(hub)

@@ -144,6 +144,8 @@ class EstimatorLabPanel(QWidget):
         lay.addWidget(split, 1)
 
         hub.model_changed.connect(self._on_model_changed)
+        hub.weights_updated.connect(self._on_weights_updated)
+        self._sweep_step = None
 
     # --- running ---------------------------------------------------------------------------------
     def run(self, k_max: int | None = None, runs: int | None = None) -> None:
@@ -160,6 +162,7 @@ class EstimatorLabPanel(QWidget):
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.summary.setText(f"Sampling for test digit {self.picker.index()} …")
+        self._sweep_step = self.hub.step
         self.runner.submit(_sweep_task, self.hub.model, self.picker.x(), int(self.k_max.currentData()),
                            self.runs.value(), self._seed)
 
@@ -188,6 +191,12 @@ class EstimatorLabPanel(QWidget):
     def _on_failed(self, task_id: int, message: str) -> None:
         self._on_cancelled(task_id)
         self.summary.setText("Failed: " + message.splitlines()[0])
+
+    def _on_weights_updated(self, step: int) -> None:
+        # a sweep costs seconds of CPU: it is not redone on every snapshot; say that it is dated
+        if self.sweep is not None and not self.runner.is_busy() and "training has moved on" not in self.summary.text():
+            self.summary.setText(self.summary.text() + f"<br><i style='color:gray'>Computed with the weights of step "
+                                 f"{self._sweep_step}; training has moved on — press Run to update.</i>")
 
     def _on_model_changed(self) -> None:
         self.runner.cancel()

@@ -622,7 +622,7 @@ class LatentMapPanel(QWidget):
         if source == self.SOURCE or self.cursor.z.size != self.hub.latent_dim:
             return
         self._move_target_to_cursor()
-        if self.hub.latent_dim > 2 and self.manifold_box.isChecked():
+        if self.hub.latent_dim > 2 and self.manifold_box.isChecked() and self.isVisible():
             self._manifold_timer.start()  # the plane through z moved
 
     # --- hover -----------------------------------------------------------------------------------
@@ -683,9 +683,21 @@ class LatentMapPanel(QWidget):
         self.request_encode()
 
     def _on_weights_updated(self, step: int) -> None:
+        # while training: re-encode at most every REENCODE_S, and only while shown (it costs CPU
+        # that training could use); a hidden map catches up when it is shown
+        if not self.isVisible():
+            self._stale = True
+            return
         if not self._encode_timer.isActive():
             self._encode_timer.start(int(REENCODE_S * 1000))
-        if self.isVisible() and self.manifold_box.isChecked():
+        if self.manifold_box.isChecked():
+            self._manifold_timer.start()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if getattr(self, "_stale", False):
+            self._stale = False
+            self.request_encode()
             self._manifold_timer.start()
 
     def _on_stats_changed(self) -> None:

@@ -167,7 +167,7 @@ def cursor_for(hub) -> LatentCursor:
 
 # --- KL statistics, shared per hub ------------------------------------------------------------
 
-STATS_REFRESH_S = 3.0  # while training: recompute the statistics at most this often
+STATS_REFRESH_S = 10.0  # while training: recompute the statistics at most this often (5,000 encodings each)
 
 
 def _latent_stats_task(ctx, model, x_val):

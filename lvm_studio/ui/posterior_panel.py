@@ -529,5 +529,15 @@ class PosteriorPanel(QWidget):
         self.set_digit_index(self.picker.index())
 
     def _on_weights_updated(self, step: int) -> None:
-        if self.supported() and self.isVisible() and not self._grid_timer.isActive():
+        if not self.supported():
+            return
+        if not self.isVisible():
+            self._stale = True  # catch up when shown
+        elif not self._grid_timer.isActive():
             self._grid_timer.start(1500)  # while training: a new heat map at most every 1.5 s
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if getattr(self, "_stale", False):
+            self._stale = False
+            self._grid_timer.start(0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QSpinBox, QVBoxLayout, QWidget)
 
@@ -223,7 +223,8 @@ class TraversalPanel(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        self._grid_timer.start(0)
+        self._grid_timer.start(0)  # cursor moves and new weights are skipped while hidden
+        self._strip_timer.start(0)
 
     def _on_weights_updated(self, step: int) -> None:
         if self.isVisible():

@@ -416,3 +416,35 @@ def test_estimator_lab_shows_naive_and_importance_sampling_runs(qtbot, hub):
     # importance sampling with q sits near log p(x) at the largest k
     assert abs(float(s.importance[:, -1].mean()) - panel.exact) < 0.5
     assert "nats" in panel.summary.text()
+
+
+# --- while training: new snapshots reach every panel --------------------------------------------
+
+def test_panels_follow_training_snapshots(qtbot, hub, monkeypatch):
+    from lvm_studio.ui import latent_map_panel
+    from lvm_studio.ui.latent_map_panel import LatentMapPanel
+    from lvm_studio.ui.posterior_panel import PosteriorPanel
+    from lvm_studio.ui.traversal_panel import TraversalPanel
+
+    monkeypatch.setattr(latent_map_panel, "REENCODE_S", 0.01)
+    hub.set_model(tiny_vae(2, seed=13))
+    m = add(qtbot, LatentMapPanel(hub))
+    t = add(qtbot, TraversalPanel(hub))
+    p = add(qtbot, PosteriorPanel(hub))
+    for w in (m, t, p):
+        w.show()
+    qtbot.waitUntil(lambda: m.codes is not None and p.numbers is not None, timeout=WAIT_MS)
+    old_log_px = p.log_px
+    new = tiny_vae(2, seed=14)
+    with qtbot.waitSignals([m.codes_updated, t.grid_updated, p.posterior_updated], timeout=WAIT_MS):
+        hub.load_state({k: v.clone() for k, v in new.state_dict().items()}, step=50, epoch=0.5)
+    with torch.no_grad():
+        mu = new.encode(hub.eval_x("test"))[0].numpy()
+    np.testing.assert_allclose(m.cloud.points(), mu, atol=1e-5)
+    with torch.no_grad():
+        first = new.decode_mean(t.grid_codes[0, 0][None])[0].reshape(28, 28).numpy()
+    np.testing.assert_allclose(tile(t.grid_array, 0, 0), first, atol=1e-6)
+    assert p.log_px != old_log_px
+    x = hub.eval_x("test")[p.picker.index()][None]
+    assert p.log_px == pytest.approx(float(exact_log_px_2d(new, x)[0]), abs=0.02)
+    assert "step 50" in m.status.text()
