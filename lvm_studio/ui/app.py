@@ -168,8 +168,9 @@ class SmokeRun:
         w = self.window
         panel = w.training_panel
         panel.device.setCurrentIndex(panel.device.findData("cpu"))
-        panel.eval_k.setValue(SMOKE_EVAL_K)
-        panel.eval_n.setValue(SMOKE_EVAL_N)
+        if not w.hub.history.evals:  # else keep the model's own settings: its curve stays one series
+            panel.eval_k.setValue(SMOKE_EVAL_K)
+            panel.eval_n.setValue(SMOKE_EVAL_N)
         c = w.controller
         c.step_recorded.connect(self._on_step_recorded)
         c.started.connect(self._on_started)

@@ -115,14 +115,18 @@ class CurvesPanel(QWidget):
         self.view.ci.layout.setRowStretchFactor(1, 2)
         self.terms_plot.setXLink(self.bounds_plot)
         for p in (self.bounds_plot, self.terms_plot):
+            # equal axis widths on both sides, so the x-linked plots line up epoch for epoch
+            p.showAxis("right")
+            p.getAxis("left").setWidth(64)
+            p.getAxis("right").setWidth(56)
             p.showGrid(x=True, y=True, alpha=0.15)
             p.setLabel("bottom", "epoch")
             p.setAutoVisible(y=True)
             p.setDownsampling(auto=True, mode="peak")
             p.setClipToView(True)
         self.bounds_plot.setTitle("Bounds on log p(x)", size="10pt")
-        self.terms_plot.setTitle("ELBO terms", size="10pt")
         self.bounds_plot.setLabel("left", "nats per image")
+        self.bounds_plot.getAxis("right").setStyle(showValues=False)
 
         legend = self.bounds_plot.addLegend(offset=(-8, -8), labelTextSize="8pt")
         legend.setBrush(pg.mkBrush(22, 24, 29, 200))
@@ -133,7 +137,7 @@ class CurvesPanel(QWidget):
         self.val_elbo_curve = self.bounds_plot.plot(pen=_pen(c["val_elbo"], 2.0), symbol="o", symbolSize=5,
                                                     symbolBrush=c["val_elbo"], symbolPen=None, name="val ELBO")
         self.log_px_curve = self.bounds_plot.plot(pen=_pen(c["log_px"], 2.0), symbol="s", symbolSize=5,
-                                                  symbolBrush=c["log_px"], symbolPen=None, name="val log p̂(x)")
+                                                  symbolBrush=c["log_px"], symbolPen=None, name="val log p(x), IWAE-k")
         for curve in (self.val_elbo_curve, self.log_px_curve):
             curve.setDownsampling(auto=False)  # a few points each; keep every one
         self.gap_fill = pg.FillBetweenItem(self.val_elbo_curve, self.log_px_curve, brush=pg.mkBrush(c["gap"]))
@@ -142,26 +146,27 @@ class CurvesPanel(QWidget):
         self._gap_key = pg.PlotDataItem([], [], pen=None, fillLevel=0, fillBrush=pg.mkBrush(c["gap"]))
         self._gap_key.visibleChanged.connect(self._on_gap_key_toggled)
         legend.addItem(self._gap_key, "gap ≈ KL(q‖p(z|x)), average")
-        self.gap_label = pg.TextItem("", color=c["log_px"], anchor=(1.0, 1.0))
-        self.bounds_plot.addItem(self.gap_label, ignoreBounds=True)
+        # the gap's value, in a corner the rising curves leave free (pixel coordinates of the view)
+        self.gap_label = pg.TextItem("", color=c["log_px"], anchor=(0.0, 0.0))
+        self.gap_label.setParentItem(self.bounds_plot.vb)
+        self.gap_label.setPos(6, 4)
         self._iw_curves: dict[int, pg.PlotDataItem] = {}
         self._bounds_legend = legend
 
         # reconstruction on the left axis, KL on the right one (a second, x-linked ViewBox)
         t = self.terms_plot
-        t.setLabel("left", "E_q[log p(x|z)]  (nats)")
-        t.showAxis("right")
-        t.setLabel("right", "KL(q(z|x) ‖ p(z))  (nats)")
+        # no legend here: each axis label wears its curves' colour; solid = train, dashed = validation
+        self.terms_plot.setTitle("ELBO terms  ·  solid: train (smoothed)  ·  dashed: validation", size="10pt")
+        t.setLabel("left", "reconstruction E_q[log p(x|z)]  (nats)", color=c["recon"])
+        t.setLabel("right", "KL(q(z|x) ‖ p(z))  (nats)", color=c["kl"])
         self._kl_vb = pg.ViewBox()
         self.view.scene().addItem(self._kl_vb)
         t.getAxis("right").linkToView(self._kl_vb)
         self._kl_vb.setXLink(t)
         t.vb.sigResized.connect(self._on_terms_resized)
-        tlegend = t.addLegend(offset=(-8, -8), labelTextSize="8pt")
-        tlegend.setBrush(pg.mkBrush(22, 24, 29, 200))
-        self.recon_curve = t.plot(pen=_pen(c["recon"], 1.8), name="train reconstruction (smoothed)")
+        self.recon_curve = t.plot(pen=_pen(c["recon"], 1.8))
         self.val_recon_curve = t.plot(pen=_pen(c["recon"], 1.2, Qt.PenStyle.DashLine), symbol="o", symbolSize=5,
-                                      symbolBrush=c["recon"], symbolPen=None, name="val reconstruction")
+                                      symbolBrush=c["recon"], symbolPen=None)
         self.kl_curve = pg.PlotDataItem(pen=_pen(c["kl"], 1.8))
         self.val_kl_curve = pg.PlotDataItem(pen=_pen(c["kl"], 1.2, Qt.PenStyle.DashLine), symbol="o",
                                             symbolSize=5, symbolBrush=c["kl"], symbolPen=None)
@@ -169,8 +174,6 @@ class CurvesPanel(QWidget):
             curve.setClipToView(True)
             self._kl_vb.addItem(curve)
         self.kl_curve.setDownsampling(auto=True, method="peak")
-        tlegend.addItem(self.kl_curve, "train KL (smoothed, right axis)")
-        tlegend.addItem(self.val_kl_curve, "val KL (right axis)")
 
         # hover: a vertical line in both plots and a read-out beside the cursor
         self._hover_lines = []
@@ -308,7 +311,7 @@ class CurvesPanel(QWidget):
             self._legend_k = self._eval_k
             label = self._bounds_legend.getLabel(self.log_px_curve)
             if label is not None:
-                label.setText(f"val log p̂(x), IWAE-{self._eval_k}" if self._eval_k else "val log p̂(x)")
+                label.setText(f"val log p(x), IWAE-{self._eval_k}" if self._eval_k else "val log p(x), IWAE-k")
         self._update_gap_label()
         self._update_summary()
         if self.follow.isChecked():
@@ -352,18 +355,17 @@ class CurvesPanel(QWidget):
         if self._log_px.n == 0:
             self.gap_label.setText("")
             return
-        x = self._log_px.xs[-1]
         lo, hi = self._val_elbo.ys[-1], self._log_px.ys[-1]
-        self.gap_label.setText(f"gap ≈ KL(q‖p(z|x)) = {hi - lo:.2f} nats")
-        self.gap_label.setPos(x, max(lo, hi))
+        self.gap_label.setText(f"shaded: log p(x) − ELBO ≈ KL(q‖p(z|x)) on average\n"
+                               f"latest: {hi - lo:.2f} nats at epoch {self._log_px.xs[-1]:.2f}")
 
     def _update_summary(self) -> None:
         parts = []
         if self._train_smooth.n:
             parts.append(f"train ELBO {self._train_smooth.ys[-1]:.2f}")
         if self._log_px.n:
-            parts.append(f"val ELBO {self._val_elbo.ys[-1]:.2f}   log p̂(x) {self._log_px.ys[-1]:.2f} "
-                         f"(k={self._eval_k})   gap {self._log_px.ys[-1] - self._val_elbo.ys[-1]:.2f} nats")
+            parts.append(f"val ELBO {self._val_elbo.ys[-1]:.2f}   log p(x) ≈ {self._log_px.ys[-1]:.2f} "
+                         f"(IWAE-{self._eval_k})   gap {self._log_px.ys[-1] - self._val_elbo.ys[-1]:.2f} nats")
         self.summary.setText("   ".join(parts))
 
     # --- hover ------------------------------------------------------------------------
@@ -422,7 +424,7 @@ class CurvesPanel(QWidget):
             if bounds:
                 elbo, log_px = self._val_elbo.ys[j], self._log_px.ys[j]
                 rows.append(f"<span style='color:{c['val_elbo']}'>val ELBO {elbo:.2f}</span>")
-                rows.append(f"<span style='color:{c['log_px']}'>log p̂(x) {log_px:.2f} (k={self._eval_k})</span>")
+                rows.append(f"<span style='color:{c['log_px']}'>log p(x) ≈ {log_px:.2f} (IWAE-{self._eval_k})</span>")
                 rows.append(f"gap ≈ KL(q‖p(z|x)) {log_px - elbo:.2f}")
                 for k in sorted(self._iw):
                     s = self._iw[k]

@@ -395,7 +395,7 @@ class MainWindow(QMainWindow):
         self.hub.history.add(record)
         self.training_panel.show_eval_progress(1.0)
         self.training_panel.add_message(f"epoch {record.epoch:.2f}: val ELBO {record.elbo:.2f}, "
-                                        f"log p̂(x) {record.log_px:.2f} (k={record.k}), gap {record.gap:.2f} nats")
+                                        f"log p(x) ≈ {record.log_px:.2f} (IWAE-{record.k}), gap {record.gap:.2f} nats")
 
     @Slot(float)
     def _on_eval_progressed(self, fraction: float):

@@ -201,7 +201,7 @@ class TrainingPanel(QWidget):
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(state in ("running", "paused", "starting"))
         self.eval_button.setEnabled(state in ("running", "paused"))
-        self.state_label.setText({"idle": "Idle", "starting": "Starting…", "running": "Training",
+        self.state_label.setText({"idle": "Idle", "starting": "Starting…", "running": "Running",
                                   "paused": "Paused", "stopping": "Stopping…"}.get(state, state))
         if state == "idle":
             self.eval_bar.setValue(0)

@@ -51,7 +51,7 @@ def test_curves_receive_points_from_the_history(qtbot, panel, hub):
     assert list(panel.log_px_curve.getData()[1]) == [-123.5]
     assert list(panel.val_elbo_curve.getData()[1]) == [-128.0]
     assert panel.evals_plotted == 1
-    assert "= 4.50 nats" in panel.gap_label.toPlainText() and "KL(q‖p(z|x))" in panel.gap_label.toPlainText()
+    assert "latest: 4.50 nats" in panel.gap_label.toPlainText() and "KL(q‖p(z|x))" in panel.gap_label.toPlainText()
     assert "gap 4.50" in panel.summary.text()
     # reconstruction on the left axis, KL on the right-hand ViewBox
     assert panel.kl_curve.getViewBox() is panel._kl_vb
@@ -103,7 +103,7 @@ def test_hover_shows_the_nearest_values(qtbot, panel, hub):
     panel.redraw()
     html = panel.hover_html(0.5)  # epoch 0.5 = record 10
     assert "epoch 0.50" in html and "train ELBO -190.00" in html
-    assert "log p̂(x) -180.25" in html and "gap ≈ KL(q‖p(z|x)) 4.75" in html
+    assert "log p(x) ≈ -180.25 (IWAE-100)" in html and "gap ≈ KL(q‖p(z|x)) 4.75" in html
     # a real mouse move over the plot shows the read-out
     qtbot.waitUntil(lambda: panel.bounds_plot.vb.width() > 50, timeout=2_000)
     panel.bounds_plot.vb.setRange(xRange=(0.0, 1.0), yRange=(-200.0, -170.0), padding=0)
