@@ -93,8 +93,10 @@ class EstimatorLabPanel(QWidget):
         self.legend = self.plot.addLegend(offset=(-8, -8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(0, 0, 0, 150))
         self.naive_runs: list[pg.PlotDataItem] = []
         self.is_runs: list[pg.PlotDataItem] = []
-        # min–max bands: invisible curves in the plot (so they follow its log x axis), filled between
-        self._band_curves = [pg.PlotDataItem(pen=None) for _ in range(4)]
+        # min–max bands: edge curves in the plot (so they follow its log x axis), filled between
+        # (a pen is needed: PlotDataItem gives a pen-less curve no path to fill between)
+        self._band_curves = [pg.PlotDataItem(pen=pg.mkPen(*c, 110, width=1))
+                             for c in (NAIVE_COLOUR, NAIVE_COLOUR, IS_COLOUR, IS_COLOUR)]
         for c in self._band_curves:
             self.plot.addItem(c)
         self.naive_band = pg.FillBetweenItem(self._band_curves[0], self._band_curves[1], brush=pg.mkBrush(*NAIVE_COLOUR, 60))
