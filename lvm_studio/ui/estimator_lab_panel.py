@@ -74,14 +74,16 @@ class EstimatorLabPanel(QWidget):
         self.progress.setMaximumWidth(160)
         top = QHBoxLayout()
         top.addWidget(self.picker)
-        top.addWidget(QLabel("k up to"))
-        top.addWidget(self.k_max)
-        top.addWidget(QLabel("runs"))
-        top.addWidget(self.runs)
-        top.addWidget(self.run_button)
-        top.addWidget(self.stop_button)
-        top.addWidget(self.progress)
         top.addStretch(1)
+        second = QHBoxLayout()
+        second.addWidget(QLabel("k up to"))
+        second.addWidget(self.k_max)
+        second.addWidget(QLabel("runs"))
+        second.addWidget(self.runs)
+        second.addWidget(self.run_button)
+        second.addWidget(self.stop_button)
+        second.addWidget(self.progress)
+        second.addStretch(1)
 
         # --- estimates against k
         self.plot = pg.PlotWidget()
@@ -89,7 +91,7 @@ class EstimatorLabPanel(QWidget):
         self.plot.setLabel("bottom", "number of samples k")
         self.plot.setLabel("left", "estimate of log p(x) (nats)")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.setMinimumSize(420, 320)
+        self.plot.setMinimumSize(340, 300)
         self.legend = self.plot.addLegend(offset=(-8, -8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(0, 0, 0, 150))
         self.naive_runs: list[pg.PlotDataItem] = []
         self.is_runs: list[pg.PlotDataItem] = []
@@ -120,7 +122,7 @@ class EstimatorLabPanel(QWidget):
         self.hist = pg.PlotWidget()
         self.hist.setLabel("bottom", "log w − max log w (one run, all k samples)")
         self.hist.setLabel("left", "samples")
-        self.hist.setMinimumSize(320, 240)
+        self.hist.setMinimumSize(260, 220)
         self.hist_legend = self.hist.addLegend(offset=(8, 8), labelTextColor=(230, 230, 230),
                                                brush=pg.mkBrush(0, 0, 0, 150))
         self.hist_prior = self.hist.plot(stepMode="center", fillLevel=0, pen=pg.mkPen(NAIVE_COLOUR, width=1.5),
@@ -143,6 +145,7 @@ class EstimatorLabPanel(QWidget):
         split.setStretchFactor(1, 2)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
+        lay.addLayout(second)
         lay.addWidget(split, 1)
 
         hub.model_changed.connect(self._on_model_changed)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QButtonGroup, QFrame, QGridLayout, QHBoxLayout, QLabel, QRadioButton, QScrollArea,
+from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QRadioButton, QScrollArea,
                                QSlider, QVBoxLayout, QWidget)
 
 from lvm_studio.core.latent import ACTIVE_KL_THRESHOLD
@@ -39,7 +39,7 @@ class _SliderRow(QWidget):
         self.slider.setRange(-r, r)
         self.slider.setSingleStep(5)
         self.slider.setPageStep(50)
-        self.slider.setMinimumWidth(160)
+        self.slider.setMinimumWidth(100)
         self.value = QLabel("+0.00")
         self.value.setMinimumWidth(40)
         self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -103,7 +103,7 @@ class LatentSlidersPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(self.rows_box)
-        scroll.setMinimumWidth(330)
+        scroll.setMinimumWidth(270)
         left = QVBoxLayout()
         legend = QLabel("dim   KL      value in prior σ (−4 … 4)")
         legend.setStyleSheet("color: gray;")
@@ -138,12 +138,13 @@ class LatentSlidersPanel(QWidget):
         modes.addWidget(self.sample_radio)
         modes.addStretch(1)
         right.addLayout(modes)
-        grid = QGridLayout()
-        grid.addWidget(self.from_test_button, 0, 0)
-        grid.addWidget(self.picker, 0, 1)
-        grid.addWidget(self.random_button, 1, 0)
-        grid.addWidget(self.reset_button, 1, 1, Qt.AlignmentFlag.AlignLeft)
-        right.addLayout(grid)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.from_test_button)
+        buttons.addWidget(self.random_button)
+        buttons.addWidget(self.reset_button)
+        buttons.addStretch(1)
+        right.addWidget(self.picker)
+        right.addLayout(buttons)
         right.addWidget(self.status)
 
         lay = QHBoxLayout(self)

@@ -259,6 +259,7 @@ class TestDigitPicker(QWidget):
     picked = Signal(int)
 
     def __init__(self, hub, parent=None, label: str = "Test digit", seed: int = 0):
+        """label: text before the number ('' for none)."""
         super().__init__(parent)
         self._hub = hub
         self._rng = np.random.default_rng(seed)

@@ -117,7 +117,7 @@ class PosteriorPanel(QWidget):
 
         # --- the plot
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumSize(380, 380)
+        self.plot.setMinimumSize(320, 320)
         self.plot.setAspectLocked(True)
         self.plot.setLabel("bottom", "z1")
         self.plot.setLabel("left", "z2")
