@@ -49,7 +49,7 @@ class TaskContext:
 
     def report(self, fraction: float, payload: Any = None) -> None:
         """Progress in [0, 1] and an optional partial result (must not be mutated afterwards)."""
-        self._runner._progress_from_thread.emit(self.task_id, float(fraction), payload)
+        self._runner._emit_safely(self._runner._progress_from_thread, self.task_id, float(fraction), payload)
 
 
 class TaskRunner(QObject):
@@ -145,7 +145,17 @@ class TaskRunner(QObject):
                 outcome = ("failed", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
             with self._lock:
                 self._current = None
-            self._done_from_thread.emit(task_id, outcome[0], outcome[1])
+            self._emit_safely(self._done_from_thread, task_id, outcome[0], outcome[1])
+
+    def _emit_safely(self, signal, *args) -> None:
+        """Emit from the worker thread; if the owner was deleted meanwhile, cancel quietly."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # "Signal source has been deleted": the panel closed mid-task
+            with self._lock:
+                self._closing = True
+                if self._current is not None:
+                    self._current._cancel.set()
 
     # --- back on the GUI thread -----------------------------------------------------
     @Slot(int, float, object)
