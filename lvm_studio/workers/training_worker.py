@@ -274,6 +274,8 @@ class TrainingController(QObject):
         try:
             device = choose_device(job.device)
             if device.type == "cuda":
+                if device.index is None:
+                    device = torch.device("cuda", torch.cuda.current_device())
                 torch.cuda.set_device(device)  # this thread's current device, for kernels and allocator
             device_text = describe_device(device)
             model = VAE(VAEConfig.from_dict(dict(job.model_config)))

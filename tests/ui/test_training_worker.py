@@ -95,12 +95,25 @@ def test_snapshots_are_copies_that_never_change(qtbot, controller, tiny_model, s
     assert all(torch.equal(first.state_dict[k], frozen[k]) for k in frozen)
 
 
-def test_stop_while_paused_and_before_the_trainer_exists(qtbot, controller, tiny_model, small_mnist, tiny_config):
+def test_stop_while_paused_and_before_the_trainer_exists(qtbot, controller, tiny_model, small_mnist, tiny_config,
+                                                         monkeypatch):
+    import threading
+
+    built = threading.Event()
+    original_init = Trainer.__init__
+
+    def slow_init(self, *args, **kwargs):
+        assert built.wait(5.0)  # hold the thread here until the test has given its command
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", slow_init)
     rec = Recorder(controller)
     controller.start(_job(tiny_model, small_mnist, tiny_config()))
     controller.stop()  # before the thread has built its Trainer: applied as soon as it has
+    built.set()
     qtbot.waitUntil(lambda: len(rec.ended) == 1, timeout=5_000)
     assert rec.ended[0].reason == "stopped" and rec.steps == []
+    monkeypatch.setattr(Trainer, "__init__", original_init)
 
     controller.start(_job(tiny_model, small_mnist, tiny_config()))
     controller.pause()
@@ -223,12 +236,43 @@ def test_thread_name(qtbot, controller, tiny_model, small_mnist, tiny_config):
     assert controller.stop_and_wait(2.0)
 
 
-def test_commands_given_before_the_trainer_exists_are_kept(qtbot, controller, tiny_model, small_mnist, tiny_config):
+def test_commands_given_before_the_trainer_exists_are_kept(qtbot, controller, tiny_model, small_mnist, tiny_config,
+                                                           monkeypatch):
+    import threading
+
+    built = threading.Event()
+    original_init = Trainer.__init__
+
+    def slow_init(self, *args, **kwargs):
+        assert built.wait(5.0)
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", slow_init)
     rec = Recorder(controller)
     controller.start(_job(tiny_model, small_mnist, tiny_config(lr=1e-3)))
     controller.request_eval()  # the thread is still building its Trainer
     controller.set_lr(5e-4)
+    built.set()
     qtbot.waitUntil(lambda: len(rec.evals) == 1 and len(rec.steps) >= 2, timeout=10_000)
     controller.stop_and_wait(2.0)
     assert rec.evals[0].step == 0  # evaluated before the first step
     assert all(r.lr == pytest.approx(5e-4) for r in rec.steps)
+
+
+def test_cuda_device_is_set_in_the_training_thread(qtbot, controller, tiny_model, small_mnist, tiny_config,
+                                                   monkeypatch):
+    import threading
+
+    from lvm_studio.workers import training_worker
+
+    calls = []
+    monkeypatch.setattr(training_worker, "choose_device", lambda pref: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append((threading.current_thread().name, d)))
+    monkeypatch.setattr(training_worker, "describe_device", lambda d: str(d))
+    rec = Recorder(controller)
+    controller.start(_job(tiny_model, small_mnist, tiny_config()))
+    qtbot.waitUntil(lambda: len(rec.ended) == 1, timeout=10_000)
+    assert calls == [(THREAD_NAME, torch.device("cuda", 0))]
+    if not torch.cuda.is_available():  # the CPU build then fails to move the model: reported, not raised
+        assert rec.ended[0].reason == "failed" and rec.failed
