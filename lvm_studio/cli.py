@@ -32,23 +32,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--activation", default="elu", choices=["relu", "elu", "tanh", "softplus"])
     t.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
     t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--objective", default="elbo", choices=["elbo", "iwae"])
-    t.add_argument("--k", type=int, default=1, help="importance samples for the IWAE objective")
-    t.add_argument("--beta", type=float, default=1.0)
-    t.add_argument("--kl-warmup", type=float, default=0.0, metavar="EPOCHS", help="linear KL warm-up length in epochs")
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--lr-decay", type=float, default=1.0, help="multiply the learning rate by this after each epoch")
-    t.add_argument("--min-lr", type=float, default=1e-5)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--grad-clip", type=float, default=0.0)
-    t.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: each epoch)")
-    t.add_argument("--eval-k", type=int, default=100)
-    t.add_argument("--eval-n", type=int, default=1000)
+    # None marks "not given": a new run takes TrainConfig's default, a resumed run keeps the checkpoint's
+    t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
+    t.add_argument("--k", type=int, help="importance samples for the IWAE objective (default 1)")
+    t.add_argument("--beta", type=float, help="KL weight (default 1)")
+    t.add_argument("--kl-warmup", type=float, metavar="EPOCHS", help="linear KL warm-up length in epochs (default 0)")
+    t.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    t.add_argument("--lr-decay", type=float, help="multiply the learning rate by this after each epoch (default 1)")
+    t.add_argument("--min-lr", type=float, help="the decay stops here (default 1e-5)")
+    t.add_argument("--batch-size", type=int, help="default 128")
+    t.add_argument("--grad-clip", type=float, help="max gradient norm, 0 for none (default 0)")
+    t.add_argument("--eval-every", type=int, help="steps between evaluations (default 0: each epoch)")
+    t.add_argument("--eval-k", type=int, help="importance samples for the validation log p(x) (default 100)")
+    t.add_argument("--eval-n", type=int, help="validation images evaluated (default 1000)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--name", help="a name for the model (default: its architecture)")
     t.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (after every epoch, atomically)")
-    t.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint (its model and settings; --epochs extends)")
+    t.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint: its model and settings, with --epochs and any "
+                   "training option given here (e.g. --lr, --objective) taking over")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_arg(t)
 
@@ -87,6 +89,12 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
+# train options that a resumed run may override: argparse dest -> TrainConfig field
+TRAIN_OPTIONS = {"objective": "objective", "k": "k", "beta": "beta", "kl_warmup": "kl_warmup_epochs", "lr": "lr",
+                 "lr_decay": "lr_decay", "min_lr": "min_lr", "batch_size": "batch_size", "grad_clip": "grad_clip",
+                 "eval_every": "eval_every", "eval_k": "eval_k", "eval_n": "eval_n"}
+
+
 def _fail(message: str) -> int:
     print(f"lvm-studio: error: {message}", file=sys.stderr)
     return 2
@@ -106,23 +114,21 @@ def cmd_train(args) -> int:
     try:
         data = load_mnist(args.data)
         device = choose_device(args.device)
+        given = {field: getattr(args, arg) for arg, field in TRAIN_OPTIONS.items() if getattr(args, arg) is not None}
         if args.resume:
             ckpt = load_checkpoint(args.resume)
             model = model_from_checkpoint(ckpt)
-            config = TrainConfig.from_dict(ckpt.get("train_config"))
-            config.epochs = args.epochs
+            config = TrainConfig.from_dict({**(ckpt.get("train_config") or {}), **given, "epochs": args.epochs})
             trainer = Trainer(model, data, config, device, optimizer_state=ckpt.get("optimizer"),
                               history=history_from_checkpoint(ckpt), step=ckpt["step"], epoch=ckpt["epoch"],
                               name=ckpt.get("name"))
+            if "lr" in given:  # the optimizer state carries the old rate; the new one applies from the first step
+                trainer.set_lr(given["lr"])
         else:
             torch.manual_seed(args.seed)
             model = VAE(VAEConfig(latent_dim=args.latent_dim, hidden=tuple(args.hidden), likelihood=args.likelihood,
                                   activation=args.activation))
-            config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_decay=args.lr_decay,
-                                 min_lr=args.min_lr, objective=args.objective, k=args.k, beta=args.beta,
-                                 kl_warmup_epochs=args.kl_warmup, grad_clip=args.grad_clip,
-                                 eval_every=args.eval_every, eval_k=args.eval_k, eval_n=args.eval_n,
-                                 snapshot_interval_s=0.0, seed=args.seed)
+            config = TrainConfig(epochs=args.epochs, snapshot_interval_s=0.0, seed=args.seed, **given)
             trainer = Trainer(model, data, config, device, name=args.name)
     except (DataError, CheckpointError, ValueError, RuntimeError) as e:
         return _fail(str(e))

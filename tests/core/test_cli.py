@@ -77,6 +77,18 @@ def test_resume_extends_to_two_epochs_and_continues_the_step_count(trained, smal
     assert "saved" in capsys.readouterr().err
 
 
+def test_resume_takes_over_the_training_options_given_on_the_command_line(trained, small_npz, tmp_path):
+    out = tmp_path / "tuned.pt"
+    assert main(["train", "--resume", str(trained), "--epochs", "2", "--lr", "2e-4", "--objective", "iwae",
+                 "--k", "3", "--quiet", "--data", str(small_npz), "--out", str(out)]) == 0
+    ckpt = load_checkpoint(out)
+    config = ckpt["train_config"]
+    assert (config["objective"], config["k"], config["lr"]) == ("iwae", 3, 2e-4)
+    assert config["eval_k"] == 5 and config["eval_n"] == 100  # not given: kept from the checkpoint
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(2e-4)
+    assert ckpt["step"] == 2 * STEPS_PER_EPOCH
+
+
 def test_eval_json_prints_one_line_with_log_px_above_elbo(trained, small_npz, capsys):
     capsys.readouterr()
     code = main(["eval", str(trained), "--json", "--k", "10", "--n", "50", "--device", "cpu", "--data", str(small_npz)])
