@@ -18,6 +18,8 @@ Trainer and take effect between steps (or evaluation chunks).
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import traceback
 import weakref
@@ -34,6 +36,11 @@ from lvm_studio.core.training import EvalProgress, Notice, Progress, Snapshot, T
 from lvm_studio.core.vae import VAE, VAEConfig, copy_state_to_cpu
 
 THREAD_NAME = "lvm-training"
+# The training thread (and the OpenMP threads it starts, which inherit it) runs this much "nicer"
+# than the GUI thread, so that a repaint gets a core at once instead of its fair third of two.
+# On an otherwise idle machine training loses nothing: the GUI uses a few per cent of one core.
+# Measured here (2 cores, 20 s runs): event-loop stalls over 20 ms 27-33 with it, 64-66 without.
+TRAINING_NICENESS = 5
 _CONTROLLERS: "weakref.WeakSet[TrainingController]" = weakref.WeakSet()
 
 # states of a controller, as shown by state_changed
@@ -67,6 +74,17 @@ def warm_up() -> None:
     with torch.no_grad():
         log_w = est.sample_log_weights(model, x, 3, "q")  # (3, 2)
         est.iw_bounds_from_weights(log_w, (1, 2))
+
+
+def _lower_thread_priority(increment: int) -> None:
+    """Raise this thread's nice value (Linux, where priorities are per thread); elsewhere do nothing."""
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except (OSError, AttributeError):
+        pass  # not permitted, or not supported: train at the same priority
 
 
 def live_training_threads() -> list[threading.Thread]:
@@ -271,6 +289,7 @@ class TrainingController(QObject):
     def _run(self, run_id: int, job: TrainingJob) -> None:
         trainer = None
         reason, message, device_text = "failed", "", ""
+        _lower_thread_priority(TRAINING_NICENESS)
         try:
             device = choose_device(job.device)
             if device.type == "cuda":

@@ -1,6 +1,9 @@
 """The training thread: commands between steps, immutable outputs, errors as messages, clean stops."""
 
 import math
+import os
+import sys
+import threading
 import time
 
 import pytest
@@ -8,8 +11,8 @@ import torch
 
 from lvm_studio.core.history import History, StepRecord
 from lvm_studio.core.training import Notice, Snapshot, Trainer
-from lvm_studio.workers.training_worker import (THREAD_NAME, RunResult, TrainingController, TrainingJob,
-                                                live_training_threads)
+from lvm_studio.workers.training_worker import (THREAD_NAME, TRAINING_NICENESS, RunResult, TrainingController,
+                                                TrainingJob, live_training_threads)
 
 
 @pytest.fixture
@@ -276,3 +279,15 @@ def test_cuda_device_is_set_in_the_training_thread(qtbot, controller, tiny_model
     assert calls == [(THREAD_NAME, torch.device("cuda", 0))]
     if not torch.cuda.is_available():  # the CPU build then fails to move the model: reported, not raised
         assert rec.ended[0].reason == "failed" and rec.failed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are a Linux feature")
+def test_the_training_thread_runs_nicer_than_the_gui(qtbot, controller, tiny_model, small_mnist, tiny_config):
+    rec = Recorder(controller)
+    controller.start(_job(tiny_model, small_mnist, tiny_config()))
+    qtbot.waitUntil(lambda: len(rec.steps) >= 1, timeout=10_000)
+    (thread,) = live_training_threads()
+    gui = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(19, gui + TRAINING_NICENESS)
+    assert controller.stop_and_wait(2.0)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui  # the GUI thread is untouched
