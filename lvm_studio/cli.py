@@ -120,7 +120,7 @@ def cmd_train(args) -> int:
             model = model_from_checkpoint(ckpt)
             config = TrainConfig.from_dict({**(ckpt.get("train_config") or {}), **given, "epochs": args.epochs})
             trainer = Trainer(model, data, config, device, optimizer_state=ckpt.get("optimizer"),
-                              history=history_from_checkpoint(ckpt), step=ckpt["step"], epoch=ckpt["epoch"],
+                              history=history_from_checkpoint(ckpt), step=ckpt.get("step", 0), epoch=ckpt.get("epoch", 0.0),
                               name=ckpt.get("name"))
             if "lr" in given:  # the optimizer state carries the old rate; the new one applies from the first step
                 trainer.set_lr(given["lr"])
