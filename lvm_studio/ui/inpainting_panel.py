@@ -25,7 +25,7 @@ Drawn grey levels are given to the model as they are (a Bernoulli decoder's log-
 from __future__ import annotations
 
 import dataclasses
-import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,8 @@ GRID_COARSE = 25
 SAMPLE_ROWS = 4  # sample grids are SAMPLE_ROWS × SAMPLE_ROWS completions
 WEIGHTS_REFIT_MS = 1000  # while training: a new fit at most this often
 HEAT_NATS = 12.0  # the latent plane colours log p(z|x_o) from this far below its peak up to the peak
+VIEW_INTERVAL_MS = 80  # live fit reports are drawn at most this often
+VIEW_INTERVAL_STROKE_MS = 250  # … and this often while a stroke is being drawn
 STD_LEVEL = 0.5  # the uncertainty map's colour scale: 0 … 0.5 (the largest std of a value in [0, 1])
 
 
@@ -191,6 +193,7 @@ class InpaintingPanel(QWidget):
         self.last_error: str | None = None
         self.error_box: QMessageBox | None = None
         self._drawn_uncentred = False  # the canvas holds strokes not yet centred MNIST-style
+        self.fits_submitted = 0  # fits started (the bench reads it)
         self._stale = True  # a fit is owed (model or weights changed while hidden, or never fitted)
         self._random_seed = 0
 
@@ -442,6 +445,13 @@ class InpaintingPanel(QWidget):
         self._refit_timer.setSingleShot(True)
         self._refit_timer.setInterval(0)
         self._refit_timer.timeout.connect(self._on_refit_timeout)
+        self._view_timer = QTimer(self)
+        self._view_timer.setSingleShot(True)
+        self._view_timer.timeout.connect(self._on_view_timeout)
+        self._pending: list = []  # live reports not drawn yet
+        self._fit_mask = masks.empty()  # the mask of the fit in flight
+        self._pending_fraction = 0.0
+        self._last_view = 0.0
         self._weights_timer = QTimer(self)
         self._weights_timer.setSingleShot(True)
         self._weights_timer.timeout.connect(self.request_fit)
@@ -551,7 +561,9 @@ class InpaintingPanel(QWidget):
         self._refit_timer.stop()
         self._weights_timer.stop()
         self._stale = False
+        self._pending = []
         x, missing = self.canvas.image(), self.canvas.mask()
+        self._fit_mask = missing
         if not missing.any():
             self.runner.cancel()
             self._show_trivial(x, "Nothing is hidden: choose a mask (Hide …) or paint one with the hide tools.")
@@ -565,6 +577,7 @@ class InpaintingPanel(QWidget):
         k = self.importance_k.value() if self.use_importance.isChecked() else 0
         self.runner.submit(fit_task, self.hub.model, x, missing, self.fit_config(), k, self.hub.latent_dim == 2,
                            self.hub.version)
+        self.fits_submitted += 1
         self.fit_started.emit()
 
     def _on_refit_timeout(self) -> None:
@@ -589,27 +602,51 @@ class InpaintingPanel(QWidget):
         self.fit_skipped.emit(message)
 
     def _on_fit_progress(self, task_id: int, fraction: float, payload) -> None:
-        self.progress.setValue(int(1000 * fraction))
+        if isinstance(payload, FitOutcome):
+            self._pending = []
+            self.progress.setValue(1000)
+            self._show_outcome(payload)  # the grid of p(z|x_o) follows
+            return
+        # live reports are drawn at most VIEW_INTERVAL_MS apart: the fit can report faster than
+        # the views repaint, and the canvas must keep up with the pen meanwhile
+        self._pending_fraction = fraction
+        if isinstance(payload, GuessReport):
+            self._pending = [payload]
+        else:
+            self._pending = self._pending[:1] if self._pending and isinstance(self._pending[0], GuessReport) else []
+            self._pending.append(payload)
+        if not self._view_timer.isActive():
+            # while a stroke is drawn the eye is on the canvas: fewer redraws leave the pen more of the GUI thread
+            interval = VIEW_INTERVAL_STROKE_MS if self.canvas.is_stroking() else VIEW_INTERVAL_MS
+            self._view_timer.start(max(0, int(interval - 1000 * (time.perf_counter() - self._last_view))))
+
+    def _on_view_timeout(self) -> None:
+        self._last_view = time.perf_counter()
+        pending, self._pending = self._pending, []
+        self.progress.setValue(int(1000 * self._pending_fraction))
+        for payload in pending:
+            self._show_report(payload)
+
+    def _show_report(self, payload) -> None:
         if isinstance(payload, GuessReport):
             self.guess = payload
-            mask = self.canvas.mask()
             self.amortized_view.set_image(payload.completion.mean[0])
-            self.amortized_view.set_mask(mask)
+            self.amortized_view.set_mask(self._fit_mask)
             self._ellipse(self.guess_curve, payload.z_loc[0], payload.z_scale[0], 1.0)
             self.trace_curve.setData([], [])
             self.fitted_line.setVisible(False)
         elif isinstance(payload, ip.InpaintProgress):
             self.progress_report = payload
-            self._show_completion(payload.completion, self.canvas.mask())
+            self._show_completion(payload.completion, self._fit_mask)
             trace = payload.elbo_trace[:, 0].double().numpy()
             self.trace_curve.setData(np.arange(len(trace), dtype=np.float64), trace)
             self._ellipse(self.q1_curve, payload.z_loc[0], payload.z_scale[0], 1.0)
             self._ellipse(self.q2_curve, payload.z_loc[0], payload.z_scale[0], 2.0)
             self.fit_progressed.emit(int(payload.step))
-        elif isinstance(payload, FitOutcome):
-            self._show_outcome(payload)  # the grid of p(z|x_o) follows
 
     def _on_fit_finished(self, task_id: int, outcome: FitOutcome) -> None:
+        self._pending = []
+        self._view_timer.stop()
         self.progress.setValue(1000)
         self._show_outcome(outcome)
         self.fit_finished.emit()
@@ -731,8 +768,12 @@ class InpaintingPanel(QWidget):
 
     # --- events --------------------------------------------------------------------------------------
     def _on_canvas_edited(self, final: bool) -> None:
-        if self.live.isChecked():
-            self._refit_timer.start()
+        if not self.live.isChecked():
+            return
+        if final:
+            self._refit_timer.start()  # one fit for the image and mask signals of one edit
+        elif self.isVisible():
+            self.request_fit()  # mid-stroke (already throttled by the canvas): at once, no timer to starve
 
     def _on_stroke_started(self, mode: str) -> None:
         if mode in ("draw", "erase"):
