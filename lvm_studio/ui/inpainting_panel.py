@@ -333,6 +333,8 @@ class InpaintingPanel(QWidget):
         self.latent_plot.setAspectLocked(True)
         self.latent_plot.setLabel("bottom", "z1")
         self.latent_plot.setLabel("left", "z2")
+        for axis in ("left", "bottom"):
+            self.latent_plot.getAxis(axis).enableAutoSIPrefix(False)  # latent units, never "z2 (x0.001)"
         self.latent_plot.setTitle("log p(z | x<sub>o</sub>) and q", size="9pt")
         self.heat = pg.ImageItem(axisOrder="col-major")  # heat[i, j] is z = (z1[i], z2[j])
         self.heat.setColorMap(pg.colormap.get("viridis"))
