@@ -16,7 +16,8 @@ top half hidden. Per move event it measures
                          backlog is a worst case)
 twice: with "fit as I draw" off (the canvas alone) and on (a fit of q restarts every 100 ms of a
 stroke and at its end, in the panel's TaskRunner thread, and its live reports are drawn).
-Prints JSON. The model: --checkpoint, else the default pretrained model (as bench/inpainting.py finds it).
+Also the panel's whole background task for one digit (fit, numbers, importance resampling), timed
+directly. Prints JSON. The model: --checkpoint, else the default pretrained model (as bench/inpainting.py finds it).
 """
 
 from __future__ import annotations
@@ -117,6 +118,42 @@ def strokes(app, panel, n_events: int, interval_s: float, jump: float, live: boo
             "event_loop_stall_ms": _summary(stall), "behind_at_end_ms": round(1000 * behind, 1)}
 
 
+class _Ctx:
+    """Stands in for the TaskRunner's context: collects nothing, never cancels."""
+
+    def report(self, fraction, payload=None):
+        pass
+
+    def cancelled(self):
+        return False
+
+    def check(self):
+        pass
+
+
+def panel_task_ms(model, data, repeats: int = 7) -> dict:
+    """Median wall / CPU ms of the panel's whole task for one test digit (top half hidden): the
+    encoder's guess and its completion, the 200-step fit with live reports every 10 steps, two
+    256-sample ELBO estimates, importance resampling with k = 2000 (no latent grid: 32-D)."""
+    from lvm_studio.core import inpainting as ip
+    from lvm_studio.core import masks
+    from lvm_studio.ui.inpainting_panel import SAMPLE_ROWS, fit_task
+
+    x = data.binarized("test")[0].reshape(28, 28).numpy()
+    cfg = ip.InpaintConfig(n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=10, seed=0)
+    out = {}
+    for name, k in (("without_importance", 0), ("with_importance_k2000", 2000)):
+        fit_task(_Ctx(), model, x, masks.top_half(), cfg, k, True, 0)  # warm-up
+        wall, cpu = [], []
+        for _ in range(repeats):
+            c0, t0 = time.process_time(), time.perf_counter()
+            fit_task(_Ctx(), model, x, masks.top_half(), cfg, k, True, 0)
+            wall.append(1000 * (time.perf_counter() - t0))
+            cpu.append(1000 * (time.process_time() - c0))
+        out[name] = {"wall_ms": round(statistics.median(wall), 1), "cpu_ms": round(statistics.median(cpu), 1)}
+    return out
+
+
 def main(argv=None) -> int:
     from bench.inpainting import find_model
     from lvm_studio.core.data import load_mnist
@@ -149,6 +186,7 @@ def main(argv=None) -> int:
         app.processEvents()
     strokes(app, panel, 50, a.interval_ms / 1000, a.jump, live=True)  # warm-up
     out = {"model": desc, "torch_threads": torch.get_num_threads(), "load_average_1min": round(os.getloadavg()[0], 2),
+           "panel_task": panel_task_ms(model, data),
            "canvas_px": a.size, "interval_ms": a.interval_ms, "jump_px": a.jump,
            "runs": [strokes(app, panel, a.events, a.interval_ms / 1000, a.jump, live=live) for live in (False, True)]}
     shutdown_all(5.0)
