@@ -46,7 +46,7 @@ from lvm_studio.core.latent import posterior_grid, tile_images
 from lvm_studio.ui import style
 from lvm_studio.ui.digit_canvas import DigitCanvas, MaskedDigitImage
 from lvm_studio.ui.image_io import ImageLoadError, file_dialog_filter, load_image_file
-from lvm_studio.ui.latent_widgets import TestDigitPicker, button, labelled, save_grey_png, to_grey_u8
+from lvm_studio.ui.latent_widgets import TestDigitPicker, button, save_grey_png
 from lvm_studio.workers.tasks import TaskCancelled, TaskRunner
 
 SIDE = 28
