@@ -1,0 +1,253 @@
+"""Pieces shared by the mixture panels (EM playground, digit clusters).
+
+component_colours(K): one colour per mixture component (tab10, then tab20's light shades, then
+    golden-ratio hues), every channel a multiple of 17 so that BrushPalette keeps them exact.
+mix_colours(γ, colours): the colour of a point is Σ_k γ_nk colour_k, so uncertain points look mixed.
+BrushPalette: at most 16³ = 4,096 cached QBrushes for any number of points (never one per point).
+ComponentGallery: each component's mean image with sample images below, under a coloured header.
+ConfusionMatrixView: counts of labels (rows) against clusters (columns), shaded by row fraction.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from lvm_studio.ui.latent_widgets import LABEL_COLOURS, to_grey_u8
+
+LEVEL = 17  # 255 / 15: the palette has 16 levels per channel
+
+# matplotlib's tab20 light shades, after tab10 (LABEL_COLOURS)
+_TAB20_LIGHT = np.array([(174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
+                         (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229)],
+                        dtype=np.float64)
+
+
+def snap(rgb) -> np.ndarray:
+    """Round each channel to the nearest multiple of 17 (the BrushPalette grid), uint8."""
+    a = np.asarray(rgb, dtype=np.float64)
+    return (np.clip(np.floor(a / LEVEL + 0.5), 0, 15) * LEVEL).astype(np.uint8)
+
+
+def component_colours(k: int) -> np.ndarray:
+    """(K, 3) uint8 colours for K components, on the palette grid (see snap)."""
+    base = [LABEL_COLOURS.astype(np.float64), _TAB20_LIGHT]
+    extra = []
+    for i in range(max(0, int(k) - 20)):
+        hue = (0.13 + 0.618033988749895 * i) % 1.0
+        extra.append([255 * c for c in colorsys.hsv_to_rgb(hue, 0.55 + 0.3 * (i % 2), 0.92)])
+    if extra:
+        base.append(np.array(extra))
+    return snap(np.concatenate(base)[:int(k)])
+
+
+def mix_colours(resp: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """(N, K) responsibilities and (K, 3) colours -> (N, 3) uint8 Σ_k γ_nk colour_k.
+
+    A point with γ = e_k gets exactly colour k; rows are renormalised first so that rounding in γ
+    never darkens a colour.
+    """
+    resp = np.asarray(resp, dtype=np.float64)
+    total = resp.sum(1, keepdims=True)
+    resp = resp / np.where(total > 0, total, 1.0)
+    return np.clip(np.floor(resp @ np.asarray(colours, dtype=np.float64) + 0.5), 0, 255).astype(np.uint8)
+
+
+class BrushPalette:
+    """QBrushes for colours quantised to 16 levels per channel, made once and reused.
+
+    brushes(rgb) maps (N, 3) uint8 colours to a list of N references into the cache (at most
+    4,096 distinct QBrush objects ever), which a ScatterPlotItem accepts as per-point brushes.
+    Colours on the grid (component_colours) come back exactly.
+    """
+
+    def __init__(self):
+        self._cache: dict[int, QBrush] = {}
+
+    @staticmethod
+    def codes(rgb: np.ndarray) -> np.ndarray:
+        q = np.clip((np.asarray(rgb, dtype=np.int64) + LEVEL // 2) // LEVEL, 0, 15)  # (N, 3)
+        return q[:, 0] * 256 + q[:, 1] * 16 + q[:, 2]
+
+    def brush(self, code: int) -> QBrush:
+        b = self._cache.get(code)
+        if b is None:
+            r, g, bl = (code >> 8) & 15, (code >> 4) & 15, code & 15
+            b = self._cache[code] = QBrush(QColor(r * LEVEL, g * LEVEL, bl * LEVEL))
+        return b
+
+    def brushes(self, rgb: np.ndarray) -> list:
+        return [self.brush(int(c)) for c in self.codes(rgb)]
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+class ComponentGallery(QWidget):
+    """Columns of digit images, one per component: a coloured header with a caption, the mean,
+    then samples. Wraps into bands when there are many components; aspect kept, nearest neighbour."""
+
+    def __init__(self, parent=None, min_height: int = 160):
+        super().__init__(parent)
+        self._images: np.ndarray | None = None  # (K, R, 28, 28) uint8
+        self._colours: np.ndarray | None = None
+        self._captions: list[str] = []
+        self._qimages: list[list[QImage]] = []
+        self._message = ""
+        self.setMinimumHeight(min_height)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(560, 360)
+
+    def set_message(self, text: str) -> None:
+        """Show a line of text instead of images."""
+        self._images, self._qimages, self._message = None, [], text
+        self.update()
+
+    def set_components(self, images, colours=None, captions=None) -> None:
+        """images (K, R, 784) or (K, R, 28, 28) in [0, 1]: row 0 the mean, rows 1.. samples."""
+        a = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+        k, r = a.shape[:2]
+        self._images = to_grey_u8(a.reshape(k * r * 28, 28)).reshape(k, r, 28, 28)  # 2-D for to_grey_u8
+        self._colours = None if colours is None else np.asarray(colours, dtype=np.uint8)
+        self._captions = list(captions) if captions is not None else [str(i + 1) for i in range(k)]
+        self._qimages = [[QImage(np.ascontiguousarray(self._images[i, j]).data, 28, 28, 28,
+                                 QImage.Format.Format_Grayscale8).copy() for j in range(r)] for i in range(k)]
+        self._message = ""
+        self.update()
+
+    def images(self) -> np.ndarray | None:
+        """The shown images, (K, R, 28, 28) uint8."""
+        return None if self._images is None else self._images.copy()
+
+    def layout_for(self, w: float, h: float) -> tuple[int, float]:
+        """(columns per band, cell side in pixels) that make the images largest."""
+        k, r = self._images.shape[:2]
+        head = 16.0
+        best = (k, 0.0)
+        for cols in range(1, k + 1):
+            bands = -(-k // cols)
+            cell = min((w - 2) / cols, (h - bands * (head + 6)) / (bands * r))
+            if cell > best[1]:
+                best = (cols, cell)
+        return best
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), self.palette().window())
+        if self._images is None:
+            if self._message:
+                p.setPen(self.palette().placeholderText().color())
+                p.drawText(QRectF(self.rect()).adjusted(8, 8, -8, -8),
+                           Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._message)
+            p.end()
+            return
+        k, r = self._images.shape[:2]
+        cols, cell = self.layout_for(self.width(), self.height())
+        cell = max(4.0, float(int(cell)))
+        head = 16.0
+        gap = 2.0
+        band_h = head + r * cell + 6
+        x0 = max(0.0, (self.width() - cols * cell) / 2)
+        font = QFont(self.font())
+        font.setPointSizeF(max(6.5, min(9.0, cell / 6.5)))
+        p.setFont(font)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+        for i in range(k):
+            band, col = divmod(i, cols)
+            x, y = x0 + col * cell, band * band_h
+            colour = QColor(*[int(v) for v in self._colours[i]]) if self._colours is not None else QColor(90, 90, 90)
+            p.fillRect(QRectF(x + 1, y + 1, cell - 2, head - 3), colour)
+            p.setPen(QColor(0, 0, 0) if colour.lightness() > 120 else QColor(255, 255, 255))
+            p.drawText(QRectF(x + 1, y + 1, cell - 2, head - 3), Qt.AlignmentFlag.AlignCenter, self._captions[i])
+            for j in range(r):
+                target = QRectF(x + gap / 2, y + head + j * cell + gap / 2, cell - gap, cell - gap)
+                p.drawImage(target, self._qimages[i][j])
+                if j == 0:  # frame the mean in the component's colour
+                    p.setPen(QPen(colour, 2))
+                    p.setBrush(Qt.BrushStyle.NoBrush)
+                    p.drawRect(target.adjusted(-1, -1, 1, 1))
+        p.end()
+
+
+class ConfusionMatrixView(QWidget):
+    """A labelled table of counts, rows = true labels, columns = clusters; each cell shaded by its
+    share of the row, the count written in it when it fits. Column headers carry the cluster colours."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._counts: np.ndarray | None = None
+        self._rows: list[str] = []
+        self._cols: list[str] = []
+        self._col_colours: np.ndarray | None = None
+        self._highlight: set[tuple[int, int]] = set()
+        self.setMinimumSize(220, 200)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(380, 330)
+
+    def set_matrix(self, counts, row_names, col_names, col_colours=None, highlight=()) -> None:
+        """counts (R, C); highlight: (row, col) cells to outline (the matched pairs)."""
+        self._counts = np.asarray(counts, dtype=np.int64).copy()
+        self._rows, self._cols = list(row_names), list(col_names)
+        self._col_colours = None if col_colours is None else np.asarray(col_colours, dtype=np.uint8)
+        self._highlight = {(int(a), int(b)) for a, b in highlight}
+        self.update()
+
+    def clear(self) -> None:
+        self._counts = None
+        self.update()
+
+    def counts(self) -> np.ndarray | None:
+        return None if self._counts is None else self._counts.copy()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), self.palette().window())
+        if self._counts is None:
+            p.end()
+            return
+        n_r, n_c = self._counts.shape
+        left, top = 46.0, 34.0
+        cw = (self.width() - left - 4) / max(1, n_c)
+        ch = (self.height() - top - 4) / max(1, n_r)
+        text = self.palette().windowText().color()
+        font = QFont(self.font())
+        font.setPointSizeF(max(6.0, min(9.0, min(cw, ch) / 3.2)))
+        p.setFont(font)
+        p.setPen(text)
+        p.drawText(QRectF(0, 0, left, top), Qt.AlignmentFlag.AlignCenter, "label \\ cluster")
+        row_sum = np.maximum(self._counts.sum(1, keepdims=True), 1)
+        frac = self._counts / row_sum  # (R, C)
+        for j in range(n_c):
+            r = QRectF(left + j * cw, top - 16, cw, 14)
+            if self._col_colours is not None:
+                p.fillRect(r.adjusted(1, 0, -1, 0), QColor(*[int(v) for v in self._col_colours[j]]))
+                c = QColor(*[int(v) for v in self._col_colours[j]])
+                p.setPen(QColor(0, 0, 0) if c.lightness() > 120 else QColor(255, 255, 255))
+            else:
+                p.setPen(text)
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, self._cols[j])
+        for i in range(n_r):
+            p.setPen(text)
+            p.drawText(QRectF(0, top + i * ch, left - 4, ch), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       self._rows[i])
+            for j in range(n_c):
+                cell = QRectF(left + j * cw, top + i * ch, cw, ch)
+                f = float(frac[i, j])
+                shade = QColor(int(30 + 49 * f), int(34 + 129 * f), int(40 + 184 * f))  # dark -> accent blue
+                p.fillRect(cell.adjusted(0.5, 0.5, -0.5, -0.5), shade)
+                if (i, j) in self._highlight:
+                    p.setPen(QPen(QColor(255, 215, 0), 1.5))
+                    p.setBrush(Qt.BrushStyle.NoBrush)
+                    p.drawRect(cell.adjusted(1, 1, -1, -1))
+                if cw >= 22 and ch >= 12 and self._counts[i, j] > 0:
+                    p.setPen(QColor(10, 10, 10) if f > 0.55 else QColor(200, 204, 212))
+                    p.drawText(cell, Qt.AlignmentFlag.AlignCenter, str(int(self._counts[i, j])))
+        p.end()

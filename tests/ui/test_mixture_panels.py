@@ -1,0 +1,337 @@
+"""The mixture panels (issue 5): the EM playground and the digit clusters, against the core.
+
+The playground's buttons must move the model exactly as the core's own E-step, M-step and
+iteration do from the same start; the free energy it plots must equal the log-likelihood after
+every E-step and never fall; colours mix component colours by γ. The digits panel fits in the
+background on a tiny model, scores in [0, 1], publishes the test responsibilities to the hub,
+and can be cancelled.
+"""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pyqtgraph as pg  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PySide6.QtCore import QPointF, Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from lvm_studio.core.bernoulli_mixture import BernoulliMixture, BernoulliMixtureConfig  # noqa: E402
+from lvm_studio.core.clustering import hungarian_accuracy, pca  # noqa: E402
+from lvm_studio.core.em_session import EMSession  # noqa: E402
+from lvm_studio.core.gmm import GaussianMixture, GMMConfig  # noqa: E402
+from lvm_studio.core.points2d import POINT_SETS, SUGGESTED_COMPONENTS, make_point_set  # noqa: E402
+from lvm_studio.ui import digit_clusters_panel as dcp  # noqa: E402
+from lvm_studio.ui.em_playground_panel import EMPTY, EMPlaygroundPanel  # noqa: E402
+from lvm_studio.ui.mixture_widgets import BrushPalette, component_colours, mix_colours  # noqa: E402
+from lvm_studio.ui.panels import PANELS, load_panel_class  # noqa: E402
+from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
+
+WAIT_MS = 60000  # generous: the machine is shared
+
+_KEPT = []
+
+
+@pytest.fixture(autouse=True)
+def _no_threads_left(qtbot):
+    """Stop every TaskRunner while the panels still exist, then let them go."""
+    yield
+    assert shutdown_all(10.0)
+    _KEPT.clear()
+
+
+def add(qtbot, widget):
+    qtbot.addWidget(widget)
+    _KEPT.append(widget)
+    return widget
+
+
+def params(gmm):
+    p = gmm.get_parameters()
+    return p.weights.numpy(), p.means.numpy(), p.covariances.numpy()
+
+
+def assert_same_parameters(a, b):
+    for x, y in zip(params(a), params(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture
+def playground(qtbot):
+    panel = add(qtbot, EMPlaygroundPanel(None))
+    panel.set_point_set("overlapping blobs")
+    return panel
+
+
+# --- the playground drives the core ----------------------------------------------------------------
+
+def test_buttons_drive_the_core(qtbot, playground):
+    p = playground
+    x = torch.as_tensor(p.points)
+    assert p.points.shape == (300, 2) and p.k_spin.value() == SUGGESTED_COMPONENTS["overlapping blobs"]
+    ref = GaussianMixture(GMMConfig(n_components=3, covariance="full", init="kmeans++", seed=0),
+                          dtype=torch.float64).initialize(x)
+    assert_same_parameters(p.session.gmm, ref)
+    assert p.session.log_q is None and not p.m_button.isEnabled()
+
+    qtbot.mouseClick(p.e_button, Qt.MouseButton.LeftButton)
+    log_resp, ll = ref.e_step(x)
+    np.testing.assert_allclose(p.session.log_q.numpy(), log_resp.numpy(), atol=1e-12)
+    assert p.session.trace[-1].kind == "E" and p.session.trace[-1].log_likelihood == pytest.approx(ll, abs=1e-12)
+    assert not p.e_button.isEnabled() and p.m_button.isEnabled()
+
+    qtbot.mouseClick(p.m_button, Qt.MouseButton.LeftButton)
+    ref.m_step(x, log_resp)
+    assert_same_parameters(p.session.gmm, ref)
+    assert p.e_button.isEnabled() and not p.m_button.isEnabled()
+
+    for _ in range(3):
+        qtbot.mouseClick(p.iter_button, Qt.MouseButton.LeftButton)
+        ref.step(x)
+        assert_same_parameters(p.session.gmm, ref)
+    assert [s.kind for s in p.session.trace] == ["init"] + ["E", "M"] * 4
+    assert p.session.iteration == 4
+
+    qtbot.mouseClick(p.reset_button, Qt.MouseButton.LeftButton)
+    fresh = GaussianMixture(GMMConfig(n_components=3, seed=0), dtype=torch.float64).initialize(x)
+    assert_same_parameters(p.session.gmm, fresh)
+    assert p.session.log_q is None and len(p.session.trace) == 1
+
+
+def test_controls_set_the_configuration(qtbot, playground):
+    p = playground
+    p.k_spin.setValue(5)
+    p.covariance.setCurrentIndex(p.covariance.findData("diag"))
+    p.seed.setValue(7)
+    ref = GaussianMixture(GMMConfig(n_components=5, covariance="diag", seed=7),
+                          dtype=torch.float64).initialize(torch.as_tensor(p.points))
+    assert_same_parameters(p.session.gmm, ref)
+    p.init.setCurrentIndex(p.init.findData("random"))
+    ref = GaussianMixture(GMMConfig(n_components=5, covariance="diag", init="random", seed=7),
+                          dtype=torch.float64).initialize(torch.as_tensor(p.points))
+    assert_same_parameters(p.session.gmm, ref)
+    shown = [one.isVisible() for one, _, _ in p.ellipses]
+    assert shown == [True] * 5 + [False] * (len(p.ellipses) - 5)
+
+
+@pytest.mark.parametrize("name", list(POINT_SETS))
+def test_free_energy_rises_at_every_half_step(name):
+    """F(q, θ) = ℓ(θ) after each E-step, F never falls, ℓ(θ) ≥ F after each M-step, and so the
+    log-likelihood is monotone, on every built-in point set."""
+    x, _ = make_point_set(name, 300, 0)
+    s = EMSession(GMMConfig(n_components=SUGGESTED_COMPONENTS[name], seed=0))
+    s.set_points(x)
+    s.reset()
+    for _ in range(25):
+        s.e_step()
+        s.m_step()
+    steps = [h for h in s.trace if h.kind != "init"]
+    f = np.array([h.free_energy for h in steps])
+    assert np.all(np.diff(f) >= -1e-10)
+    for h in steps:
+        if h.kind == "E":
+            assert h.free_energy == pytest.approx(h.log_likelihood, abs=1e-10)
+        else:
+            assert h.log_likelihood >= h.free_energy - 1e-10
+    lls = np.array([h.log_likelihood for h in s.trace if h.kind in ("init", "M")])
+    assert np.all(np.diff(lls) >= -1e-10)
+
+
+def test_run_to_convergence_animates_and_stops(qtbot, playground):
+    p = playground
+    p.set_point_set("well-separated blobs")
+    p.speed.setValue(60)
+    with qtbot.waitSignal(p.run_finished, timeout=WAIT_MS):
+        qtbot.mouseClick(p.run_button, Qt.MouseButton.LeftButton)
+        assert p.is_running() and not p.e_button.isEnabled()
+    assert not p.is_running()
+    assert p.session.converged(1e-6) and p.session.trace[-1].kind == "E"  # final E-step: colours are current
+    lls = [h.log_likelihood for h in p.session.trace if h.kind in ("init", "M")]
+    assert len(lls) > 3 and np.all(np.diff(lls) >= -1e-10)
+    xs, ys = p.f_curve.getData()
+    assert len(xs) == len([h for h in p.session.trace if h.kind != "init"])
+    assert np.all(np.diff(ys) >= -1e-10)
+    # separated blobs: EM finds the generating components
+    q = p.session.responsibilities()
+    assert hungarian_accuracy(p.true_labels, q.argmax(1)) > 0.99
+
+
+# --- colours ------------------------------------------------------------------------------------------
+
+def test_colour_mixing():
+    colours = component_colours(12)
+    assert len({tuple(c) for c in colours}) == 12
+    np.testing.assert_array_equal(mix_colours(np.eye(12), colours), colours)  # γ = e_k: exactly colour k
+    half = mix_colours(np.array([[0.5, 0.5] + [0.0] * 10]), colours)[0]
+    np.testing.assert_allclose(half, (colours[0].astype(float) + colours[1]) / 2, atol=0.51)
+    palette = BrushPalette()
+    brushes = palette.brushes(colours)
+    got = np.array([[b.color().red(), b.color().green(), b.color().blue()] for b in brushes])
+    np.testing.assert_array_equal(got, colours)  # palette colours come back exactly
+    again = palette.brushes(np.repeat(colours, 50, 0))
+    assert len(palette) == 12 and again[0] is brushes[0]  # reused, not made per point
+
+
+def test_points_are_coloured_by_responsibilities(qtbot, playground):
+    p = playground
+    assert (p.colours() == 204).all()  # no E-step yet: unassigned grey
+    p.e_step()  # overlapping blobs, first E-step: many uncertain points
+    q = p.session.responsibilities()
+    np.testing.assert_array_equal(p.colours(), mix_colours(q, p.component_colours[:3]))
+    painted = p.point_brush_colours()
+    unsure = int(np.argmin(q.max(1)))
+    assert q[unsure].max() < 0.6
+    assert not any((painted[unsure] == c).all() for c in p.component_colours[:3])  # a mixed colour
+    text = p.hover_text(unsure)
+    assert text.count("■") == 3 and f"{q[unsure, 0]:.3f}" in text
+
+    p.set_point_set("well-separated blobs")
+    for _ in range(5):
+        p.iterate()
+    p.e_step()
+    q = p.session.responsibilities()
+    painted = p.point_brush_colours()
+    sure = np.flatnonzero(q.max(1) > 1 - 1e-9)
+    assert len(sure) > 100
+    for i in sure:  # γ = e_k: painted in exactly component k's colour
+        np.testing.assert_array_equal(painted[i], p.component_colours[q[i].argmax()])
+    assert len(p.palette_brushes) <= 4096
+
+
+# --- mouse ------------------------------------------------------------------------------------------
+
+def _widget_pos(panel, x, y):
+    return panel.plot.mapFromScene(panel.vb.mapViewToScene(QPointF(x, y)))
+
+
+def test_clicks_add_erase_and_place(qtbot, qapp):
+    p = add(qtbot, EMPlaygroundPanel(None))
+    p.resize(1000, 750)
+    p.show()
+    qtbot.waitExposed(p)
+    p.set_point_set(EMPTY)
+    assert p.points.shape == (0, 2) and p.mouse_mode() == "add" and not p.session.ready
+    vp = p.plot.viewport()
+    targets = [(1.0, 1.0), (-2.0, 0.5), (2.5, -1.5), (-1.0, -3.0), (0.0, 2.5)]
+    for x, y in targets:
+        qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=_widget_pos(p, x, y))
+    pw, ph = p.vb.viewPixelSize()
+    assert p.points.shape == (5, 2)
+    np.testing.assert_allclose(p.points, np.array(targets), atol=2 * max(pw, ph))
+    assert p.session.ready and p.session.gmm.n_components == 3  # enough points: initialised
+
+    # drag adds a trail of points (pyqtgraph drops moves closer than 1/mouseRateLimit s: lift the limit)
+    rate = pg.getConfigOption("mouseRateLimit")
+    pg.setConfigOption("mouseRateLimit", 0)
+    QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _widget_pos(p, -4.0, 4.0))
+    for i in range(1, 16):
+        QTest.mouseMove(vp, _widget_pos(p, -4.0 + 0.25 * i, 4.0))
+    QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _widget_pos(p, -0.25, 4.0))
+    pg.setConfigOption("mouseRateLimit", rate)
+    trail = p.points[5:]
+    assert len(trail) >= 5 and np.allclose(trail[:, 1], 4.0, atol=3 * ph)
+
+    p.set_mouse_mode("erase")
+    n = len(p.points)
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=_widget_pos(p, 2.5, -1.5))
+    assert len(p.points) == n - 1 and not np.any(np.all(np.abs(p.points - (2.5, -1.5)) < 0.05, 1))
+
+    # click-to-place initialisation: K clicks set the starting means
+    p.k_spin.setValue(2)
+    p.init.setCurrentIndex(p.init.findData("given"))
+    assert p.mouse_mode() == "place" and not p.session.ready
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=_widget_pos(p, -3.0, 3.0))
+    assert not p.session.ready and not p.e_button.isEnabled()
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=_widget_pos(p, 1.0, -1.0))
+    assert p.session.ready
+    np.testing.assert_allclose(p.session.gmm.means.numpy(), [[-3.0, 3.0], [1.0, -1.0]], atol=2 * max(pw, ph))
+
+
+def test_sample_one_follows_the_generative_process(qtbot, playground):
+    p = playground
+    p.set_point_set("mixture you set up")
+    assert p.points.shape == (300, 2) and p.k_spin.value() == 3
+    w, mu, cov = p.true_mixture()
+    assert w.sum() == pytest.approx(1.0) and cov.shape == (3, 2, 2)
+    z, x = p.sample_one()
+    assert p.points.shape == (301, 2) and np.allclose(p.points[-1], x) and p.true_labels[-1] == z
+    assert p.session.ready  # θ kept: EM carries on with the new point
+
+
+# --- digits ------------------------------------------------------------------------------------------
+
+def test_digit_clusters_fit_vae_codes_and_publish(qtbot, hub):
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
+        panel.fit("vae", k=4, fit_on="10k", seed=0, max_iter=40)
+    r = panel.result
+    n_test = hub.eval_x("test").shape[0]
+    assert 0.0 <= r.accuracy <= 1.0 and 0.0 <= r.nmi <= 1.0
+    assert r.n_fit == min(10000, hub.data.x_train.shape[0]) and r.dim == hub.latent_dim
+    resp, colours, desc = hub.cluster_posterior
+    assert resp.shape == (n_test, 4) and colours.shape == (4, 3) and "K = 4" in desc
+    np.testing.assert_allclose(resp.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(r.pred_test, resp.argmax(1))
+    assert r.confusion.sum() == n_test
+    assert r.accuracy == pytest.approx(hungarian_accuracy(hub.labels("test"), r.pred_test))
+    # the means shown are p(x | z = μ_k) of the current model
+    with torch.no_grad():
+        decoded = hub.model.decode_mean(torch.as_tensor(r.means, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(r.mean_images, decoded, atol=1e-6)
+    assert panel.gallery.images().shape == (4, 1 + dcp.N_SAMPLES, 28, 28)
+    assert panel.confusion.counts().sum() == n_test
+    # the published responsibilities are the mixture's p(c | z) at the map's test codes μ(x)
+    codes, _ = hub.model.encode(hub.eval_x("test"))
+    gmm = GaussianMixture(GMMConfig(n_components=4), dtype=torch.float64)
+    gmm.set_parameters(r.weights, r.means, r.covariances)
+    np.testing.assert_allclose(resp, gmm.responsibilities(codes.double()).numpy(), atol=1e-4)
+
+
+def test_digit_clusters_pca_space(qtbot, hub):
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
+        panel.fit("pca", k=3, pca_dim=6, fit_on="10k", covariance="diag", max_iter=30)
+    r = panel.result
+    assert r.space == "pca" and r.dim == 6 and 0 < r.explained_variance < 1
+    assert 0.0 <= r.accuracy <= 1.0
+    assert hub.cluster_posterior is None  # only the latent-code mixture goes to the map
+    proj = pca(hub.data.float_images("train")[:10000], 6)
+    back = proj.inverse_transform(torch.as_tensor(r.means, dtype=proj.mean.dtype)).clamp(0, 1).numpy()
+    np.testing.assert_allclose(r.mean_images, back, atol=1e-4)
+
+
+def test_digit_clusters_cancel(qtbot, hub, monkeypatch):
+    monkeypatch.setattr(dcp, "GMM_TOL", 0.0)  # never converges: runs until cancelled
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    fitted = []
+    panel.clusters_fitted.connect(lambda: fitted.append(1))
+    panel.fit("vae", k=5, fit_on="trainval", max_iter=100000)
+    qtbot.waitUntil(lambda: len(panel._traces.get(0, [])) >= 3, timeout=WAIT_MS)  # EM is running
+    assert panel.runner.is_busy() and not panel.fit_button.isEnabled()
+    with qtbot.waitSignal(panel.fit_cancelled, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.runner.is_busy(), timeout=WAIT_MS)
+    assert panel.fit_button.isEnabled() and panel.result is None and not fitted
+    assert hub.cluster_posterior is None
+
+
+def test_bernoulli_density_reports_exact_log_px(qtbot, hub):
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    with qtbot.waitSignal(panel.density_fitted, timeout=WAIT_MS):
+        panel.fit_density(k=3, fit_on="10k", max_iter=5, n_vae=20, vae_k=5)
+    r = panel.density_result
+    x_test = hub.data.binarized("test")
+    bmm = BernoulliMixture(BernoulliMixtureConfig(n_components=3)).set_parameters(r.weights, r.probs)
+    assert r.test_log_px == pytest.approx(float(bmm.log_prob(x_test).double().mean()), abs=1e-3)
+    assert r.test_log_px_subset == pytest.approx(float(bmm.log_prob(x_test[:20]).double().mean()), abs=1e-3)
+    assert r.n_vae == 20 and np.isfinite(r.vae_log_px) and r.vae_log_px < 0
+    assert "IWAE-5" in panel.d_results.text()
+    assert panel.d_gallery.images().shape == (3, 3, 28, 28)
+
+
+def test_panels_are_registered(qtbot, hub):
+    specs = {s.key: s for s in PANELS}
+    assert load_panel_class(specs["em_playground"]) is EMPlaygroundPanel
+    assert load_panel_class(specs["digit_clusters"]) is dcp.DigitClustersPanel
