@@ -404,6 +404,16 @@ class DigitClustersPanel(QWidget):
         self.metrics.setTextFormat(Qt.TextFormat.RichText)
         self.trace_plot, self.trace_curves = _trace_plot("mean log p (nats)")
 
+        self.gallery_caption = QLabel("Top row (framed): each component's mean; below: samples z ~ N(μ<sub>k</sub>, "
+                                      "Σ<sub>k</sub>). Header: component → the digit it is matched to.")
+        self.gallery_caption.setWordWrap(True)
+        self.gallery_caption.setTextFormat(Qt.TextFormat.RichText)
+        self.gallery_caption.setStyleSheet("color: #aab1bd;")
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.gallery, 1)
+        ll.addWidget(self.gallery_caption)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -411,7 +421,7 @@ class DigitClustersPanel(QWidget):
         rl.addWidget(self.confusion, 3)
         rl.addWidget(self.trace_plot, 1)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.gallery)
+        split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
@@ -488,13 +498,23 @@ class DigitClustersPanel(QWidget):
         self.d_results.setWordWrap(True)
         self.d_results.setTextFormat(Qt.TextFormat.RichText)
         self.d_trace_plot, self.d_trace_curves = _trace_plot("mean log p(x) (nats)")
+        caption = QLabel("Top row (framed): each component's pixel probabilities μ<sub>k</sub>, heaviest first "
+                         "(header: weight π<sub>k</sub>); below: binary samples x ~ p(x | z = k).")
+        caption.setWordWrap(True)
+        caption.setTextFormat(Qt.TextFormat.RichText)
+        caption.setStyleSheet("color: #aab1bd;")
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.d_gallery, 1)
+        ll.addWidget(caption)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.d_results)
         rl.addWidget(self.d_trace_plot, 1)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.d_gallery)
+        split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
@@ -707,9 +727,10 @@ class DigitClustersPanel(QWidget):
                  f"{res.seed}, {res.seconds:.1f} s.")
         if res.vae_log_px is not None:
             gap = res.vae_log_px - res.test_log_px_subset
-            notes += (f"<br>The VAE ({self._density_name}, step {self._density_step}) is <b>{gap:+.1f} nats</b> per "
-                      f"digit from the mixture on the same digits. Its IWAE-{res.vae_k} number is a stochastic "
-                      f"lower bound on its log p(x) ({res.vae_seconds:.1f} s); the mixture's is exact.")
+            notes += (f"<br>On the same digits the VAE ({self._density_name}, step {self._density_step}) gives "
+                      f"<b>{abs(gap):.1f} nats</b> per digit {'more' if gap >= 0 else 'less'} than the mixture. Its "
+                      f"IWAE-{res.vae_k} number is a stochastic lower bound on its log p(x) ({res.vae_seconds:.1f} s); "
+                      f"the mixture's is exact.")
         elif not self._density_comparable:
             notes += "<br>The current VAE has a Gaussian decoder: its densities are not comparable with these."
         self.d_results.setText(table + notes)

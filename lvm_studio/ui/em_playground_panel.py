@@ -188,7 +188,7 @@ class EMPlaygroundPanel(QWidget):
         self.ll_plot.setLabel("bottom", "EM iteration (E-step of iteration t at t − ½, its M-step at t)")
         self.ll_plot.setLabel("left", "nats per point")
         self.ll_plot.showGrid(x=True, y=True, alpha=0.15)
-        self.ll_legend = self.ll_plot.addLegend(offset=(-8, 8), labelTextColor=(230, 230, 230),
+        self.ll_legend = self.ll_plot.addLegend(offset=(-8, -8),  # bottom right: F rises away from it labelTextColor=(230, 230, 230),
                                                 brush=pg.mkBrush(0, 0, 0, 150))
         self.f_curve = self.ll_plot.plot(pen=pg.mkPen(F_COLOUR, width=2), name="F(q, θ)")
         self.ll_curve = self.ll_plot.plot(pen=pg.mkPen((215, 215, 215), width=1.2, style=Qt.PenStyle.DashLine),

@@ -186,6 +186,8 @@ class ConfusionMatrixView(QWidget):
         self._cols: list[str] = []
         self._col_colours: np.ndarray | None = None
         self._highlight: set[tuple[int, int]] = set()
+        self.row_title = "digit"
+        self.column_title = "component"
         self.setMinimumSize(220, 200)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -222,7 +224,9 @@ class ConfusionMatrixView(QWidget):
         font.setPointSizeF(max(6.0, min(9.0, min(cw, ch) / 3.2)))
         p.setFont(font)
         p.setPen(text)
-        p.drawText(QRectF(0, 0, left, top), Qt.AlignmentFlag.AlignCenter, "label \\ cluster")
+        p.drawText(QRectF(0, top - 16, left - 4, 14), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                   self.row_title)
+        p.drawText(QRectF(left, 0, self.width() - left, top - 18), Qt.AlignmentFlag.AlignCenter, self.column_title)
         row_sum = np.maximum(self._counts.sum(1, keepdims=True), 1)
         frac = self._counts / row_sum  # (R, C)
         for j in range(n_c):

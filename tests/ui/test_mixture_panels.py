@@ -335,3 +335,17 @@ def test_panels_are_registered(qtbot, hub):
     specs = {s.key: s for s in PANELS}
     assert load_panel_class(specs["em_playground"]) is EMPlaygroundPanel
     assert load_panel_class(specs["digit_clusters"]) is dcp.DigitClustersPanel
+
+
+def test_latent_map_colours_by_the_published_mixture(qtbot, hub):
+    from lvm_studio.ui.latent_map_panel import LatentMapPanel
+
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
+        panel.fit("vae", k=3, fit_on="10k", max_iter=20)
+    latent_map = add(qtbot, LatentMapPanel(hub))
+    qtbot.waitUntil(lambda: latent_map.codes is not None, timeout=WAIT_MS)
+    latent_map.set_colour_mode("mixture")
+    resp, colours, _ = hub.cluster_posterior
+    expected = np.clip(resp @ colours.astype(np.float32), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(latent_map.cloud.colours(), expected)
