@@ -1,7 +1,7 @@
 """Mixtures on MNIST (issue 5): clustering quality and a Bernoulli mixture's exact test log p(x).
 
     nice -n 5 python -m bench.clusters --checkpoint /tmp/vae32.pt [--fit-on train] [--k 10] [--seed 0]
-        [--pca-dim 50] [--bmm-k 10 50] [--vae-n 10000] [--vae-k 100] [--only vae pca bmm] [--threads 1]
+        [--pca-dim 50] [--bmm-k 10 50] [--vae-n 10000] [--vae-k 100] [--only vae pca bmm playground] [--threads 1]
 
 Runs the Digit clusters panel's own task functions (no Qt event loop, no thread):
   a) a Gaussian mixture on the VAE's codes μ_φ(x) of the evaluation images,
@@ -9,7 +9,8 @@ Runs the Digit clusters panel's own task functions (no Qt event loop, no thread)
 both fitted without labels to the chosen training digits and scored on the 10,000 test digits
 (accuracy after the Hungarian matching, NMI); and a mixture of Bernoullis on the binarized training
 digits with its exact log p(x) on the fixed binarization of the test set, beside the VAE's IWAE-k
-estimate on the same digits. Prints JSON.
+estimate on the same digits. 'playground': milliseconds per EM iteration of the 2-D playground,
+core alone and panel with a repaint (offscreen Qt). Prints JSON.
 """
 
 from __future__ import annotations
@@ -46,6 +47,52 @@ class _Ctx:
             print(f"[{self.label}] {100 * fraction:5.1f} %{extra}", file=sys.stderr, flush=True)
 
 
+def bench_playground(repeats: int = 60) -> dict:
+    """Median milliseconds per EM iteration in the playground, 300 points of each built-in set with
+    its suggested K: the core EMSession alone, and the panel's iterate() plus a synchronous repaint
+    (offscreen Qt, 1200 × 800, ellipses on, density off)."""
+    import os
+    import statistics
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from lvm_studio.core.em_session import EMSession
+    from lvm_studio.core.gmm import GMMConfig
+    from lvm_studio.core.points2d import POINT_SETS, SUGGESTED_COMPONENTS, make_point_set
+    from lvm_studio.ui.em_playground_panel import EMPlaygroundPanel
+
+    app = QApplication.instance() or QApplication([])
+    panel = EMPlaygroundPanel(None)
+    panel.resize(1200, 800)
+    panel.show()
+    app.processEvents()
+    out = {}
+    for name in POINT_SETS:
+        x, _ = make_point_set(name, 300, 0)
+        s = EMSession(GMMConfig(n_components=SUGGESTED_COMPONENTS[name], seed=0))
+        s.set_points(x)
+        s.reset()
+        core = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            s.iterate()
+            core.append(1e3 * (time.perf_counter() - t0))
+        panel.set_point_set(name)
+        app.processEvents()
+        gui = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            panel.iterate()
+            panel.repaint()
+            gui.append(1e3 * (time.perf_counter() - t0))
+        out[name] = {"k": SUGGESTED_COMPONENTS[name], "core_ms": round(statistics.median(core), 2),
+                     "panel_ms": round(statistics.median(gui), 2)}
+        print(json.dumps({name: out[name]}), file=sys.stderr)
+    panel.close()
+    return out
+
+
 def main(argv=None) -> dict:
     from lvm_studio.ui.digit_clusters_panel import fit_clusters_task, fit_density_task
 
@@ -61,7 +108,7 @@ def main(argv=None) -> dict:
     p.add_argument("--bmm-iter", type=int, default=100)
     p.add_argument("--vae-n", type=int, default=10000)
     p.add_argument("--vae-k", type=int, default=100)
-    p.add_argument("--only", nargs="*", default=None, choices=("vae", "pca", "bmm"))
+    p.add_argument("--only", nargs="*", default=None, choices=("vae", "pca", "bmm", "playground"))
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -85,6 +132,8 @@ def main(argv=None) -> dict:
                       "explained_variance": None if r.explained_variance is None else round(r.explained_variance, 4),
                       "confusion": r.confusion.tolist(), "seconds": round(time.perf_counter() - t0, 1)}
         print(json.dumps({space: {k: v for k, v in out[space].items() if k != "confusion"}}), file=sys.stderr)
+    if want("playground"):
+        out["playground"] = bench_playground()
     if want("bmm"):
         out["bmm"] = []
         vae_done = None

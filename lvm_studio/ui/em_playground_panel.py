@@ -188,7 +188,7 @@ class EMPlaygroundPanel(QWidget):
         self.ll_plot.setLabel("bottom", "EM iteration (E-step of iteration t at t − ½, its M-step at t)")
         self.ll_plot.setLabel("left", "nats per point")
         self.ll_plot.showGrid(x=True, y=True, alpha=0.15)
-        self.ll_legend = self.ll_plot.addLegend(offset=(-8, -8),  # bottom right: F rises away from it labelTextColor=(230, 230, 230),
+        self.ll_legend = self.ll_plot.addLegend(offset=(8, 8),  # top left: F rises from the bottom left, away from it labelTextColor=(230, 230, 230),
                                                 brush=pg.mkBrush(0, 0, 0, 150))
         self.f_curve = self.ll_plot.plot(pen=pg.mkPen(F_COLOUR, width=2), name="F(q, θ)")
         self.ll_curve = self.ll_plot.plot(pen=pg.mkPen((215, 215, 215), width=1.2, style=Qt.PenStyle.DashLine),
@@ -200,6 +200,7 @@ class EMPlaygroundPanel(QWidget):
         self.ll_plot.addItem(self.m_markers)
         self.ll_legend.addItem(self.e_markers, "after an E-step")
         self.ll_legend.addItem(self.m_markers, "after an M-step")
+        self.ll_legend.setColumnCount(2)
         self.ll_plot.setToolTip(FREE_ENERGY_CAPTION)
         self.caption = QLabel(FREE_ENERGY_CAPTION)
         self.caption.setWordWrap(True)
@@ -222,7 +223,9 @@ class EMPlaygroundPanel(QWidget):
         self.data_seed = QSpinBox()
         self.data_seed.setRange(0, 9999)
         self.data_seed.setToolTip("Seed of the generated points")
-        self.new_points_button = button("New points", "Generate the point set again (and restart EM)",
+        for spin in (self.n_points, self.data_seed):
+            spin.setKeyboardTracking(False)  # regenerate once the number is typed, not per keystroke
+        self.new_points_button = button("New points", "Draw a new set of points (the next seed) and restart EM",
                                         self._on_new_points_clicked)
         self.clear_button = button("Clear", "Remove every point", self._on_clear_clicked)
         self.true_k = QSpinBox()
@@ -396,6 +399,8 @@ class EMPlaygroundPanel(QWidget):
         self._density_timer.timeout.connect(self._update_density)
 
         self.point_set.currentIndexChanged.connect(self._on_point_set_changed)
+        self.n_points.valueChanged.connect(self._on_data_settings_changed)
+        self.data_seed.valueChanged.connect(self._on_data_settings_changed)
         self.true_k.valueChanged.connect(self._on_true_k_changed)
         self.true_table.itemChanged.connect(self._on_true_table_changed)
         self.show_true.toggled.connect(self._update_true_components)
@@ -821,7 +826,11 @@ class EMPlaygroundPanel(QWidget):
         self._fit_view()
 
     def _on_new_points_clicked(self) -> None:
-        self.generate()
+        self.data_seed.setValue(self.data_seed.value() + 1)  # regenerates
+
+    def _on_data_settings_changed(self, *_):
+        if self.point_set.currentData() != EMPTY:
+            self.generate()
 
     def _on_clear_clicked(self) -> None:
         self.true_labels = None
@@ -838,10 +847,16 @@ class EMPlaygroundPanel(QWidget):
 
     def _on_true_k_changed(self, k: int) -> None:
         self._fill_true_table(k)
-        self._update_true_components()
+        self.k_spin.blockSignals(True)
+        self.k_spin.setValue(k)  # fit as many components as generate the points (change it to see why not)
+        self.k_spin.blockSignals(False)
+        self._on_true_table_changed()
 
     def _on_true_table_changed(self, *_):
         self._update_true_components()
+        self.true_pick.setData([], [])
+        if self.point_set.currentData() == CUSTOM:
+            self.generate()  # the same seed: the points follow the edited mixture
 
     def _on_sample_one_clicked(self) -> None:
         self.sample_one()

@@ -258,6 +258,13 @@ def test_sample_one_follows_the_generative_process(qtbot, playground):
     z, x = p.sample_one()
     assert p.points.shape == (301, 2) and np.allclose(p.points[-1], x) and p.true_labels[-1] == z
     assert p.session.ready  # θ kept: EM carries on with the new point
+    # editing the generating mixture redraws the points from it: move component 1's mean far away
+    p.true_table.item(0, 1).setText("40")
+    assert p.points.shape == (300, 2)
+    far = p.points[:, 0] > 30
+    np.testing.assert_array_equal(far, p.true_labels == 0)
+    p.true_k.setValue(4)
+    assert p.k_spin.value() == 4 and p.session.gmm.n_components == 4 and p.true_table.rowCount() == 4
 
 
 # --- digits ------------------------------------------------------------------------------------------
