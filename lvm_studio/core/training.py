@@ -327,7 +327,7 @@ class Trainer:
                 acc_n += 1
                 if self.step % self.GOOD_STATE_EVERY == 1 or good_state is None:
                     good_state = (copy_state_to_cpu(self.model),
-                                  _copy_optimizer_state(self.optimizer.state_dict()))
+                                  copy_optimizer_state(self.optimizer.state_dict()))
                 if acc_n >= c.log_every or i == steps_per_epoch - 1:
                     a = (acc / acc_n).tolist()
                     dt = time.perf_counter() - t_window
@@ -354,10 +354,11 @@ class Trainer:
         yield Notice("finished", f"finished {c.epochs} epochs at step {self.step}", self.step)
 
 
-def _copy_optimizer_state(state: dict) -> dict:
+def copy_optimizer_state(state: dict, device: torch.device | str | None = None) -> dict:
+    """A deep copy of an optimizer state dict sharing no storage with it (on `device` if given)."""
     def copy(v):
         if torch.is_tensor(v):
-            return v.detach().clone()
+            return v.detach().to(device, copy=True) if device is not None else v.detach().clone()
         if isinstance(v, dict):
             return {k: copy(x) for k, x in v.items()}
         if isinstance(v, list):

@@ -32,7 +32,8 @@ from shiboken6 import isValid
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.device import choose_device
 from lvm_studio.core.history import EvalRecord, History, StepRecord
-from lvm_studio.core.training import EvalProgress, Notice, Progress, Snapshot, TrainConfig, Trainer
+from lvm_studio.core.training import (EvalProgress, Notice, Progress, Snapshot, TrainConfig, Trainer,
+                                      copy_optimizer_state)
 from lvm_studio.core.vae import VAE, VAEConfig, copy_state_to_cpu
 
 THREAD_NAME = "lvm-training"
@@ -69,7 +70,7 @@ def warm_up() -> None:
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
     optimizer.step()
-    _optimizer_state_to_cpu(optimizer.state_dict())
+    copy_optimizer_state(optimizer.state_dict(), "cpu")
     copy_state_to_cpu(model)
     with torch.no_grad():
         log_w = est.sample_log_weights(model, x, 3, "q")  # (3, 2)
@@ -118,18 +119,6 @@ class RunResult:
     optimizer_state: dict | None = None  # on the CPU
     train_config: dict | None = None
     device: str = ""
-
-
-def _optimizer_state_to_cpu(state: dict) -> dict:
-    def copy(v):
-        if torch.is_tensor(v):
-            return v.detach().to("cpu", copy=True)
-        if isinstance(v, dict):
-            return {k: copy(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [copy(x) for x in v]
-        return v
-    return copy(state)
 
 
 def describe_device(device: torch.device) -> str:
@@ -331,7 +320,7 @@ class TrainingController(QObject):
         if trainer is not None and reason != "failed":
             try:
                 snapshot = Snapshot(step=trainer.step, epoch=trainer.epoch, state_dict=copy_state_to_cpu(trainer.model))
-                optimizer_state = _optimizer_state_to_cpu(trainer.optimizer.state_dict())
+                optimizer_state = copy_optimizer_state(trainer.optimizer.state_dict(), "cpu")
             except Exception as e:  # noqa: BLE001 - a failed copy must not lose the run's ending
                 message = f"could not copy the final weights: {e}"
         result = RunResult(run_id=run_id, reason=reason, message=message, snapshot=snapshot,
