@@ -60,7 +60,7 @@ def bench_playground(repeats: int = 60) -> dict:
     from lvm_studio.core.em_session import EMSession
     from lvm_studio.core.gmm import GMMConfig
     from lvm_studio.core.points2d import POINT_SETS, SUGGESTED_COMPONENTS, make_point_set
-    from lvm_studio.ui.em_playground_panel import EMPlaygroundPanel
+    from lvm_studio.ui.mixtures.em_playground_panel import EMPlaygroundPanel
 
     app = QApplication.instance() or QApplication([])
     panel = EMPlaygroundPanel(None)
@@ -94,7 +94,7 @@ def bench_playground(repeats: int = 60) -> dict:
 
 
 def main(argv=None) -> dict:
-    from lvm_studio.ui.digit_clusters_panel import fit_clusters_task, fit_density_task
+    from lvm_studio.ui.mixtures.digit_clusters_panel import fit_clusters_task, fit_density_task
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True)

@@ -137,7 +137,7 @@ def panel_task_ms(model, data, repeats: int = 7) -> dict:
     256-sample ELBO estimates, importance resampling with k = 2000 (no latent grid: 32-D)."""
     from lvm_studio.core import inpainting as ip
     from lvm_studio.core import masks
-    from lvm_studio.ui.inpainting_panel import SAMPLE_ROWS, fit_task
+    from lvm_studio.ui.inpainting.inpainting_panel import SAMPLE_ROWS, fit_task
 
     x = data.binarized("test")[0].reshape(28, 28).numpy()
     cfg = ip.InpaintConfig(n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=10, seed=0)
@@ -157,9 +157,9 @@ def panel_task_ms(model, data, repeats: int = 7) -> dict:
 def main(argv=None) -> int:
     from bench.inpainting import find_model
     from lvm_studio.core.data import load_mnist
-    from lvm_studio.ui import style
-    from lvm_studio.ui.inpainting_panel import InpaintingPanel
-    from lvm_studio.ui.model_hub import ModelHub
+    from lvm_studio.ui.widgets import style
+    from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel
+    from lvm_studio.ui.state.model_hub import ModelHub
     from lvm_studio.workers.tasks import shutdown_all
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -21,7 +21,7 @@ from PySide6.QtCore import QEvent, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from lvm_studio.ui import style  # noqa: E402
+from lvm_studio.ui.widgets import style  # noqa: E402
 from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
 
 SIZE = (1280, 760)
@@ -66,8 +66,8 @@ def draw(panel, path, steps_per_segment=6):
 
 def panel_for(path):
     from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
-    from lvm_studio.ui.inpainting_panel import InpaintingPanel
-    from lvm_studio.ui.model_hub import ModelHub
+    from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel
+    from lvm_studio.ui.state.model_hub import ModelHub
 
     ckpt = load_checkpoint(path)
     hub = ModelHub()

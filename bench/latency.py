@@ -39,7 +39,7 @@ def _app() -> QApplication:
 
 
 def _hub(path: str | None, latent_dim: int, hidden=(512, 512), data=None):
-    from lvm_studio.ui.model_hub import ModelHub
+    from lvm_studio.ui.state.model_hub import ModelHub
 
     hub = ModelHub(data=data)
     if path:
@@ -128,7 +128,7 @@ class BackgroundTraining:
 def slider_latency(hub, n: int = 300, seed: int = 0, pump: _Pump | None = None, pace_ms: float = 15.0) -> dict:
     """Slider value change -> decoded image set -> painted, n times; milliseconds. Changes come
     every pace_ms (a drag at mouse-event rate), with events and snapshots handled in between."""
-    from lvm_studio.ui.latent_sliders_panel import LatentSlidersPanel
+    from lvm_studio.ui.latent.sliders_panel import LatentSlidersPanel
 
     app = _app()
     panel = LatentSlidersPanel(hub)
@@ -171,7 +171,7 @@ def slider_latency(hub, n: int = 300, seed: int = 0, pump: _Pump | None = None, 
 def _mixture_posterior(n: int, k: int = 10, seed: int = 0):
     rng = np.random.default_rng(seed)
     resp = rng.dirichlet(np.full(k, 0.3), size=n).astype(np.float32)  # (n, k)
-    from lvm_studio.ui.latent_widgets import LABEL_COLOURS
+    from lvm_studio.ui.widgets.style import LABEL_COLOURS
     return resp, LABEL_COLOURS[:k][::-1].copy()
 
 
@@ -179,8 +179,8 @@ def map_recolour(hub, repeats: int = 20) -> dict:
     """10,000-point map: colour mode switch -> painted; and the ScatterPlotItem baseline."""
     import pyqtgraph as pg
 
-    from lvm_studio.ui.latent_map_panel import LatentMapPanel
-    from lvm_studio.ui.latent_widgets import LABEL_COLOURS
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
+    from lvm_studio.ui.widgets.style import LABEL_COLOURS
 
     app = _app()
     panel = LatentMapPanel(hub)
@@ -240,7 +240,7 @@ def map_recolour(hub, repeats: int = 20) -> dict:
 
 def heat_map_refresh(hub, digits=(0, 18, 77, 123, 999, 4321, 5, 6, 7, 42, 100, 2024)) -> dict:
     """Posterior view: new digit -> zoomed preview painted, and -> fine grid + log p(x) painted."""
-    from lvm_studio.ui.posterior_panel import PosteriorPanel
+    from lvm_studio.ui.latent.posterior_panel import PosteriorPanel
 
     app = _app()
     panel = PosteriorPanel(hub)

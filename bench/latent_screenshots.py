@@ -20,8 +20,8 @@ import torch  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from lvm_studio.ui import style  # noqa: E402
-from lvm_studio.ui.model_hub import ModelHub  # noqa: E402
+from lvm_studio.ui.widgets import style  # noqa: E402
+from lvm_studio.ui.state.model_hub import ModelHub  # noqa: E402
 from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def main(argv=None):
     hub2 = hub_for(a.model2)
 
     if want("sliders"):
-        from lvm_studio.ui.latent_sliders_panel import LatentSlidersPanel
+        from lvm_studio.ui.latent.sliders_panel import LatentSlidersPanel
         w = LatentSlidersPanel(hub_hi)
         w.resize(900, 620)
         w.show()
@@ -82,12 +82,12 @@ def main(argv=None):
         shoot(app, w, out / "latent-sliders.png")
 
     if want("traversal"):
-        from lvm_studio.ui.traversal_panel import TraversalPanel
+        from lvm_studio.ui.latent.traversal_panel import TraversalPanel
         w = TraversalPanel(hub_hi)
         w.resize(820, 900)
         w.show()
-        from lvm_studio.ui.latent_widgets import stats_for
-        wait(app, lambda: stats_for(hub_hi).stats is not None)
+        pass
+        wait(app, lambda: hub_hi.latent_stats.stats is not None)
         settle(app)
         w.method.setCurrentIndex(w.method.findData("spherical"))
         w.update_grid()
@@ -95,7 +95,7 @@ def main(argv=None):
         shoot(app, w, out / "latent-traversal.png")
 
     if want("map"):
-        from lvm_studio.ui.latent_map_panel import LatentMapPanel
+        from lvm_studio.ui.latent.map_panel import LatentMapPanel
         w = LatentMapPanel(hub2)
         w.resize(1100, 760)
         w.show()
@@ -110,7 +110,7 @@ def main(argv=None):
         shoot(app, w, out / "latent-map.png")
         # a Gaussian mixture fitted to the codes colours the points by p(c|z)
         from lvm_studio.core.gmm import GaussianMixture, GMMConfig
-        from lvm_studio.ui.latent_widgets import LABEL_COLOURS
+        from lvm_studio.ui.widgets.style import LABEL_COLOURS
         gm = GaussianMixture(GMMConfig(n_components=10, seed=0))
         codes = torch.as_tensor(w.codes)
         gm.fit(codes, max_iter=200)
@@ -132,7 +132,7 @@ def main(argv=None):
         shoot(app, w32, out / "latent-map-pca.png")
 
     if want("posterior"):
-        from lvm_studio.ui.posterior_panel import PosteriorPanel
+        from lvm_studio.ui.latent.posterior_panel import PosteriorPanel
         w = PosteriorPanel(hub2)
         w.resize(1150, 760)
         w.show()
@@ -150,7 +150,7 @@ def main(argv=None):
         shoot(app, w, out / "latent-posterior-hand.png")
 
     if want("lab"):
-        from lvm_studio.ui.estimator_lab_panel import EstimatorLabPanel
+        from lvm_studio.ui.latent.estimator_lab_panel import EstimatorLabPanel
         for hub, name in ((hub_hi, "latent-estimator-lab.png"), (hub2, "latent-estimator-lab-2d.png")):
             w = EstimatorLabPanel(hub)
             w.resize(1200, 640)

@@ -22,8 +22,8 @@ import torch  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from lvm_studio.ui import style  # noqa: E402
-from lvm_studio.ui.model_hub import ModelHub  # noqa: E402
+from lvm_studio.ui.widgets import style  # noqa: E402
+from lvm_studio.ui.state.model_hub import ModelHub  # noqa: E402
 from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def main(argv=None):
     want = lambda name: a.only is None or name in a.only  # noqa: E731
 
     if want("playground"):
-        from lvm_studio.ui.em_playground_panel import EMPlaygroundPanel
+        from lvm_studio.ui.mixtures.em_playground_panel import EMPlaygroundPanel
         w = EMPlaygroundPanel(None)
         w.resize(1200, 800)
         w.show()
@@ -80,7 +80,7 @@ def main(argv=None):
         w.close()
 
     if want("digits") or want("density"):
-        from lvm_studio.ui.digit_clusters_panel import DigitClustersPanel
+        from lvm_studio.ui.mixtures.digit_clusters_panel import DigitClustersPanel
         ckpt = load_checkpoint(a.model)
         hub = ModelHub()
         hub.set_model(model_from_checkpoint(ckpt), name=ckpt.get("name"), step=ckpt.get("step", 0))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 SIDE = 28
+PIXELS = SIDE * SIDE  # 784: an image as a flat row
 BOX = 20  # the digit's bounding box is scaled to fit BOX × BOX
 CENTRE = 14.0  # target centre of mass (row, col), 0-based, as measured on MNIST
 INK_THRESHOLD = 1e-3  # grey levels above this count as ink when finding the bounding box

@@ -492,3 +492,10 @@ def estimator_sweep(model, x: torch.Tensor, k_max: int = 10000, runs: int = 8, p
         result = EstimatorSweep(ks=ks, naive=empty, importance=empty.clone(), log_w_prior=torch.empty(0),
                                 log_w_q=torch.empty(0), ess_prior=ess_prior, ess_q=ess_q, elbo=elbo_v, runs_done=0)
     return result
+
+
+def latent_stats_task(ctx, model, x_val: torch.Tensor) -> LatentStats:
+    """A background task (workers.tasks context `ctx`): the KL statistics of `model` on x_val."""
+    z_loc, z_scale = encode_loc_scale(model, x_val, 1000, should_stop=ctx.cancelled)
+    ctx.check()
+    return latent_stats_from_codes(z_loc, z_scale)

@@ -35,9 +35,9 @@ def run_app(args) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from lvm_studio.core.data import DataError, load_mnist
-    from lvm_studio.ui import style
+    from lvm_studio.ui.widgets import style
     from lvm_studio.ui.main_window import MainWindow
-    from lvm_studio.ui.model_hub import ModelHub
+    from lvm_studio.ui.state.model_hub import ModelHub
     from lvm_studio.workers import tasks, training_worker
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -198,6 +198,7 @@ class SmokeRun:
         self._start_evals = w.curves_panel.evals_plotted
         gc.callbacks.append(self.gc_timer)
         self._t0 = time.perf_counter()
+        self._cpu0 = time.thread_time()  # this (GUI) thread's CPU time
         self.meter.start()
         if not w.start_training():
             self._on_failed("training did not start")
@@ -244,6 +245,7 @@ class SmokeRun:
         self.meter.stop()
         self._eval_timer.stop()
         t_stop = time.perf_counter()
+        gui_cpu = time.thread_time()
         elapsed = t_stop - self._t0
         if gc.callbacks and self.gc_timer in gc.callbacks:
             gc.callbacks.remove(self.gc_timer)
@@ -276,6 +278,7 @@ class SmokeRun:
             "model": w.hub.name,
             "gc_collections": self.gc_timer.count,
             "gc_max_ms": round(1000 * self.gc_timer.max_s, 2),
+            "gui_thread_cpu_fraction": round((gui_cpu - self._cpu0) / max(1e-9, elapsed), 3),
             "stopped_cleanly": bool(stopped),
             "screenshot": shot,
         }

@@ -22,10 +22,10 @@ from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.pretrained import default_checkpoint_path, pretrained_dir
 from lvm_studio.core.training import Notice, Progress, Snapshot
 from lvm_studio.core.vae import VAE, VAEConfig
-from lvm_studio.ui.curves_panel import CurvesPanel
-from lvm_studio.ui.new_model_dialog import NewModelDialog
+from lvm_studio.ui.training.curves_panel import CurvesPanel
+from lvm_studio.ui.training.new_model_dialog import NewModelDialog
 from lvm_studio.ui.panels import PANELS, PanelSpec, load_panel_class
-from lvm_studio.ui.training_panel import TrainingPanel
+from lvm_studio.ui.training.training_panel import TrainingPanel
 from lvm_studio.workers.training_worker import RunResult, TrainingController, TrainingJob
 
 log = logging.getLogger(__name__)

@@ -75,7 +75,7 @@ def tiny_config():
 
 @pytest.fixture
 def hub(qapp, small_mnist, tiny_model):
-    from lvm_studio.ui.model_hub import ModelHub
+    from lvm_studio.ui.state.model_hub import ModelHub
 
     h = ModelHub(data=small_mnist)
     h.set_model(tiny_model, name="tiny VAE")

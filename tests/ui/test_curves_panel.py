@@ -8,7 +8,7 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QImage
 
 from lvm_studio.core.history import EvalRecord, History, StepRecord
-from lvm_studio.ui.curves_panel import SMOOTHING, CurvesPanel
+from lvm_studio.ui.training.curves_panel import SMOOTHING, CurvesPanel
 
 
 def _step(i, elbo, recon=None, kl=5.0):

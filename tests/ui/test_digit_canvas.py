@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
 from lvm_studio.core import masks  # noqa: E402
-from lvm_studio.ui.digit_canvas import (DigitCanvas, capsule_coverage, mask_outline, mask_runs,  # noqa: E402
+from lvm_studio.ui.inpainting.digit_canvas import (DigitCanvas, capsule_coverage, mask_outline, mask_runs,  # noqa: E402
                                         masked_digit_qimage, segment_distance)
 
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton

@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 
 from lvm_studio.core.images import centre_of_mass  # noqa: E402
-from lvm_studio.ui.image_io import ImageLoadError, load_image_file, supported_suffixes  # noqa: E402
+from lvm_studio.ui.widgets.image_io import ImageLoadError, load_image_file, supported_suffixes  # noqa: E402
 
 
 def _save_grey(path, grey_uint8: np.ndarray, fmt: str):

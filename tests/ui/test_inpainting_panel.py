@@ -17,9 +17,9 @@ from lvm_studio.core import estimators as est  # noqa: E402
 from lvm_studio.core import masks  # noqa: E402
 from lvm_studio.core.images import center_by_mass, centre_of_mass  # noqa: E402
 from lvm_studio.core.vae import VAE, VAEConfig  # noqa: E402
-from lvm_studio.ui.inpainting_panel import InpaintingPanel, centre_with_mask  # noqa: E402
-from lvm_studio.ui.latent_widgets import to_grey_u8  # noqa: E402
-from lvm_studio.ui.model_hub import ModelHub  # noqa: E402
+from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel, centre_with_mask  # noqa: E402
+from lvm_studio.ui.widgets.digit_image import to_grey_u8  # noqa: E402
+from lvm_studio.ui.state.model_hub import ModelHub  # noqa: E402
 from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
 
 WAIT_MS = 30000  # generous: the machine is shared

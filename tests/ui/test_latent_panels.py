@@ -15,8 +15,8 @@ import torch  # noqa: E402
 from lvm_studio.core import latent as L  # noqa: E402
 from lvm_studio.core.estimators import exact_log_px_2d  # noqa: E402
 from lvm_studio.core.vae import VAE, VAEConfig  # noqa: E402
-from lvm_studio.ui.latent_widgets import cursor_for, to_grey_u8  # noqa: E402
-from lvm_studio.ui.model_hub import ModelHub  # noqa: E402
+from lvm_studio.ui.widgets.digit_image import to_grey_u8  # noqa: E402
+from lvm_studio.ui.state.model_hub import ModelHub  # noqa: E402
 from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
 
 WAIT_MS = 20000  # generous: the machine is shared
@@ -76,7 +76,7 @@ def decode_u8(model, z):
 # --- latent sliders ---------------------------------------------------------------------------
 
 def test_slider_value_decodes_into_the_image(qtbot, hub):
-    from lvm_studio.ui.latent_sliders_panel import SLIDER_STEPS_PER_SD, LatentSlidersPanel
+    from lvm_studio.ui.latent.sliders_panel import SLIDER_STEPS_PER_SD, LatentSlidersPanel
 
     hub.set_model(tiny_vae(8))
     panel = LatentSlidersPanel(hub)
@@ -100,7 +100,7 @@ def test_slider_value_decodes_into_the_image(qtbot, hub):
 
 
 def test_sliders_are_ordered_by_kl_and_inactive_units_marked(qtbot, hub):
-    from lvm_studio.ui.latent_sliders_panel import LatentSlidersPanel
+    from lvm_studio.ui.latent.sliders_panel import LatentSlidersPanel
 
     model = kl_shaped_vae()
     hub.set_model(model)
@@ -118,7 +118,7 @@ def test_sliders_are_ordered_by_kl_and_inactive_units_marked(qtbot, hub):
 
 
 def test_buttons_set_z_from_a_test_digit_the_prior_and_zero(qtbot, hub):
-    from lvm_studio.ui.latent_sliders_panel import LatentSlidersPanel
+    from lvm_studio.ui.latent.sliders_panel import LatentSlidersPanel
 
     hub.set_model(tiny_vae(8, seed=3))
     panel = LatentSlidersPanel(hub)
@@ -145,7 +145,7 @@ def test_buttons_set_z_from_a_test_digit_the_prior_and_zero(qtbot, hub):
 
 
 def test_sliders_follow_new_weights_and_a_new_model(qtbot, hub):
-    from lvm_studio.ui.latent_sliders_panel import LatentSlidersPanel
+    from lvm_studio.ui.latent.sliders_panel import LatentSlidersPanel
 
     hub.set_model(tiny_vae(8))
     panel = LatentSlidersPanel(hub)
@@ -168,11 +168,11 @@ def tile(arr, r, c):
 
 
 def test_traversal_grid_varies_two_dimensions_around_the_current_z(qtbot, hub, tmp_path):
-    from lvm_studio.ui.traversal_panel import TraversalPanel
+    from lvm_studio.ui.latent.traversal_panel import TraversalPanel
 
     hub.set_model(tiny_vae(8, seed=4))
     z = np.linspace(-1, 1, 8).astype(np.float32)
-    cursor_for(hub).set_z(z, "test")
+    hub.cursor.set_z(z, "test")
     panel = TraversalPanel(hub)
     add(qtbot, panel)
     panel.range_spin.setValue(2.0)
@@ -196,7 +196,7 @@ def test_traversal_grid_varies_two_dimensions_around_the_current_z(qtbot, hub, t
     z2[0] = 3.0
     panel.show()
     with qtbot.waitSignal(panel.grid_updated, timeout=WAIT_MS):
-        cursor_for(hub).set_z(z2, "test")
+        hub.cursor.set_z(z2, "test")
     assert float(panel.grid_codes[0, 0, 0]) == 3.0
     out = tmp_path / "grid.png"
     assert panel.export_grid(str(out), scale=3)
@@ -206,7 +206,7 @@ def test_traversal_grid_varies_two_dimensions_around_the_current_z(qtbot, hub, t
 
 
 def test_interpolation_strip_ends_at_the_two_digits(qtbot, hub, tmp_path):
-    from lvm_studio.ui.traversal_panel import TraversalPanel
+    from lvm_studio.ui.latent.traversal_panel import TraversalPanel
 
     hub.set_model(tiny_vae(8, seed=5))
     panel = TraversalPanel(hub)
@@ -234,8 +234,8 @@ def test_interpolation_strip_ends_at_the_two_digits(qtbot, hub, tmp_path):
 # --- latent map ------------------------------------------------------------------------------
 
 def test_map_shows_all_10000_test_codes_coloured_by_label_and_by_mixture(qtbot, hub):
-    from lvm_studio.ui.latent_map_panel import LatentMapPanel
-    from lvm_studio.ui.latent_widgets import LABEL_COLOURS
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
+    from lvm_studio.ui.widgets.style import LABEL_COLOURS
 
     hub.set_model(tiny_vae(2, seed=6))
     panel = LatentMapPanel(hub)
@@ -275,7 +275,7 @@ def test_map_shows_all_10000_test_codes_coloured_by_label_and_by_mixture(qtbot, 
 
 
 def test_map_click_decodes_the_point_and_hover_finds_the_digit(qtbot, hub):
-    from lvm_studio.ui.latent_map_panel import LatentMapPanel
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
 
     hub.set_model(tiny_vae(2, seed=7))
     panel = LatentMapPanel(hub)
@@ -286,10 +286,10 @@ def test_map_click_decodes_the_point_and_hover_finds_the_digit(qtbot, hub):
     with qtbot.waitSignal(panel.point_decoded, timeout=WAIT_MS):
         z = panel.decode_at(0.4, -0.3)
     np.testing.assert_allclose(z, [0.4, -0.3], atol=1e-6)
-    np.testing.assert_allclose(cursor_for(hub).z, [0.4, -0.3], atol=1e-6)
+    np.testing.assert_allclose(hub.cursor.z, [0.4, -0.3], atol=1e-6)
     np.testing.assert_array_equal(panel.decoded.image_array(), decode_u8(hub.model, [0.4, -0.3]))
     # the sliders' z moves the target
-    cursor_for(hub).set_z([1.0, 2.0], "sliders")
+    hub.cursor.set_z([1.0, 2.0], "sliders")
     assert (panel.target.pos().x(), panel.target.pos().y()) == pytest.approx((1.0, 2.0))
     # hovering right over point 123 finds it (or a point at the same spot)
     u, v = panel.cloud.points()[123]
@@ -305,7 +305,7 @@ def test_map_click_decodes_the_point_and_hover_finds_the_digit(qtbot, hub):
 
 def test_map_projects_higher_dimensional_codes_by_pca(qtbot, hub):
     from lvm_studio.core.clustering import pca
-    from lvm_studio.ui.latent_map_panel import LatentMapPanel
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
 
     hub.set_model(tiny_vae(8, seed=8))
     panel = LatentMapPanel(hub)
@@ -322,7 +322,7 @@ def test_map_projects_higher_dimensional_codes_by_pca(qtbot, hub):
     assert panel.axis_names() == ("PC1", "PC3")
     assert "%" in panel.axis_x.currentText()
     # a click in the PC plane decodes a z whose projection is that point
-    cursor_for(hub).set_z(np.linspace(-1, 1, 8), "test")
+    hub.cursor.set_z(np.linspace(-1, 1, 8), "test")
     z = panel.decode_at(0.7, -0.2)
     np.testing.assert_allclose(panel.project(z[None].astype(np.float64))[0], [0.7, -0.2], atol=1e-5)
     # two raw dimensions
@@ -334,7 +334,7 @@ def test_map_projects_higher_dimensional_codes_by_pca(qtbot, hub):
 # --- posterior view ---------------------------------------------------------------------------
 
 def test_posterior_view_numbers_match_the_core_grid_and_optimising_beats_a_hand_moved_q(qtbot, hub):
-    from lvm_studio.ui.posterior_panel import GRID_N, PosteriorPanel
+    from lvm_studio.ui.latent.posterior_panel import GRID_N, PosteriorPanel
 
     hub.set_model(tiny_vae(2, seed=11))
     panel = PosteriorPanel(hub)
@@ -373,7 +373,7 @@ def test_posterior_view_numbers_match_the_core_grid_and_optimising_beats_a_hand_
 
 
 def test_posterior_view_explains_itself_for_other_latent_sizes(qtbot, hub):
-    from lvm_studio.ui.posterior_panel import PosteriorPanel
+    from lvm_studio.ui.latent.posterior_panel import PosteriorPanel
 
     hub.set_model(tiny_vae(8))
     panel = PosteriorPanel(hub)
@@ -389,7 +389,7 @@ def test_posterior_view_explains_itself_for_other_latent_sizes(qtbot, hub):
 # --- estimator lab ----------------------------------------------------------------------------
 
 def test_estimator_lab_shows_naive_and_importance_sampling_runs(qtbot, hub):
-    from lvm_studio.ui.estimator_lab_panel import EstimatorLabPanel
+    from lvm_studio.ui.latent.estimator_lab_panel import EstimatorLabPanel
 
     hub.set_model(tiny_vae(2, seed=12))
     panel = EstimatorLabPanel(hub)
@@ -421,10 +421,10 @@ def test_estimator_lab_shows_naive_and_importance_sampling_runs(qtbot, hub):
 # --- while training: new snapshots reach every panel --------------------------------------------
 
 def test_panels_follow_training_snapshots(qtbot, hub, monkeypatch):
-    from lvm_studio.ui import latent_map_panel
-    from lvm_studio.ui.latent_map_panel import LatentMapPanel
-    from lvm_studio.ui.posterior_panel import PosteriorPanel
-    from lvm_studio.ui.traversal_panel import TraversalPanel
+    from lvm_studio.ui.latent import map_panel as latent_map_panel
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
+    from lvm_studio.ui.latent.posterior_panel import PosteriorPanel
+    from lvm_studio.ui.latent.traversal_panel import TraversalPanel
 
     monkeypatch.setattr(latent_map_panel, "REENCODE_S", 0.01)
     hub.set_model(tiny_vae(2, seed=13))

@@ -12,7 +12,7 @@ from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.training import Trainer
 from lvm_studio.core.vae import VAE, VAEConfig
 from lvm_studio.ui import main_window as main_window_module
-from lvm_studio.ui.new_model_dialog import NewModelDialog, parse_hidden
+from lvm_studio.ui.training.new_model_dialog import NewModelDialog, parse_hidden
 from lvm_studio.ui.panels import PanelSpec
 from lvm_studio.workers.training_worker import live_training_threads
 

@@ -23,9 +23,9 @@ from lvm_studio.core.clustering import hungarian_accuracy, pca  # noqa: E402
 from lvm_studio.core.em_session import EMSession  # noqa: E402
 from lvm_studio.core.gmm import GaussianMixture, GMMConfig  # noqa: E402
 from lvm_studio.core.points2d import POINT_SETS, SUGGESTED_COMPONENTS, make_point_set  # noqa: E402
-from lvm_studio.ui import digit_clusters_panel as dcp  # noqa: E402
-from lvm_studio.ui.em_playground_panel import EMPTY, EMPlaygroundPanel  # noqa: E402
-from lvm_studio.ui.mixture_widgets import BrushPalette, component_colours, mix_colours  # noqa: E402
+from lvm_studio.ui.mixtures import digit_clusters_panel as dcp  # noqa: E402
+from lvm_studio.ui.mixtures.em_playground_panel import EMPTY, EMPlaygroundPanel  # noqa: E402
+from lvm_studio.ui.widgets.style import BrushPalette, component_colours, mix_colours  # noqa: E402
 from lvm_studio.ui.panels import PANELS, load_panel_class  # noqa: E402
 from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
 
@@ -345,7 +345,7 @@ def test_panels_are_registered(qtbot, hub):
 
 
 def test_latent_map_colours_by_the_published_mixture(qtbot, hub):
-    from lvm_studio.ui.latent_map_panel import LatentMapPanel
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
 
     panel = add(qtbot, dcp.DigitClustersPanel(hub))
     with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):

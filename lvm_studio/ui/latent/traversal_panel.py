@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGridLayo
                                QSpinBox, QVBoxLayout, QWidget)
 
 from lvm_studio.core.latent import interpolate, tile_images, traversal_grid, traversal_values
-from lvm_studio.ui.latent_widgets import (DigitImage, TestDigitPicker, button, cursor_for, dimension_label,
-                                          save_grey_png, stats_for)
+from lvm_studio.ui.widgets.digit_image import DigitImage, save_grey_png
+from lvm_studio.ui.widgets.controls import TestDigitPicker, button, dimension_label
 
 CURSOR_REFRESH_MS = 60  # follow the sliders at most ~16 times a second
 GAP_FILL = 0.25  # grey between tiles
@@ -29,8 +29,8 @@ class TraversalPanel(QWidget):
     def __init__(self, hub, parent=None):
         super().__init__(parent)
         self.hub = hub
-        self.cursor = cursor_for(hub)
-        self.stats_service = stats_for(hub)
+        self.cursor = hub.cursor
+        self.stats_service = hub.latent_stats
         self.grid_array: np.ndarray | None = None
         self.strip_array: np.ndarray | None = None
         self.grid_codes: torch.Tensor | None = None

@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QGridLayout, QGroupBox, 
 from lvm_studio.core.gmm import ellipse_points
 from lvm_studio.core.images import to_mnist_format
 from lvm_studio.core.latent import importance_samples, optimise_phi, posterior_grid, posterior_numbers
-from lvm_studio.ui.latent_widgets import DigitImage, DrawPad, TestDigitPicker, button
+from lvm_studio.ui.widgets.digit_image import DigitImage, DrawPad
+from lvm_studio.ui.widgets.controls import TestDigitPicker, button
 from lvm_studio.workers.tasks import TaskRunner
 
 GRID_N = 64  # heat-map cells per side

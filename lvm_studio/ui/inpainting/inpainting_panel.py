@@ -43,10 +43,11 @@ from lvm_studio.core import masks
 from lvm_studio.core.gmm import ellipse_points
 from lvm_studio.core.images import BOX, CENTRE, INK_THRESHOLD, area_resize, center_by_mass, centre_of_mass
 from lvm_studio.core.latent import posterior_grid, tile_images
-from lvm_studio.ui import style
-from lvm_studio.ui.digit_canvas import DigitCanvas, MaskedDigitImage
-from lvm_studio.ui.image_io import ImageLoadError, file_dialog_filter, load_image_file
-from lvm_studio.ui.latent_widgets import TestDigitPicker, button, save_grey_png
+from lvm_studio.ui.widgets import style
+from lvm_studio.ui.inpainting.digit_canvas import DigitCanvas, MaskedDigitImage
+from lvm_studio.ui.widgets.image_io import ImageLoadError, file_dialog_filter, load_image_file
+from lvm_studio.ui.widgets.controls import TestDigitPicker, button
+from lvm_studio.ui.widgets.digit_image import save_grey_png
 from lvm_studio.workers.tasks import TaskCancelled, TaskRunner
 
 SIDE = 28

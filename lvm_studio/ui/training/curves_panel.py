@@ -22,7 +22,7 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from lvm_studio.ui import style
+from lvm_studio.ui.widgets import style
 
 REDRAW_INTERVAL_MS = 66  # ≈ 15 Hz
 SMOOTHING = 0.9  # EMA weight of the past in the smoothed training curves (one record = log_every steps)

@@ -33,7 +33,7 @@ from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, 
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from lvm_studio.core import masks
-from lvm_studio.ui.latent_widgets import DigitImage, to_grey_u8
+from lvm_studio.ui.widgets.digit_image import DigitImage, to_grey_u8
 
 SIDE = masks.SIDE  # 28
 MODES = ("draw", "erase", "mask", "box")

@@ -23,8 +23,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, Q
                                QWidget)
 
 from lvm_studio.core.latent import encode_loc_scale, pca
-from lvm_studio.ui.latent_widgets import (LABEL_COLOURS, DigitImage, button, cursor_for, dimension_label,
-                                          grey_qimage, stats_for)
+from lvm_studio.ui.widgets.style import LABEL_COLOURS
+from lvm_studio.ui.widgets.digit_image import DigitImage, grey_qimage
+from lvm_studio.ui.widgets.controls import button, dimension_label
 from lvm_studio.workers.tasks import TaskRunner
 
 REENCODE_S = 2.0  # while training: re-encode the test set at most this often
@@ -208,8 +209,8 @@ class LatentMapPanel(QWidget):
     def __init__(self, hub, parent=None):
         super().__init__(parent)
         self.hub = hub
-        self.cursor = cursor_for(hub)
-        self.stats_service = stats_for(hub)
+        self.cursor = hub.cursor
+        self.stats_service = hub.latent_stats
         self.codes: np.ndarray | None = None  # (N, latent) μ of q(z|x)
         self.projection = None  # clustering.PCA of the codes (None for a 1-D latent)
         self._codes_version = -1

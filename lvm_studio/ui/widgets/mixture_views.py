@@ -17,75 +17,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from lvm_studio.ui.latent_widgets import LABEL_COLOURS, to_grey_u8
-
-LEVEL = 17  # 255 / 15: the palette has 16 levels per channel
-
-# matplotlib's tab20 light shades, after tab10 (LABEL_COLOURS)
-_TAB20_LIGHT = np.array([(174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
-                         (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229)],
-                        dtype=np.float64)
-
-
-def snap(rgb) -> np.ndarray:
-    """Round each channel to the nearest multiple of 17 (the BrushPalette grid), uint8."""
-    a = np.asarray(rgb, dtype=np.float64)
-    return (np.clip(np.floor(a / LEVEL + 0.5), 0, 15) * LEVEL).astype(np.uint8)
-
-
-def component_colours(k: int) -> np.ndarray:
-    """(K, 3) uint8 colours for K components, on the palette grid (see snap)."""
-    base = [LABEL_COLOURS.astype(np.float64), _TAB20_LIGHT]
-    extra = []
-    for i in range(max(0, int(k) - 20)):
-        hue = (0.13 + 0.618033988749895 * i) % 1.0
-        extra.append([255 * c for c in colorsys.hsv_to_rgb(hue, 0.55 + 0.3 * (i % 2), 0.92)])
-    if extra:
-        base.append(np.array(extra))
-    return snap(np.concatenate(base)[:int(k)])
-
-
-def mix_colours(resp: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """(N, K) responsibilities and (K, 3) colours -> (N, 3) uint8 Σ_k γ_nk colour_k.
-
-    A point with γ = e_k gets exactly colour k; rows are renormalised first so that rounding in γ
-    never darkens a colour.
-    """
-    resp = np.asarray(resp, dtype=np.float64)
-    total = resp.sum(1, keepdims=True)
-    resp = resp / np.where(total > 0, total, 1.0)
-    return np.clip(np.floor(resp @ np.asarray(colours, dtype=np.float64) + 0.5), 0, 255).astype(np.uint8)
-
-
-class BrushPalette:
-    """QBrushes for colours quantised to 16 levels per channel, made once and reused.
-
-    brushes(rgb) maps (N, 3) uint8 colours to a list of N references into the cache (at most
-    4,096 distinct QBrush objects ever), which a ScatterPlotItem accepts as per-point brushes.
-    Colours on the grid (component_colours) come back exactly.
-    """
-
-    def __init__(self):
-        self._cache: dict[int, QBrush] = {}
-
-    @staticmethod
-    def codes(rgb: np.ndarray) -> np.ndarray:
-        q = np.clip((np.asarray(rgb, dtype=np.int64) + LEVEL // 2) // LEVEL, 0, 15)  # (N, 3)
-        return q[:, 0] * 256 + q[:, 1] * 16 + q[:, 2]
-
-    def brush(self, code: int) -> QBrush:
-        b = self._cache.get(code)
-        if b is None:
-            r, g, bl = (code >> 8) & 15, (code >> 4) & 15, code & 15
-            b = self._cache[code] = QBrush(QColor(r * LEVEL, g * LEVEL, bl * LEVEL))
-        return b
-
-    def brushes(self, rgb: np.ndarray) -> list:
-        return [self.brush(int(c)) for c in self.codes(rgb)]
-
-    def __len__(self) -> int:
-        return len(self._cache)
-
+from lvm_studio.ui.widgets.style import LABEL_COLOURS
+from lvm_studio.ui.widgets.digit_image import to_grey_u8
 
 class ComponentGallery(QWidget):
     """Columns of digit images, one per component: a coloured header with a caption, the mean,

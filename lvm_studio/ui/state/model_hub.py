@@ -19,6 +19,8 @@ from lvm_studio.core.data import MNIST, load_mnist
 from lvm_studio.core.history import History
 from lvm_studio.core.training import eval_images
 from lvm_studio.core.vae import VAE, VAEConfig
+from lvm_studio.ui.state.latent_cursor import LatentCursor
+from lvm_studio.ui.state.latent_stats import LatentStatsService
 
 
 def _freeze(model: VAE) -> VAE:
@@ -51,6 +53,8 @@ class ModelHub(QObject):
         self.dirty = False  # unsaved training progress
         self.version = 0  # increases on every model or weight change; key panel caches on it
         self._cluster_posterior: tuple[np.ndarray, np.ndarray, str] | None = None
+        self.cursor = LatentCursor(self, parent=self)  # the z that the latent panels share
+        self._latent_stats: LatentStatsService | None = None
 
     # --- reading -------------------------------------------------------------------
     @property
@@ -80,6 +84,13 @@ class ModelHub(QObject):
 
     def labels(self, split: str = "test"):
         return self.data.split(split)[1]
+
+    @property
+    def latent_stats(self) -> LatentStatsService:
+        """The KL statistics of the current model, made on first use (it starts a background task)."""
+        if self._latent_stats is None:
+            self._latent_stats = LatentStatsService(self, parent=self)
+        return self._latent_stats
 
     @property
     def cluster_posterior(self) -> tuple[np.ndarray, np.ndarray, str] | None:

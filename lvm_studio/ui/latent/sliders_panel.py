@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QRadio
                                QSlider, QVBoxLayout, QWidget)
 
 from lvm_studio.core.latent import ACTIVE_KL_THRESHOLD
-from lvm_studio.ui.latent_widgets import DigitImage, KLBar, TestDigitPicker, button, cursor_for, stats_for
+from lvm_studio.ui.widgets.digit_image import DigitImage
+from lvm_studio.ui.widgets.controls import KLBar, TestDigitPicker, button
 
 SLIDER_STEPS_PER_SD = 100  # slider resolution: 0.01 prior standard deviations
 SLIDER_RANGE_SD = 4.0
@@ -79,8 +80,8 @@ class LatentSlidersPanel(QWidget):
     def __init__(self, hub, parent=None):
         super().__init__(parent)
         self.hub = hub
-        self.cursor = cursor_for(hub)
-        self.stats_service = stats_for(hub)
+        self.cursor = hub.cursor
+        self.stats_service = hub.latent_stats
         self.stats = None
         self.rows: list[_SliderRow] = []
         self._sample_gen = torch.Generator().manual_seed(0)

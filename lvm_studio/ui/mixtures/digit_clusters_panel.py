@@ -36,8 +36,9 @@ from lvm_studio.core.estimators import iwae_log_px
 from lvm_studio.core.gmm import GaussianMixture, GMMConfig
 from lvm_studio.core.latent import encode_loc_scale
 from lvm_studio.core.training import eval_images
-from lvm_studio.ui.latent_widgets import button
-from lvm_studio.ui.mixture_widgets import ComponentGallery, ConfusionMatrixView, component_colours
+from lvm_studio.ui.widgets.controls import button
+from lvm_studio.ui.widgets.mixture_views import ComponentGallery, ConfusionMatrixView
+from lvm_studio.ui.widgets.style import component_colours
 from lvm_studio.workers.tasks import TaskRunner
 
 GMM_TOL = 1e-3  # nats per point: EM stops when the mean log-likelihood rises by less

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFormLayout, 
 from lvm_studio.core.em_session import EMSession
 from lvm_studio.core.gmm import GMMConfig, ellipse_points
 from lvm_studio.core.points2d import POINT_SETS, SUGGESTED_COMPONENTS, from_mixture, make_point_set
-from lvm_studio.ui.latent_widgets import button
-from lvm_studio.ui.mixture_widgets import BrushPalette, component_colours, mix_colours
+from lvm_studio.ui.widgets.controls import button
+from lvm_studio.ui.widgets.style import BrushPalette, component_colours, mix_colours
 
 K_MAX = 12  # components the playground offers (ellipse items are made once for all of them)
 CUSTOM = "mixture you set up"

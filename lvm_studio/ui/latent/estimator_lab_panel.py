@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QSp
 
 from lvm_studio.core.estimators import exact_log_px_2d
 from lvm_studio.core.latent import estimator_sweep
-from lvm_studio.ui.latent_widgets import TestDigitPicker, button
+from lvm_studio.ui.widgets.controls import TestDigitPicker, button
 from lvm_studio.workers.tasks import TaskRunner
 
 NAIVE_COLOUR = (230, 85, 60)
