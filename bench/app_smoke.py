@@ -56,13 +56,18 @@ def headless_images_per_s(seconds: float, batch_size: int = 128) -> dict:
         if time.perf_counter() - t0 >= seconds:
             break
     rates = rates[1:] or rates
-    return {"images_per_s": round(statistics.median(rates), 1) if rates else 0.0, "steps": trainer.step,
-            "model": name, "torch_threads": torch.get_num_threads()}
+    return {
+        "images_per_s": round(statistics.median(rates), 1) if rates else 0.0,
+        "steps": trainer.step,
+        "model": name,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def headless(seconds: float) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--headless", str(seconds)], capture_output=True, text=True,
-                          timeout=seconds + 180)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--headless", str(seconds)], capture_output=True, text=True, timeout=seconds + 180
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"headless run failed ({proc.returncode}): {proc.stderr[-1500:]}")
@@ -73,8 +78,13 @@ def app_smoke(seconds: float) -> dict:
     env = dict(os.environ)
     if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
-    proc = subprocess.run([sys.executable, "-m", "lvm_studio", "--smoke", str(seconds)], capture_output=True,
-                          text=True, env=env, timeout=seconds + 180)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lvm_studio", "--smoke", str(seconds)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 180,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"smoke run failed ({proc.returncode}): {proc.stderr[-1500:]}")
@@ -99,14 +109,18 @@ def main(argv=None) -> int:
             result[which] = headless(args.seconds) if which == "headless" else app_smoke(args.seconds)
             if not args.json:
                 print(f"round {r + 1} {which}: {json.dumps(result[which])}", file=sys.stderr)
-        result["throughput_ratio"] = round(result["app"]["images_per_s"] / max(1e-9, result["headless"]["images_per_s"]), 3)
+        result["throughput_ratio"] = round(
+            result["app"]["images_per_s"] / max(1e-9, result["headless"]["images_per_s"]), 3
+        )
         rounds.append(result)
     app_rates = [r["app"]["images_per_s"] for r in rounds]
     headless_rates = [r["headless"]["images_per_s"] for r in rounds]
     summary = {
         "seconds": args.seconds,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
-        "throughput_ratio_of_medians": round(statistics.median(app_rates) / max(1e-9, statistics.median(headless_rates)), 3),
+        "throughput_ratio_of_medians": round(
+            statistics.median(app_rates) / max(1e-9, statistics.median(headless_rates)), 3
+        ),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "max_event_loop_stall_ms": [r["app"]["max_event_loop_stall_ms"] for r in rounds],
         "app_images_per_s": app_rates,

@@ -86,8 +86,11 @@ def bench_playground(repeats: int = 60) -> dict:
             panel.iterate()
             panel.repaint()
             gui.append(1e3 * (time.perf_counter() - t0))
-        out[name] = {"k": SUGGESTED_COMPONENTS[name], "core_ms": round(statistics.median(core), 2),
-                     "panel_ms": round(statistics.median(gui), 2)}
+        out[name] = {
+            "k": SUGGESTED_COMPONENTS[name],
+            "core_ms": round(statistics.median(core), 2),
+            "panel_ms": round(statistics.median(gui), 2),
+        }
         print(json.dumps({name: out[name]}), file=sys.stderr)
     panel.close()
     return out
@@ -112,47 +115,101 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    want = lambda name: a.only is None or name in a.only  # noqa: E731
+    want = lambda name: a.only is None or name in a.only
 
     ckpt = load_checkpoint(a.checkpoint)
     model = model_from_checkpoint(ckpt)
     data = load_mnist()
-    out = {"checkpoint": a.checkpoint, "model": ckpt.get("name"), "step": ckpt.get("step"),
-           "epoch": ckpt.get("epoch"), "latent_dim": model.latent_dim, "fit_on": a.fit_on, "k": a.k,
-           "covariance": a.covariance, "seed": a.seed, "threads": a.threads, "torch": torch.__version__}
+    out = {
+        "checkpoint": a.checkpoint,
+        "model": ckpt.get("name"),
+        "step": ckpt.get("step"),
+        "epoch": ckpt.get("epoch"),
+        "latent_dim": model.latent_dim,
+        "fit_on": a.fit_on,
+        "k": a.k,
+        "covariance": a.covariance,
+        "seed": a.seed,
+        "threads": a.threads,
+        "torch": torch.__version__,
+    }
     for space in ("vae", "pca"):
         if not want(space):
             continue
         t0 = time.perf_counter()
-        r = fit_clusters_task(_Ctx(space), model, data, space, a.fit_on, k=a.k, covariance=a.covariance,
-                              pca_dim=a.pca_dim, seed=a.seed, restarts=1, max_iter=a.max_iter)
-        out[space] = {"dim": r.dim, "n_fit": r.n_fit, "n_test": int(r.resp_test.shape[0]),
-                      "accuracy": round(r.accuracy, 4), "nmi": round(r.nmi, 4), "iterations": r.iterations,
-                      "converged": r.converged, "train_ll": round(r.train_ll, 3), "test_ll": round(r.test_ll, 3),
-                      "explained_variance": None if r.explained_variance is None else round(r.explained_variance, 4),
-                      "confusion": r.confusion.tolist(), "seconds": round(time.perf_counter() - t0, 1)}
+        r = fit_clusters_task(
+            _Ctx(space),
+            model,
+            data,
+            space,
+            a.fit_on,
+            k=a.k,
+            covariance=a.covariance,
+            pca_dim=a.pca_dim,
+            seed=a.seed,
+            restarts=1,
+            max_iter=a.max_iter,
+        )
+        out[space] = {
+            "dim": r.dim,
+            "n_fit": r.n_fit,
+            "n_test": int(r.resp_test.shape[0]),
+            "accuracy": round(r.accuracy, 4),
+            "nmi": round(r.nmi, 4),
+            "iterations": r.iterations,
+            "converged": r.converged,
+            "train_ll": round(r.train_ll, 3),
+            "test_ll": round(r.test_ll, 3),
+            "explained_variance": None if r.explained_variance is None else round(r.explained_variance, 4),
+            "confusion": r.confusion.tolist(),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         print(json.dumps({space: {k: v for k, v in out[space].items() if k != "confusion"}}), file=sys.stderr)
     if want("playground"):
         out["playground"] = bench_playground()
     if want("bmm"):
         out["bmm"] = []
         vae_done = None
-        for i, k in enumerate(a.bmm_k):
+        for k in a.bmm_k:
             t0 = time.perf_counter()
             # the VAE's estimate does not depend on K: compute it once, with the first mixture
             n_vae = a.vae_n if vae_done is None else 0
-            r = fit_density_task(_Ctx(f"bmm K={k}"), model if model.config.likelihood == "bernoulli" else None,
-                                 data, a.fit_on, k=k, seed=a.seed, max_iter=a.bmm_iter, n_vae=n_vae, vae_k=a.vae_k)
+            r = fit_density_task(
+                _Ctx(f"bmm K={k}"),
+                model if model.config.likelihood == "bernoulli" else None,
+                data,
+                a.fit_on,
+                k=k,
+                seed=a.seed,
+                max_iter=a.bmm_iter,
+                n_vae=n_vae,
+                vae_k=a.vae_k,
+            )
             if r.vae_log_px is not None:
-                vae_done = {"vae_log_px": round(r.vae_log_px, 3), "vae_k": r.vae_k, "n": r.n_vae,
-                            "seconds": round(r.vae_seconds, 1)}
-            out["bmm"].append({"k": k, "n_fit": r.n_fit, "test_log_px": round(r.test_log_px, 3), "n_test": r.n_test,
-                               "iterations": r.iterations, "converged": r.converged,
-                               "fit_seconds": round(r.seconds, 1), "seconds": round(time.perf_counter() - t0, 1)})
+                vae_done = {
+                    "vae_log_px": round(r.vae_log_px, 3),
+                    "vae_k": r.vae_k,
+                    "n": r.n_vae,
+                    "seconds": round(r.vae_seconds, 1),
+                }
+            out["bmm"].append(
+                {
+                    "k": k,
+                    "n_fit": r.n_fit,
+                    "test_log_px": round(r.test_log_px, 3),
+                    "n_test": r.n_test,
+                    "iterations": r.iterations,
+                    "converged": r.converged,
+                    "fit_seconds": round(r.seconds, 1),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+            )
             print(json.dumps(out["bmm"][-1]), file=sys.stderr)
         out["vae_iwae"] = vae_done
     text = json.dumps(out, indent=1)
-    print(re.sub(r"\[\s+([-\d.,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text))  # rows on one line
+    print(
+        re.sub(r"\[\s+([-\d.,\s]+?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+    )  # rows on one line
     return out
 
 

@@ -31,7 +31,7 @@ def plain_training_loop(x_train: torch.Tensor, steps: int, batch_size: int = 128
     for step in range(steps + 5):
         if step == 5:  # the first steps warm up allocator and kernels
             t0 = time.perf_counter()
-        idx = perm[(step * batch_size) % (n - batch_size):][:batch_size]
+        idx = perm[(step * batch_size) % (n - batch_size) :][:batch_size]
         x = torch.bernoulli(x_train[idx])
         mu, raw = enc(x).chunk(2, -1)
         sd = F.softplus(raw) + 1e-3
@@ -71,8 +71,13 @@ def bench_training(data: MNIST, steps: int = 200, rounds: int = 2) -> dict:
     for _ in range(rounds):
         plain.append(plain_training_loop(x_train, steps))
         core.append(core_training_loop(data, steps))
-    return {"train_images_per_s": max(core), "train_plain_images_per_s": max(plain),
-            "train_ratio_vs_plain": max(core) / max(plain), "train_steps": steps, "train_batch": 128}
+    return {
+        "train_images_per_s": max(core),
+        "train_plain_images_per_s": max(plain),
+        "train_ratio_vs_plain": max(core) / max(plain),
+        "train_steps": steps,
+        "train_batch": 128,
+    }
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -102,5 +107,10 @@ def bench_log_px(data: MNIST, k: int = 1000, n: int = 50, model: VAE | None = No
     flops = n * k * decoder_flops_per_row(model.config)  # the encoder runs once per image: negligible
     achieved = flops / seconds / 1e9
     peak = matmul_gflops()
-    return {"log_px_k": k, "log_px_images_per_s": n / seconds, "log_px_gflops": achieved,
-            "matmul_gflops": peak, "log_px_fraction_of_matmul": achieved / peak}
+    return {
+        "log_px_k": k,
+        "log_px_images_per_s": n / seconds,
+        "log_px_gflops": achieved,
+        "matmul_gflops": peak,
+        "log_px_fraction_of_matmul": achieved / peak,
+    }

@@ -38,8 +38,17 @@ def synthetic_mixture(n: int, d: int, k: int, seed: int = 0):
     return x, z
 
 
-def bench_em(n: int = 60000, d: int = 16, k: int = 10, iters: int = 100, seed: int = 0,
-             dtype: str = "float64", repeats: int = 3, device: str = "cpu", threads: int | None = None) -> dict:
+def bench_em(
+    n: int = 60000,
+    d: int = 16,
+    k: int = 10,
+    iters: int = 100,
+    seed: int = 0,
+    dtype: str = "float64",
+    repeats: int = 3,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> dict:
     """Median seconds of `iters` EM iterations, ours and scikit-learn's, and their final mean log-likelihoods.
 
     threads: CPU threads for both (torch.set_num_threads, and threadpoolctl for scikit-learn's
@@ -63,8 +72,15 @@ def bench_em(n: int = 60000, d: int = 16, k: int = 10, iters: int = 100, seed: i
             torch.cuda.synchronize()
         return time.perf_counter() - t0, trace
 
-    result = {"n": n, "d": d, "k": k, "iters": iters, "dtype": dtype, "device": device,
-              "torch_threads": torch.get_num_threads()}
+    result = {
+        "n": n,
+        "d": d,
+        "k": k,
+        "iters": iters,
+        "dtype": dtype,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+    }
     try:
         from sklearn.mixture import GaussianMixture as SkGaussianMixture
     except ImportError:  # scikit-learn is optional
@@ -72,15 +88,24 @@ def bench_em(n: int = 60000, d: int = 16, k: int = 10, iters: int = 100, seed: i
 
     def run_sklearn():
         sk = SkGaussianMixture(
-            n_components=k, covariance_type="full", tol=0.0, max_iter=iters, n_init=1, reg_covar=cfg.ridge,
-            weights_init=(start.weights.double() / start.weights.double().sum()).numpy(), means_init=start.means.double().numpy(),
+            n_components=k,
+            covariance_type="full",
+            tol=0.0,
+            max_iter=iters,
+            n_init=1,
+            reg_covar=cfg.ridge,
+            weights_init=(start.weights.double() / start.weights.double().sum()).numpy(),
+            means_init=start.means.double().numpy(),
             precisions_init=np.linalg.inv(start.covariances.double().numpy()),
             # every parameter is given, so the initial responsibilities are discarded: take the cheapest
-            init_params="random_from_data", random_state=seed)
+            init_params="random_from_data",
+            random_state=seed,
+        )
         with contextlib.ExitStack() as stack:
             if threads is not None:
                 try:
                     from threadpoolctl import threadpool_limits
+
                     stack.enter_context(threadpool_limits(int(threads)))
                 except ImportError:
                     pass
@@ -98,18 +123,25 @@ def bench_em(n: int = 60000, d: int = 16, k: int = 10, iters: int = 100, seed: i
             t_sk, sk = run_sklearn()
             theirs.append(t_sk)
     steps = np.diff(trace)
-    result.update({
-        "ours_s": statistics.median(ours), "ours_all_s": ours,
-        "ours_final_ll": trace[-1], "ours_ll_trace_min_step": float(steps.min()),
-        "ours_ll_monotone": bool(steps.min() >= -1e-6 * abs(trace[-1])),
-    })
+    result.update(
+        {
+            "ours_s": statistics.median(ours),
+            "ours_all_s": ours,
+            "ours_final_ll": trace[-1],
+            "ours_ll_trace_min_step": float(steps.min()),
+            "ours_ll_monotone": bool(steps.min() >= -1e-6 * abs(trace[-1])),
+        }
+    )
     if theirs:
-        result.update({
-            "sklearn_s": statistics.median(theirs), "sklearn_all_s": theirs,
-            "sklearn_final_ll": float(sk.score(x_np)),
-            "speedup": statistics.median(theirs) / statistics.median(ours),
-            "final_ll_abs_diff": abs(float(sk.score(x_np)) - trace[-1]),
-        })
+        result.update(
+            {
+                "sklearn_s": statistics.median(theirs),
+                "sklearn_all_s": theirs,
+                "sklearn_final_ll": float(sk.score(x_np)),
+                "speedup": statistics.median(theirs) / statistics.median(ours),
+                "final_ll_abs_diff": abs(float(sk.score(x_np)) - trace[-1]),
+            }
+        )
     return result
 
 
@@ -125,8 +157,14 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for both (default: as is)")
     args = parser.parse_args()
-    print(json.dumps(bench_em(args.n, args.d, args.k, args.iters, args.seed, args.dtype, args.repeats,
-                              args.device, args.threads), indent=2))
+    print(
+        json.dumps(
+            bench_em(
+                args.n, args.d, args.k, args.iters, args.seed, args.dtype, args.repeats, args.device, args.threads
+            ),
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from lvm_studio.core import inpainting as ip  # noqa: E402
-from lvm_studio.core import masks  # noqa: E402
-from lvm_studio.core.data import MNIST, load_mnist  # noqa: E402
+from lvm_studio.core import inpainting as ip
+from lvm_studio.core import masks
+from lvm_studio.core.data import MNIST, load_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_MODEL = Path(tempfile.gettempdir()) / "lvm_studio_bench_inpainting_vae.pt"
@@ -46,6 +46,7 @@ def _log(msg: str):
 
 # --- the model ------------------------------------------------------------------------------
 
+
 def train_own_model(data: MNIST, seconds: float = 170.0, seed: int = 0):
     """The default VAE (32-D latent, 512-512, ELU, Bernoulli) trained by the core Trainer for a time budget."""
     from lvm_studio.core.checkpoint import make_checkpoint, save_checkpoint
@@ -54,8 +55,11 @@ def train_own_model(data: MNIST, seconds: float = 170.0, seed: int = 0):
 
     torch.manual_seed(seed)
     model = VAE(VAEConfig())
-    trainer = Trainer(model, data, TrainConfig(epochs=1000, lr=1e-3, eval_every=10**9, eval_n=500, eval_k=10,
-                                               snapshot_interval_s=0, seed=seed))
+    trainer = Trainer(
+        model,
+        data,
+        TrainConfig(epochs=1000, lr=1e-3, eval_every=10**9, eval_n=500, eval_k=10, snapshot_interval_s=0, seed=seed),
+    )
     t0 = time.perf_counter()
     for _ in trainer.run():
         if time.perf_counter() - t0 > seconds:
@@ -69,7 +73,6 @@ def train_own_model(data: MNIST, seconds: float = 170.0, seed: int = 0):
 def find_model(data: MNIST, checkpoint: str | None = None, train_seconds: float = 170.0):
     """(model, description): --checkpoint, else pretrained/*.pt, else the cached or a freshly trained bench model."""
     from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
-
     from lvm_studio.core.pretrained import default_checkpoint_path
 
     if checkpoint:
@@ -81,8 +84,10 @@ def find_model(data: MNIST, checkpoint: str | None = None, train_seconds: float 
         if path.is_file():
             ckpt = load_checkpoint(path)
             model = model_from_checkpoint(ckpt)
-            desc = f"{path.name}: {ckpt.get('name')} ({model.config.describe()}), epoch {ckpt.get('epoch')}, " \
-                   f"metrics {ckpt.get('metrics')}"
+            desc = (
+                f"{path.name}: {ckpt.get('name')} ({model.config.describe()}), epoch {ckpt.get('epoch')}, "
+                f"metrics {ckpt.get('metrics')}"
+            )
             return model, desc
         if checkpoint:
             raise FileNotFoundError(path)
@@ -98,6 +103,7 @@ def _freeze(model):
 
 
 # --- speed ----------------------------------------------------------------------------------
+
 
 def autograd_fit(model, x, missing, steps: int = 200, n_samples: int = 4, lr: float = 0.05, seed: int = 0):
     """The straightforward implementation, for comparison: autograd through the decoder, torch.optim.Adam."""
@@ -135,8 +141,14 @@ def _median_ms(fn, repeats: int) -> tuple[float, float]:
     return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
 
 
-def bench_fit_time(model, data: MNIST | None = None, steps: int = 200, repeats: int = 11,
-                   config: ip.InpaintConfig | None = None, baseline: bool = True) -> dict:
+def bench_fit_time(
+    model,
+    data: MNIST | None = None,
+    steps: int = 200,
+    repeats: int = 11,
+    config: ip.InpaintConfig | None = None,
+    baseline: bool = True,
+) -> dict:
     """Median time (ms) of a `steps`-step fit of one test digit with the top half missing.
 
     fit_ms: fit_q as the app calls it (encoder guess, the Adam loop, final completions, no callback),
@@ -158,20 +170,30 @@ def bench_fit_time(model, data: MNIST | None = None, steps: int = 200, repeats: 
     fit_ms, fit_cpu_ms = _median_ms(run, repeats)
     reports_cfg = ip.InpaintConfig(**{**cfg.__dict__, "report_every": 10})
     with_reports_ms, _ = _median_ms(lambda: ip.fit_q(model, x, missing, reports_cfg, callback=lambda p: None), repeats)
-    out = {"steps": steps, "n_samples": cfg.n_samples, "torch_threads": torch.get_num_threads(),
-           "load_average_1min": round(os.getloadavg()[0], 2),
-           "fit_ms": round(fit_ms, 1), "fit_cpu_ms": round(fit_cpu_ms, 1),
-           "loop_ms": round(1000 * statistics.median(loops[1:]), 1),
-           "with_reports_ms": round(with_reports_ms, 1)}
+    out = {
+        "steps": steps,
+        "n_samples": cfg.n_samples,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "fit_ms": round(fit_ms, 1),
+        "fit_cpu_ms": round(fit_cpu_ms, 1),
+        "loop_ms": round(1000 * statistics.median(loops[1:]), 1),
+        "with_reports_ms": round(with_reports_ms, 1),
+    }
     if baseline:
-        auto_ms, auto_cpu_ms = _median_ms(lambda: autograd_fit(model, x, missing, steps, cfg.n_samples, cfg.lr),
-                                          max(3, repeats // 2))
-        out.update(autograd_ms=round(auto_ms, 1), autograd_cpu_ms=round(auto_cpu_ms, 1),
-                   speedup_vs_autograd=round(auto_ms / fit_ms, 2))
+        auto_ms, auto_cpu_ms = _median_ms(
+            lambda: autograd_fit(model, x, missing, steps, cfg.n_samples, cfg.lr), max(3, repeats // 2)
+        )
+        out.update(
+            autograd_ms=round(auto_ms, 1),
+            autograd_cpu_ms=round(auto_cpu_ms, 1),
+            speedup_vs_autograd=round(auto_ms / fit_ms, 2),
+        )
     return out
 
 
 # --- quality --------------------------------------------------------------------------------
+
 
 def _summary(v: torch.Tensor) -> dict:
     v = v.double()
@@ -188,8 +210,16 @@ def training_mean(data: MNIST) -> torch.Tensor:
     return (x.sum(0) + 1) / (len(x) + 2)
 
 
-def inpaint_quality(model, data: MNIST, n: int = 1000, k: int = 500, k_importance: int = 2000, chunk: int = 200,
-                    config: ip.InpaintConfig | None = None, seed: int = 0) -> dict:
+def inpaint_quality(
+    model,
+    data: MNIST,
+    n: int = 1000,
+    k: int = 500,
+    k_importance: int = 2000,
+    chunk: int = 200,
+    config: ip.InpaintConfig | None = None,
+    seed: int = 0,
+) -> dict:
     """nats per digit of the true missing pixels (top half missing) on the first n binarized test digits.
 
     The encoder's guess is scored for three fills of the hole (black, the training mean, the model's
@@ -212,7 +242,7 @@ def inpaint_quality(model, data: MNIST, n: int = 1000, k: int = 500, k_importanc
     t0 = time.perf_counter()
     fit_seconds = 0.0
     for start in range(0, n, chunk):
-        x = x_all[start:start + chunk]
+        x = x_all[start : start + chunk]
         g = torch.Generator().manual_seed(seed + start)
         add("train_mean", ip.mean_field_log_likelihood(x, missing, p_mean))
         guesses = {}
@@ -242,13 +272,24 @@ def inpaint_quality(model, data: MNIST, n: int = 1000, k: int = 500, k_importanc
         "fitted_q": full["fitted_q.mean_field"]["mean"],
         "importance_weighted": full["fitted_q.importance"]["mean"],
     }
-    return {"n": n, "mask": "top_half", "missing_pixels": int(missing.sum()), "k_mean_field": k,
-            "k_importance": k_importance, "default_fill": default_fill,
-            "fit": {"steps": cfg.steps, "n_samples": cfg.n_samples, "lr": cfg.lr, "lr_final": cfg.lr_final},
-            "headline_nats_per_digit": headline, "all": full,
-            "importance_ess": {"median": round(ess.median().item(), 1), "p10": round(ess.quantile(0.1).item(), 1),
-                               "of_k": k_importance},
-            "fit_seconds_total": round(fit_seconds, 1), "seconds_total": round(time.perf_counter() - t0, 1)}
+    return {
+        "n": n,
+        "mask": "top_half",
+        "missing_pixels": int(missing.sum()),
+        "k_mean_field": k,
+        "k_importance": k_importance,
+        "default_fill": default_fill,
+        "fit": {"steps": cfg.steps, "n_samples": cfg.n_samples, "lr": cfg.lr, "lr_final": cfg.lr_final},
+        "headline_nats_per_digit": headline,
+        "all": full,
+        "importance_ess": {
+            "median": round(ess.median().item(), 1),
+            "p10": round(ess.quantile(0.1).item(), 1),
+            "of_k": k_importance,
+        },
+        "fit_seconds_total": round(fit_seconds, 1),
+        "seconds_total": round(time.perf_counter() - t0, 1),
+    }
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,6 @@
-"""Inpainting canvas under fast strokes: `QT_QPA_PLATFORM=offscreen python -m bench.inpainting_canvas [--checkpoint PATH]`.
+"""Inpainting canvas under fast strokes.
+
+    QT_QPA_PLATFORM=offscreen python -m bench.inpainting_canvas [--checkpoint PATH]
 
 Mouse-move events, one every --interval-ms (default 8 ms: a 125 Hz mouse), each --jump pixels
 from the last (default 1.5: a fast pen crosses the 28-pixel canvas in ~150 ms), in back-to-back
@@ -33,11 +35,11 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PySide6.QtCore import QPointF, Qt  # noqa: E402
-from PySide6.QtGui import QMouseEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+import torch
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
 
 
 def _pct(v, q):
@@ -112,10 +114,18 @@ def strokes(app, panel, n_events: int, interval_s: float, jump: float, live: boo
         app.processEvents()
         time.sleep(0.005)
     canvas.set_mode("draw")
-    return {"fit_as_i_draw": live, "move_events": len(move), "strokes": len(passes), "seconds": round(t_end - t_start, 2),
-            "fits_submitted": panel.fits_submitted - fits_before,
-            "move_ms": _summary(move), "paint_ms": _summary(paint), "move_to_painted_ms": _summary(painted),
-            "event_loop_stall_ms": _summary(stall), "behind_at_end_ms": round(1000 * behind, 1)}
+    return {
+        "fit_as_i_draw": live,
+        "move_events": len(move),
+        "strokes": len(passes),
+        "seconds": round(t_end - t_start, 2),
+        "fits_submitted": panel.fits_submitted - fits_before,
+        "move_ms": _summary(move),
+        "paint_ms": _summary(paint),
+        "move_to_painted_ms": _summary(painted),
+        "event_loop_stall_ms": _summary(stall),
+        "behind_at_end_ms": round(1000 * behind, 1),
+    }
 
 
 class _Ctx:
@@ -157,9 +167,9 @@ def panel_task_ms(model, data, repeats: int = 7) -> dict:
 def main(argv=None) -> int:
     from bench.inpainting import find_model
     from lvm_studio.core.data import load_mnist
-    from lvm_studio.ui.widgets import style
     from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel
     from lvm_studio.ui.state.model_hub import ModelHub
+    from lvm_studio.ui.widgets import style
     from lvm_studio.workers.tasks import shutdown_all
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -185,10 +195,16 @@ def main(argv=None) -> int:
     for _ in range(20):
         app.processEvents()
     strokes(app, panel, 50, a.interval_ms / 1000, a.jump, live=True)  # warm-up
-    out = {"model": desc, "torch_threads": torch.get_num_threads(), "load_average_1min": round(os.getloadavg()[0], 2),
-           "panel_task": panel_task_ms(model, data),
-           "canvas_px": a.size, "interval_ms": a.interval_ms, "jump_px": a.jump,
-           "runs": [strokes(app, panel, a.events, a.interval_ms / 1000, a.jump, live=live) for live in (False, True)]}
+    out = {
+        "model": desc,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "panel_task": panel_task_ms(model, data),
+        "canvas_px": a.size,
+        "interval_ms": a.interval_ms,
+        "jump_px": a.jump,
+        "runs": [strokes(app, panel, a.events, a.interval_ms / 1000, a.jump, live=live) for live in (False, True)],
+    }
     shutdown_all(5.0)
     print(json.dumps(out, indent=2))
     return 0

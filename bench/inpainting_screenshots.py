@@ -17,12 +17,12 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PySide6.QtCore import QEvent, Qt  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
-from lvm_studio.ui.widgets import style  # noqa: E402
-from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
+from lvm_studio.ui.widgets import style
+from lvm_studio.workers.tasks import shutdown_all
 
 SIZE = (1280, 760)
 

@@ -27,11 +27,11 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+import torch
+from PySide6.QtWidgets import QApplication
 
-from lvm_studio.core.vae import VAE, VAEConfig  # noqa: E402
+from lvm_studio.core.vae import VAE, VAEConfig
 
 
 def _app() -> QApplication:
@@ -44,6 +44,7 @@ def _hub(path: str | None, latent_dim: int, hidden=(512, 512), data=None):
     hub = ModelHub(data=data)
     if path:
         from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+
         hub.set_model(model_from_checkpoint(load_checkpoint(path)))
     else:
         torch.manual_seed(0)
@@ -62,8 +63,12 @@ def _wait(app, cond, timeout_s=120.0):
 
 def _stats(ms: list[float]) -> dict:
     a = np.asarray(ms)
-    return {"n": int(a.size), "p50_ms": round(float(np.percentile(a, 50)), 2),
-            "p95_ms": round(float(np.percentile(a, 95)), 2), "max_ms": round(float(a.max()), 2)}
+    return {
+        "n": int(a.size),
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p95_ms": round(float(np.percentile(a, 95)), 2),
+        "max_ms": round(float(a.max()), 2),
+    }
 
 
 class _Pump:
@@ -92,8 +97,11 @@ class BackgroundTraining:
 
         torch.manual_seed(1)
         self._Snapshot, self._StepRecord = Snapshot, StepRecord
-        self.trainer = Trainer(VAE(config or VAEConfig()), data,
-                               TrainConfig(epochs=1000, eval_every=10**9, snapshot_interval_s=1.0, log_every=5))
+        self.trainer = Trainer(
+            VAE(config or VAEConfig()),
+            data,
+            TrainConfig(epochs=1000, eval_every=10**9, snapshot_interval_s=1.0, log_every=5),
+        )
         self.pump = pump
         self.steps = 0
         self.images_per_s: list[float] = []
@@ -124,6 +132,7 @@ class BackgroundTraining:
 
 
 # --- the measurements -------------------------------------------------------------------------
+
 
 def slider_latency(hub, n: int = 300, seed: int = 0, pump: _Pump | None = None, pace_ms: float = 15.0) -> dict:
     """Slider value change -> decoded image set -> painted, n times; milliseconds. Changes come
@@ -172,6 +181,7 @@ def _mixture_posterior(n: int, k: int = 10, seed: int = 0):
     rng = np.random.default_rng(seed)
     resp = rng.dirichlet(np.full(k, 0.3), size=n).astype(np.float32)  # (n, k)
     from lvm_studio.ui.widgets.style import LABEL_COLOURS
+
     return resp, LABEL_COLOURS[:k][::-1].copy()
 
 
@@ -276,7 +286,9 @@ def heat_map_refresh(hub, digits=(0, 18, 77, 123, 999, 4321, 5, 6, 7, 42, 100, 2
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model-hi", help="checkpoint with many latent dimensions (sliders, map); default: random 784-512-512-32")
+    p.add_argument(
+        "--model-hi", help="checkpoint with many latent dimensions (sliders, map); default: random 784-512-512-32"
+    )
     p.add_argument("--model2", help="2-D latent checkpoint (map, posterior view); default: random 784-256-256-2")
     p.add_argument("--training", action="store_true", help="also measure with a CPU training thread running")
     p.add_argument("--n", type=int, default=300, help="slider changes per measurement")
@@ -290,14 +302,21 @@ def main(argv=None) -> dict:
 
     _app()
     data = load_mnist()
-    want = lambda s: a.only is None or s in a.only  # noqa: E731
+    want = lambda s: a.only is None or s in a.only
     try:
         load = os.getloadavg()
     except OSError:
         load = None
-    res = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                       "torch_threads": torch.get_num_threads(), "qpa": os.environ.get("QT_QPA_PLATFORM"),
-                       "loadavg_at_start": load}}
+    res = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "qpa": os.environ.get("QT_QPA_PLATFORM"),
+            "loadavg_at_start": load,
+        }
+    }
     hub_hi = _hub(a.model_hi, 32, data=data)
     hub2 = _hub(a.model2, 2, hidden=(256, 256), data=data)
     res["models"] = {"sliders_map": hub_hi.config.describe(), "posterior": hub2.config.describe()}

@@ -15,14 +15,14 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+import torch
+from PySide6.QtWidgets import QApplication
 
-from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from lvm_studio.ui.widgets import style  # noqa: E402
-from lvm_studio.ui.state.model_hub import ModelHub  # noqa: E402
-from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
+from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from lvm_studio.ui.state.model_hub import ModelHub
+from lvm_studio.ui.widgets import style
+from lvm_studio.workers.tasks import shutdown_all
 
 
 def wait(app, cond, timeout=300.0):
@@ -65,13 +65,14 @@ def main(argv=None):
     out.mkdir(exist_ok=True)
     app = QApplication.instance() or QApplication([])
     style.apply(app)
-    want = lambda name: a.only is None or name in a.only  # noqa: E731
+    want = lambda name: a.only is None or name in a.only
 
     hub_hi = hub_for(a.model_hi)
     hub2 = hub_for(a.model2)
 
     if want("sliders"):
         from lvm_studio.ui.latent.sliders_panel import LatentSlidersPanel
+
         w = LatentSlidersPanel(hub_hi)
         w.resize(900, 620)
         w.show()
@@ -83,10 +84,10 @@ def main(argv=None):
 
     if want("traversal"):
         from lvm_studio.ui.latent.traversal_panel import TraversalPanel
+
         w = TraversalPanel(hub_hi)
         w.resize(820, 900)
         w.show()
-        pass
         wait(app, lambda: hub_hi.latent_stats.stats is not None)
         settle(app)
         w.method.setCurrentIndex(w.method.findData("spherical"))
@@ -96,6 +97,7 @@ def main(argv=None):
 
     if want("map"):
         from lvm_studio.ui.latent.map_panel import LatentMapPanel
+
         w = LatentMapPanel(hub2)
         w.resize(1100, 760)
         w.show()
@@ -111,12 +113,16 @@ def main(argv=None):
         # a Gaussian mixture fitted to the codes colours the points by p(c|z)
         from lvm_studio.core.gmm import GaussianMixture, GMMConfig
         from lvm_studio.ui.widgets.style import LABEL_COLOURS
+
         gm = GaussianMixture(GMMConfig(n_components=10, seed=0))
         codes = torch.as_tensor(w.codes)
         gm.fit(codes, max_iter=200)
         resp = gm.responsibilities(codes).numpy()
-        hub2.set_cluster_posterior(resp, LABEL_COLOURS[[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]],
-                                   "GMM (10 components, full covariances) on the test codes")
+        hub2.set_cluster_posterior(
+            resp,
+            LABEL_COLOURS[[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]],
+            "GMM (10 components, full covariances) on the test codes",
+        )
         w.manifold_box.setChecked(False)
         w.set_colour_mode("mixture")
         w._show_hover(-1, None)
@@ -133,6 +139,7 @@ def main(argv=None):
 
     if want("posterior"):
         from lvm_studio.ui.latent.posterior_panel import PosteriorPanel
+
         w = PosteriorPanel(hub2)
         w.resize(1150, 760)
         w.show()
@@ -151,15 +158,16 @@ def main(argv=None):
 
     if want("lab"):
         from lvm_studio.ui.latent.estimator_lab_panel import EstimatorLabPanel
+
         for hub, name in ((hub_hi, "latent-estimator-lab.png"), (hub2, "latent-estimator-lab-2d.png")):
             w = EstimatorLabPanel(hub)
             w.resize(1200, 640)
             w.show()
-            fin = []
-            w.finished.connect(lambda: fin.append(1))
+            fin: list[int] = []
+            w.finished.connect(lambda fin=fin: fin.append(1))
             w.picker.set_index(18, emit=False)
             w.run(k_max=10000, runs=8)
-            wait(app, lambda: fin, timeout=900)
+            wait(app, lambda fin=fin: fin, timeout=900)
             shoot(app, w, out / name)
 
     shutdown_all(10.0)
@@ -167,6 +175,7 @@ def main(argv=None):
 
 def pg_point(u, v):
     import pyqtgraph as pg
+
     return pg.Point(float(u), float(v))
 
 

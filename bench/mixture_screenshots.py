@@ -1,6 +1,7 @@
 """Screenshots of the mixture panels, for docs/mixtures-*.png.
 
-    QT_QPA_PLATFORM=offscreen nice -n 5 python -m bench.mixture_screenshots --model /tmp/vae32.pt [--only playground digits density]
+    QT_QPA_PLATFORM=offscreen nice -n 5 python -m bench.mixture_screenshots --model /tmp/vae32.pt \
+        [--only playground digits density]
 
 playground: EM part-way (two iterations and an E-step) on the anisotropic blobs, K = 3, full
     covariances, k-means++ seed 0, density contours on, the γ of an uncertain point shown.
@@ -17,14 +18,14 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+import torch
+from PySide6.QtWidgets import QApplication
 
-from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from lvm_studio.ui.widgets import style  # noqa: E402
-from lvm_studio.ui.state.model_hub import ModelHub  # noqa: E402
-from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
+from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from lvm_studio.ui.state.model_hub import ModelHub
+from lvm_studio.ui.widgets import style
+from lvm_studio.workers.tasks import shutdown_all
 
 
 def wait(app, cond, timeout=900.0):
@@ -61,10 +62,11 @@ def main(argv=None):
     out.mkdir(exist_ok=True)
     app = QApplication.instance() or QApplication([])
     style.apply(app)
-    want = lambda name: a.only is None or name in a.only  # noqa: E731
+    want = lambda name: a.only is None or name in a.only
 
     if want("playground"):
         from lvm_studio.ui.mixtures.em_playground_panel import EMPlaygroundPanel
+
         w = EMPlaygroundPanel(None)
         w.resize(1200, 800)
         w.show()
@@ -81,6 +83,7 @@ def main(argv=None):
 
     if want("digits") or want("density"):
         from lvm_studio.ui.mixtures.digit_clusters_panel import DigitClustersPanel
+
         ckpt = load_checkpoint(a.model)
         hub = ModelHub()
         hub.set_model(model_from_checkpoint(ckpt), name=ckpt.get("name"), step=ckpt.get("step", 0))

@@ -20,9 +20,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 def machine() -> dict:
     import torch
-    return {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.is_available()}
+
+    return {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
 
 
 def _prefixed(prefix: str, figures: dict) -> dict:
@@ -71,8 +77,13 @@ def _gui(data, quick: bool) -> dict:
     slider = latency.slider_latency(hub32, n=60 if quick else 300)
     recolour = latency.map_recolour(hub2, repeats=5 if quick else 20)
     smoke = app_smoke.app_smoke(10 if quick else 30)
-    return {"gui_slider": slider, "gui_map_recolour": recolour,
-            "gui_smoke": {k: smoke.get(k) for k in ("steps", "images_per_s", "evals", "max_event_loop_stall_ms", "seconds")}}
+    return {
+        "gui_slider": slider,
+        "gui_map_recolour": recolour,
+        "gui_smoke": {
+            k: smoke.get(k) for k in ("steps", "images_per_s", "evals", "max_event_loop_stall_ms", "seconds")
+        },
+    }
 
 
 def main(argv=None) -> int:
@@ -81,9 +92,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print only the JSON object")
     p.add_argument("--only", nargs="*", help="run only these sections: training log_px em gui inpainting")
     args = p.parse_args(argv)
-    from lvm_studio.core.data import load_mnist
-
     from bench import core_speed
+    from lvm_studio.core.data import load_mnist
 
     data = load_mnist()
     q = args.quick

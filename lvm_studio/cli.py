@@ -19,8 +19,12 @@ def _add_data_arg(p: argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lvm-studio", description="LVM Studio: see latent variable models work.")
-    p.add_argument("--smoke", type=float, metavar="SECONDS",
-                   help="open the window, train on the CPU for SECONDS, print one JSON line and exit")
+    p.add_argument(
+        "--smoke",
+        type=float,
+        metavar="SECONDS",
+        help="open the window, train on the CPU for SECONDS, print one JSON line and exit",
+    )
     p.add_argument("--screenshot", metavar="PNG", help="with --smoke: save a screenshot of the main window")
     p.add_argument("--checkpoint", metavar="CKPT", help="open this checkpoint instead of the pretrained default")
     _add_data_arg(p)
@@ -28,7 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP)
     t.add_argument("--latent-dim", type=int, default=32)
-    t.add_argument("--hidden", type=int, nargs="+", default=[512, 512], metavar="H", help="hidden widths of the encoder (the decoder mirrors them)")
+    t.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=[512, 512],
+        metavar="H",
+        help="hidden widths of the encoder (the decoder mirrors them)",
+    )
     t.add_argument("--activation", default="elu", choices=["relu", "elu", "tanh", "softplus"])
     t.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
     t.add_argument("--epochs", type=int, default=20)
@@ -49,8 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--name", help="a name for the model (default: its architecture)")
     t.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (after every epoch, atomically)")
-    t.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint: its model and settings, with --epochs and any "
-                   "training option given here (e.g. --lr, --objective) taking over")
+    t.add_argument(
+        "--resume",
+        metavar="CKPT",
+        help="continue from this checkpoint: its model and settings, with --epochs and any "
+        "training option given here (e.g. --lr, --objective) taking over",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_arg(t)
 
@@ -90,9 +105,20 @@ class _ProgressBar:
 
 
 # train options that a resumed run may override: argparse dest -> TrainConfig field
-TRAIN_OPTIONS = {"objective": "objective", "k": "k", "beta": "beta", "kl_warmup": "kl_warmup_epochs", "lr": "lr",
-                 "lr_decay": "lr_decay", "min_lr": "min_lr", "batch_size": "batch_size", "grad_clip": "grad_clip",
-                 "eval_every": "eval_every", "eval_k": "eval_k", "eval_n": "eval_n"}
+TRAIN_OPTIONS = {
+    "objective": "objective",
+    "k": "k",
+    "beta": "beta",
+    "kl_warmup": "kl_warmup_epochs",
+    "lr": "lr",
+    "lr_decay": "lr_decay",
+    "min_lr": "min_lr",
+    "batch_size": "batch_size",
+    "grad_clip": "grad_clip",
+    "eval_every": "eval_every",
+    "eval_k": "eval_k",
+    "eval_n": "eval_n",
+}
 
 
 def _fail(message: str) -> int:
@@ -103,8 +129,13 @@ def _fail(message: str) -> int:
 def cmd_train(args) -> int:
     import torch
 
-    from lvm_studio.core.checkpoint import (CheckpointError, history_from_checkpoint, load_checkpoint,
-                                            model_from_checkpoint, save_checkpoint)
+    from lvm_studio.core.checkpoint import (
+        CheckpointError,
+        history_from_checkpoint,
+        load_checkpoint,
+        model_from_checkpoint,
+        save_checkpoint,
+    )
     from lvm_studio.core.data import DataError, load_mnist
     from lvm_studio.core.device import choose_device
     from lvm_studio.core.history import EvalRecord, StepRecord
@@ -119,15 +150,29 @@ def cmd_train(args) -> int:
             ckpt = load_checkpoint(args.resume)
             model = model_from_checkpoint(ckpt)
             config = TrainConfig.from_dict({**(ckpt.get("train_config") or {}), **given, "epochs": args.epochs})
-            trainer = Trainer(model, data, config, device, optimizer_state=ckpt.get("optimizer"),
-                              history=history_from_checkpoint(ckpt), step=ckpt.get("step", 0), epoch=ckpt.get("epoch", 0.0),
-                              name=ckpt.get("name"))
+            trainer = Trainer(
+                model,
+                data,
+                config,
+                device,
+                optimizer_state=ckpt.get("optimizer"),
+                history=history_from_checkpoint(ckpt),
+                step=ckpt.get("step", 0),
+                epoch=ckpt.get("epoch", 0.0),
+                name=ckpt.get("name"),
+            )
             if "lr" in given:  # the optimizer state carries the old rate; the new one applies from the first step
                 trainer.set_lr(given["lr"])
         else:
             torch.manual_seed(args.seed)
-            model = VAE(VAEConfig(latent_dim=args.latent_dim, hidden=tuple(args.hidden), likelihood=args.likelihood,
-                                  activation=args.activation))
+            model = VAE(
+                VAEConfig(
+                    latent_dim=args.latent_dim,
+                    hidden=tuple(args.hidden),
+                    likelihood=args.likelihood,
+                    activation=args.activation,
+                )
+            )
             config = TrainConfig(epochs=args.epochs, snapshot_interval_s=0.0, seed=args.seed, **given)
             trainer = Trainer(model, data, config, device, name=args.name)
     except (DataError, CheckpointError, ValueError, RuntimeError) as e:
@@ -135,8 +180,11 @@ def cmd_train(args) -> int:
 
     bar = _ProgressBar(not args.quiet)
     out = Path(args.out)
-    print(f"training {model.config.describe()} on {device} ({config.objective}"
-          f"{'-' + str(config.k) if config.objective == 'iwae' else ''}, {config.epochs} epochs) -> {out}", file=sys.stderr)
+    print(
+        f"training {model.config.describe()} on {device} ({config.objective}"
+        f"{'-' + str(config.k) if config.objective == 'iwae' else ''}, {config.epochs} epochs) -> {out}",
+        file=sys.stderr,
+    )
     interrupted = []
     previous = signal.signal(signal.SIGINT, lambda *_: (interrupted.append(1), trainer.stop()))
     t0 = time.perf_counter()
@@ -148,14 +196,20 @@ def cmd_train(args) -> int:
                 rate, last = event.images_per_s, event
             elif isinstance(event, Progress):
                 elapsed = time.perf_counter() - t0
-                bar.update((event.epoch + event.epoch_fraction) / max(1, event.total_epochs),
-                           f"epoch {event.epoch + 1}/{event.total_epochs}  step {event.step}  "
-                           f"ELBO {last.elbo:8.2f}  {rate:7.0f} img/s  {elapsed:5.0f}s")
+                bar.update(
+                    (event.epoch + event.epoch_fraction) / max(1, event.total_epochs),
+                    f"epoch {event.epoch + 1}/{event.total_epochs}  step {event.step}  "
+                    f"ELBO {last.elbo:8.2f}  {rate:7.0f} img/s  {elapsed:5.0f}s",
+                )
             elif isinstance(event, EvalRecord):
                 bar.close() if bar.enabled else None
-                print(f"epoch {event.epoch:6.2f}  step {event.step:7d}  val ELBO {event.elbo:8.2f}  "
-                      f"log p(x) ~ {event.log_px:8.2f} (k={event.k})  KL {event.kl:6.2f}  "
-                      f"lr {trainer.lr:.2e}", file=sys.stderr, flush=True)
+                print(
+                    f"epoch {event.epoch:6.2f}  step {event.step:7d}  val ELBO {event.elbo:8.2f}  "
+                    f"log p(x) ~ {event.log_px:8.2f} (k={event.k})  KL {event.kl:6.2f}  "
+                    f"lr {trainer.lr:.2e}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 if int(trainer.epoch + 1e-9) > last_epoch_saved:
                     save_checkpoint(out, trainer.checkpoint())
                     last_epoch_saved = int(trainer.epoch + 1e-9)
@@ -190,11 +244,22 @@ def cmd_eval(args) -> int:
         return _fail("--k and --n must be at least 1")
     x = eval_images(data, args.split, model.config.likelihood, device)[: args.n]
     bar = _ProgressBar(not args.json)
-    result = evaluate(model, x, k=args.k, iw_ks=args.iw_ks, seed=args.seed,
-                      progress=lambda f: bar.update(f, f"{f * len(x):.0f}/{len(x)} images"))
+    result = evaluate(
+        model,
+        x,
+        k=args.k,
+        iw_ks=args.iw_ks,
+        seed=args.seed,
+        progress=lambda f: bar.update(f, f"{f * len(x):.0f}/{len(x)} images"),
+    )
     bar.close()
-    result.update(checkpoint=str(args.checkpoint), model=ckpt.get("name"), split=args.split, device=str(device),
-                  likelihood=model.config.likelihood)
+    result.update(
+        checkpoint=str(args.checkpoint),
+        model=ckpt.get("name"),
+        split=args.split,
+        device=str(device),
+        likelihood=model.config.likelihood,
+    )
     if args.json:
         print(json.dumps(result))
     else:
@@ -211,9 +276,12 @@ def cmd_gui(args) -> int:
     try:
         from lvm_studio.ui.app import run_app
     except ImportError as e:  # the GUI package is missing or broken: say what still works
-        print(f"The LVM Studio window could not start ({e}).\n"
-              "Headless commands:\n  lvm-studio train --latent-dim 2 --epochs 5 --out model.pt\n"
-              "  lvm-studio eval model.pt --k 1000", file=sys.stderr)
+        print(
+            f"The LVM Studio window could not start ({e}).\n"
+            "Headless commands:\n  lvm-studio train --latent-dim 2 --epochs 5 --out model.pt\n"
+            "  lvm-studio eval model.pt --k 1000",
+            file=sys.stderr,
+        )
         return 1
     return run_app(args)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lvm_studio.core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from lvm_studio.core.pretrained import MANIFEST, load_manifest, sha256_of  # noqa: E402
+from lvm_studio.core.checkpoint import load_checkpoint, save_checkpoint
+from lvm_studio.core.pretrained import MANIFEST, load_manifest, sha256_of
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,7 +58,9 @@ def main(argv=None) -> int:
         "steps": ckpt.get("step"),
         "wall_time_s": args.wall_time_s,
         "device": args.device,
-        "test": [{k: e[k] for k in ("elbo", "log_px", "k", "n", "gap", "iw_bounds", "seconds") if k in e} for e in evals],
+        "test": [
+            {k: e[k] for k in ("elbo", "log_px", "k", "n", "gap", "iw_bounds", "seconds") if k in e} for e in evals
+        ],
         "note": args.note,
     }
     manifest = load_manifest(HERE)

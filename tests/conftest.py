@@ -4,10 +4,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from lvm_studio.core.data import load_mnist  # noqa: E402
+from lvm_studio.core.data import load_mnist
 
 # Tests use tiny models; on a small shared machine torch's extra intra-op threads only spin
 # against other processes (measured: 10x slower under load). One thread is the fast choice.

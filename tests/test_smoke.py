@@ -11,8 +11,14 @@ from PySide6.QtGui import QImage
 def test_smoke_run_reports_and_saves_a_screenshot(tmp_path):
     shot = tmp_path / "smoke.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, "-m", "lvm_studio", "--smoke", "5", "--screenshot", str(shot)],
-                          capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lvm_studio", "--smoke", "5", "--screenshot", str(shot)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, proc.stdout

@@ -49,8 +49,7 @@ class BernoulliMixture:
     Not thread-safe: a worker owns the model it fits; others use ``copy()``.
     """
 
-    def __init__(self, config: BernoulliMixtureConfig | None = None, *, device=None,
-                 dtype: torch.dtype | None = None):
+    def __init__(self, config: BernoulliMixtureConfig | None = None, *, device=None, dtype: torch.dtype | None = None):
         self.config = config if config is not None else BernoulliMixtureConfig()
         self.device = torch.device(device) if device is not None else None
         self.dtype = dtype
@@ -91,7 +90,7 @@ class BernoulliMixture:
 
     # --- parameters ----------------------------------------------------------------------
 
-    def set_parameters(self, weights, probs) -> "BernoulliMixture":
+    def set_parameters(self, weights, probs) -> BernoulliMixture:
         """Set π (K,) (renormalised) and μ (K, D), every μ_kd strictly inside (0, 1)."""
         probs = as_tensor(probs)
         if self.dtype is None:
@@ -110,14 +109,14 @@ class BernoulliMixture:
         self.probs = probs.clone()
         return self
 
-    def copy(self) -> "BernoulliMixture":
+    def copy(self) -> BernoulliMixture:
         other = BernoulliMixture(replace(self.config), device=self.device, dtype=self.dtype)
         if self.is_initialized:
             other.weights, other.probs = self.weights.clone(), self.probs.clone()
         return other
 
     @torch.no_grad()
-    def initialize(self, x) -> "BernoulliMixture":
+    def initialize(self, x) -> BernoulliMixture:
         """Uniform weights; μ from config.init, deterministic under config.seed.
 
         'kmeans++': K seed images chosen by k-means++ (Arthur & Vassilvitskii 2007), each
@@ -137,7 +136,7 @@ class BernoulliMixture:
             probs = 0.5 * x[index] + 0.5 * mean_image  # (K, D)
             probs = probs.clamp(0.5 * mean_image.min(), 1 - 0.5 * (1 - mean_image.max()))
         else:
-            probs = (0.25 + 0.5 * torch.rand(k, d, generator=generator, dtype=torch.float64))
+            probs = 0.25 + 0.5 * torch.rand(k, d, generator=generator, dtype=torch.float64)
             probs = probs.to(device=self.device, dtype=self.dtype)  # (K, D)
         self.weights = torch.full((k,), 1.0 / k, device=self.device, dtype=self.dtype)
         self.probs = probs
@@ -164,7 +163,7 @@ class BernoulliMixture:
         return log_joint - log_px.unsqueeze(1), float(log_px.sum(dtype=torch.float64)) / x.shape[0]
 
     @torch.no_grad()
-    def m_step(self, x, log_resp) -> "BernoulliMixture":
+    def m_step(self, x, log_resp) -> BernoulliMixture:
         """MAP M-step (PRML eqs. 9.57–9.60 with Beta and Dirichlet pseudo-counts):
         μ_kd = (Σ_n γ_nk x_nd + a) / (N_k + 2a),  π_k = (N_k + b) / (N + K b)."""
         self._require_init()
@@ -254,4 +253,3 @@ class BernoulliMixture:
         z = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)  # (n,)
         x = torch.bernoulli(self.probs[z], generator=generator)  # (n, D)
         return x, z
-

@@ -30,9 +30,17 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with a message that says why."""
 
 
-def make_checkpoint(model: VAE, *, name: str | None = None, optimizer: dict | None = None,
-                    train_config: dict | None = None, step: int = 0, epoch: float = 0.0,
-                    history: History | None = None, metrics: dict | None = None) -> dict:
+def make_checkpoint(
+    model: VAE,
+    *,
+    name: str | None = None,
+    optimizer: dict | None = None,
+    train_config: dict | None = None,
+    step: int = 0,
+    epoch: float = 0.0,
+    history: History | None = None,
+    metrics: dict | None = None,
+) -> dict:
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -89,23 +97,38 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except pickle.UnpicklingError:
         # weights_only refuses anything but tensors and plain containers: a foreign pickle,
         # another program's file, or bytes that are not a checkpoint at all
-        raise CheckpointError(f"{path}: not an LVM Studio checkpoint (it is corrupt, or holds objects "
-                              f"other than plain weights, which are refused for safety)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError,
-            TypeError, AttributeError) as e:
+        raise CheckpointError(
+            f"{path}: not an LVM Studio checkpoint (it is corrupt, or holds objects "
+            f"other than plain weights, which are refused for safety)"
+        ) from None
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+    ) as e:
         # the weights-only unpickler meets arbitrary bytes with any of these (b'hello' gives KeyError)
         first = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: the file is corrupt or truncated and cannot be read ({first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         kind = type(ckpt).__name__
-        raise CheckpointError(f"{path}: not an LVM Studio checkpoint (found a {kind} without "
-                              f"format '{FORMAT}'; plain PyTorch state dicts are not accepted)")
+        raise CheckpointError(
+            f"{path}: not an LVM Studio checkpoint (found a {kind} without "
+            f"format '{FORMAT}'; plain PyTorch state dicts are not accepted)"
+        )
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint is missing {', '.join(missing)}")
     if not isinstance(ckpt["version"], int) or ckpt["version"] > VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {ckpt['version']} is newer than this "
-                              f"LVM Studio understands ({VERSION}); please upgrade")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {ckpt['version']} is newer than this "
+            f"LVM Studio understands ({VERSION}); please upgrade"
+        )
     try:
         model_from_checkpoint(ckpt)
     except CheckpointError as e:
@@ -125,7 +148,9 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> VAE
     except (RuntimeError, KeyError, TypeError, AttributeError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"the weights do not fit the model {config.describe()} ({msg})") from None
-    if not all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if torch.is_tensor(v) and v.is_floating_point()):
+    if not all(
+        torch.isfinite(v).all() for v in ckpt["state_dict"].values() if torch.is_tensor(v) and v.is_floating_point()
+    ):
         raise CheckpointError("the weights contain NaN or infinite values")
     return model.to(device).eval()
 

@@ -58,7 +58,9 @@ class MNIST:
         x, _ = self.split(name)
         return to_float_tensor(x, device)
 
-    def binarized(self, name: str, seed: int = TEST_BINARIZATION_SEED, device: torch.device | str = "cpu") -> torch.Tensor:
+    def binarized(
+        self, name: str, seed: int = TEST_BINARIZATION_SEED, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """One fixed binarization of a split, (N, 784) float32 in {0, 1}; the same for a given seed."""
         g = torch.Generator().manual_seed(seed)
         probs = self.float_images(name)  # (N, 784)
@@ -78,8 +80,11 @@ def binarize(probs: torch.Tensor, generator: torch.Generator | None = None) -> t
 def _check_array(arrays: dict, key: str, ndim: int, path: str) -> np.ndarray:
     a = arrays[key]
     if a.dtype != np.uint8:
-        raise DataError(f"{path}: '{key}' has dtype {a.dtype}, expected uint8 pixel values 0..255" if key.startswith("x")
-                        else f"{path}: '{key}' has dtype {a.dtype}, expected uint8 labels")
+        raise DataError(
+            f"{path}: '{key}' has dtype {a.dtype}, expected uint8 pixel values 0..255"
+            if key.startswith("x")
+            else f"{path}: '{key}' has dtype {a.dtype}, expected uint8 labels"
+        )
     if a.ndim != ndim:
         want = "(N, 28, 28)" if ndim == 3 else "(N,)"
         raise DataError(f"{path}: '{key}' has shape {a.shape}, expected {want}")
@@ -97,17 +102,28 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"PK\x03\x04":  # every .npz is a zip archive; anything else would get numpy's misleading pickle advice
-        raise DataError(f"{name}: not a readable .npz archive (expected a zip of .npy arrays with keys {', '.join(REQUIRED_KEYS)})")
+        raise DataError(
+            f"{name}: not a readable .npz archive (expected a zip of .npy arrays with keys {', '.join(REQUIRED_KEYS)})"
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in REQUIRED_KEYS if k not in f.files]
             if missing:
-                raise DataError(f"{name}: missing key(s) {', '.join(missing)}; an MNIST file needs "
-                                f"{', '.join(REQUIRED_KEYS)} (found: {', '.join(f.files) or 'none'})")
+                raise DataError(
+                    f"{name}: missing key(s) {', '.join(missing)}; an MNIST file needs "
+                    f"{', '.join(REQUIRED_KEYS)} (found: {', '.join(f.files) or 'none'})"
+                )
             arrays = {k: f[k] for k in REQUIRED_KEYS}
     except DataError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, TypeError, AttributeError) as e:  # Type/AttributeError: a plain .npy
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        TypeError,
+        AttributeError,
+    ) as e:  # Type/AttributeError: a plain .npy
         raise DataError(f"{name}: not a readable .npz archive ({type(e).__name__}: {e})") from None
     x_train = _check_array(arrays, "x_train", 3, name)
     y_train = _check_array(arrays, "y_train", 1, name)
@@ -120,12 +136,18 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
         if len(ys) and ys.max() > 9:
             raise DataError(f"{name}: '{key}' has label {int(ys.max())}; MNIST labels are digits 0..9")
     if len(x_train) <= n_validation:
-        raise DataError(f"{name}: only {len(x_train)} training images; need more than the {n_validation} held out for validation")
+        raise DataError(
+            f"{name}: only {len(x_train)} training images; need more than the {n_validation} held out for validation"
+        )
     if len(x_test) == 0:
         raise DataError(f"{name}: the test set is empty")
     n_fit = len(x_train) - n_validation
     return MNIST(
-        x_train=x_train[:n_fit], y_train=y_train[:n_fit],
-        x_val=x_train[n_fit:], y_val=y_train[n_fit:],
-        x_test=x_test, y_test=y_test, source=name,
+        x_train=x_train[:n_fit],
+        y_train=y_train[:n_fit],
+        x_val=x_train[n_fit:],
+        y_val=y_train[n_fit:],
+        x_test=x_test,
+        y_test=y_test,
+        source=name,
     )

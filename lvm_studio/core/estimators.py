@@ -39,8 +39,9 @@ def kl_per_dimension(z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor
     return 0.5 * (z_loc**2 + z_scale**2 - 1.0 - 2.0 * z_scale.log())
 
 
-def reparameterize(z_loc: torch.Tensor, z_scale: torch.Tensor, k: int | None = None,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def reparameterize(
+    z_loc: torch.Tensor, z_scale: torch.Tensor, k: int | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """z = μ + σ ε with ε ~ N(0, I); (batch, latent), or (k, batch, latent) when k is given."""
     shape = z_loc.shape if k is None else (k, *z_loc.shape)
     eps = torch.randn(shape, generator=generator, device=z_loc.device, dtype=z_loc.dtype)
@@ -65,12 +66,29 @@ def elbo(model, x: torch.Tensor, generator: torch.Generator | None = None) -> El
     return ElboTerms(elbo=recon - kl, recon=recon, kl=kl)
 
 
-def log_importance_weights(model, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
-                           encoded: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def log_weights(
+    log_lik: torch.Tensor, z: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor, model
+) -> torch.Tensor:
+    """log w = log p(x|z) + log p(z) − log q(z|x) for samples z (..., batch, latent) of
+    q = N(z_loc, diag z_scale²) (Burda et al. 2016, eq. 8's summand); (..., batch).
+
+    log_lik is log p(x|z) of those z, (..., batch): the whole image's, or only the observed
+    pixels' log p(x_o|z) for the weights of p(x_o) (inpainting). The prior is the model's own.
+    """
+    return log_lik + model.prior_log_prob(z) - log_normal(z, z_loc, z_scale)  # (..., batch)
+
+
+def log_importance_weights(
+    model,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """log w_j = log p(x, z_j) − log q(z_j|x), z_j ~ q(z|x); differentiable. Returns (k, batch)."""
     z_loc, z_scale = encoded if encoded is not None else model.encode(x)  # (batch, latent)
     z = reparameterize(z_loc, z_scale, k, generator)  # (k, batch, latent)
-    return model.log_px_given_z(x, z) + log_standard_normal(z) - log_normal(z, z_loc, z_scale)  # (k, batch)
+    return log_weights(model.log_px_given_z(x, z), z, z_loc, z_scale, model)  # (k, batch)
 
 
 def iwae_bound(model, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -84,8 +102,9 @@ def _k_chunk(k: int, batch: int, max_rows: int) -> int:
 
 
 @torch.no_grad()
-def iwae_log_px(model, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
-                max_rows: int = DEFAULT_MAX_ROWS) -> torch.Tensor:
+def iwae_log_px(
+    model, x: torch.Tensor, k: int, generator: torch.Generator | None = None, max_rows: int = DEFAULT_MAX_ROWS
+) -> torch.Tensor:
     """Importance-sampled log p̂(x) = logsumexp_j log w_j − log k, with q(z|x) as proposal; (batch,).
 
     Samples are drawn in chunks of k so that at most max_rows decoder rows live at once;
@@ -104,8 +123,9 @@ def iwae_log_px(model, x: torch.Tensor, k: int, generator: torch.Generator | Non
 
 
 @torch.no_grad()
-def naive_mc_log_px(model, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
-                    max_rows: int = DEFAULT_MAX_ROWS) -> torch.Tensor:
+def naive_mc_log_px(
+    model, x: torch.Tensor, k: int, generator: torch.Generator | None = None, max_rows: int = DEFAULT_MAX_ROWS
+) -> torch.Tensor:
     """Naive Monte Carlo: z_j ~ p(z), log p̂(x) = logsumexp_j log p(x|z_j) − log k; (batch,)."""
     if k < 1:
         raise ValueError("k must be at least 1")
@@ -120,8 +140,14 @@ def naive_mc_log_px(model, x: torch.Tensor, k: int, generator: torch.Generator |
 
 
 @torch.no_grad()
-def sample_log_weights(model, x: torch.Tensor, k: int, proposal: str = "q",
-                       generator: torch.Generator | None = None, max_rows: int = DEFAULT_MAX_ROWS) -> torch.Tensor:
+def sample_log_weights(
+    model,
+    x: torch.Tensor,
+    k: int,
+    proposal: str = "q",
+    generator: torch.Generator | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> torch.Tensor:
     """All k log importance weights, (k, batch), for histograms and effective sample sizes.
 
     proposal 'q' uses q(z|x); 'prior' uses p(z), so log w = log p(x|z).
@@ -167,6 +193,7 @@ def effective_sample_size(log_w: torch.Tensor) -> torch.Tensor:
 
 # --- exact inference for a 2-D latent ------------------------------------------------
 
+
 @dataclass(frozen=True)
 class GridPosterior:
     """log p(x, z) on a regular grid over the latent plane, normalised.
@@ -183,8 +210,9 @@ class GridPosterior:
 
 
 @torch.no_grad()
-def grid_posterior(model, x: torch.Tensor, n: int = 201, extent=(-4.0, 4.0, -4.0, 4.0),
-                   max_rows: int = DEFAULT_MAX_ROWS) -> GridPosterior:
+def grid_posterior(
+    model, x: torch.Tensor, n: int = 201, extent=(-4.0, 4.0, -4.0, 4.0), max_rows: int = DEFAULT_MAX_ROWS
+) -> GridPosterior:
     """Evaluate p(z|x) and log p(x) = log ∫ p(x|z) p(z) dz by the midpoint rule on a 2-D grid."""
     if model.latent_dim != 2:
         raise ValueError(f"the grid posterior needs a 2-D latent, this model has {model.latent_dim}")
@@ -197,7 +225,7 @@ def grid_posterior(model, x: torch.Tensor, n: int = 201, extent=(-4.0, 4.0, -4.0
     step = _k_chunk(zz.shape[0], batch, max_rows)
     parts = []
     for start in range(0, zz.shape[0], step):
-        zc = zz[start:start + step]  # (c, 2)
+        zc = zz[start : start + step]  # (c, 2)
         z = zc[:, None, :].expand(-1, batch, -1)  # (c, batch, 2)
         parts.append(model.log_px_given_z(x, z) + log_standard_normal(zc)[:, None])  # (c, batch)
     log_joint = torch.cat(parts, 0).T.reshape(batch, n, n)  # (batch, n, n)
@@ -208,8 +236,15 @@ def grid_posterior(model, x: torch.Tensor, n: int = 201, extent=(-4.0, 4.0, -4.0
 
 
 @torch.no_grad()
-def exact_log_px_2d(model, x: torch.Tensor, n_coarse: int = 81, n_fine: int = 161, extent: float = 6.0,
-                    tail: float = 25.0, max_rows: int = DEFAULT_MAX_ROWS) -> torch.Tensor:
+def exact_log_px_2d(
+    model,
+    x: torch.Tensor,
+    n_coarse: int = 81,
+    n_fine: int = 161,
+    extent: float = 6.0,
+    tail: float = 25.0,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> torch.Tensor:
     """log p(x) for a 2-D latent by a two-stage grid integral; (batch,).
 
     A coarse grid over [−extent, extent]² finds where the posterior mass lies (cells within
@@ -223,7 +258,11 @@ def exact_log_px_2d(model, x: torch.Tensor, n_coarse: int = 81, n_fine: int = 16
         keep = coarse.log_post[b] > coarse.log_post[b].max() - tail  # (n, n)
         i = keep.any(1).nonzero().squeeze(1)
         j = keep.any(0).nonzero().squeeze(1)
-        box = (coarse.z1[i.min()].item() - step, coarse.z1[i.max()].item() + step,
-               coarse.z2[j.min()].item() - step, coarse.z2[j.max()].item() + step)
-        out.append(grid_posterior(model, x[b:b + 1], n_fine, box, max_rows).log_px)
+        box = (
+            coarse.z1[i.min()].item() - step,
+            coarse.z1[i.max()].item() + step,
+            coarse.z2[j.min()].item() - step,
+            coarse.z2[j.max()].item() + step,
+        )
+        out.append(grid_posterior(model, x[b : b + 1], n_fine, box, max_rows).log_px)
     return torch.cat(out)

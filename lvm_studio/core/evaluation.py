@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -12,9 +12,16 @@ from lvm_studio.core import estimators as est
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, k: int = 5000, iw_ks=(), seed: int = 0,
-             max_rows: int = est.DEFAULT_MAX_ROWS, progress: Callable[[float], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> dict:
+def evaluate(
+    model,
+    x: torch.Tensor,
+    k: int = 5000,
+    iw_ks=(),
+    seed: int = 0,
+    max_rows: int = est.DEFAULT_MAX_ROWS,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict:
     """Average ELBO (one sample), KL, reconstruction and IWAE-k log p̂(x) over the rows of x (N, 784).
 
     Extra bounds for smaller k in iw_ks come from the same samples (disjoint groups).
@@ -27,11 +34,11 @@ def evaluate(model, x: torch.Tensor, k: int = 5000, iw_ks=(), seed: int = 0,
     iw_ks = tuple(int(j) for j in iw_ks if int(j) <= k)
     batch = max(1, min(n, max_rows // max(1, min(k, max_rows))))
     totals = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "log_px": 0.0}
-    iw_totals = {j: 0.0 for j in iw_ks}
+    iw_totals = dict.fromkeys(iw_ks, 0.0)
     t0 = time.perf_counter()
     done = 0
     for start in range(0, n, batch):
-        xb = x[start:start + batch]  # (b, 784)
+        xb = x[start : start + batch]  # (b, 784)
         terms = est.elbo(model, xb, generator=g)
         totals["elbo"] += terms.elbo.sum().item()
         totals["recon"] += terms.recon.sum().item()

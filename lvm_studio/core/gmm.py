@@ -166,7 +166,7 @@ class GaussianMixture:
 
     # --- parameters --------------------------------------------------------------------
 
-    def set_parameters(self, weights, means, covariances) -> "GaussianMixture":
+    def set_parameters(self, weights, means, covariances) -> GaussianMixture:
         """Set π (K,), μ (K, D) and Σ ((K, D, D) full, or (K, D) variances for diag), as given.
 
         Weights are renormalised to sum to one. No ridge is added: a covariance that is
@@ -182,8 +182,9 @@ class GaussianMixture:
             raise ValueError("weights must be K non-negative numbers with a positive sum")
         expected = (k, d, d) if self.covariance_type == "full" else (k, d)
         if tuple(covariances.shape) != expected:
-            raise ValueError(f"{self.covariance_type} covariances must have shape {expected}, "
-                             f"got {tuple(covariances.shape)}")
+            raise ValueError(
+                f"{self.covariance_type} covariances must have shape {expected}, got {tuple(covariances.shape)}"
+            )
         self.weights = weights / weights.sum()
         self.means = means.clone()
         self.covariances = covariances.clone()
@@ -193,15 +194,19 @@ class GaussianMixture:
     def get_parameters(self) -> GMMParameters:
         """Detached CPU clones of π, μ, Σ (a snapshot for the GUI thread)."""
         self._require_init()
-        return GMMParameters(self.weights.detach().cpu().clone(), self.means.detach().cpu().clone(),
-                             self.covariances.detach().cpu().clone(), self.covariance_type)
+        return GMMParameters(
+            self.weights.detach().cpu().clone(),
+            self.means.detach().cpu().clone(),
+            self.covariances.detach().cpu().clone(),
+            self.covariance_type,
+        )
 
     def covariance_matrices(self) -> torch.Tensor:
         """Σ_k as (K, D, D) for either covariance type."""
         self._require_init()
         return self.covariances if self.covariance_type == "full" else torch.diag_embed(self.covariances)
 
-    def copy(self) -> "GaussianMixture":
+    def copy(self) -> GaussianMixture:
         """An independent mixture with the same configuration and parameters."""
         other = GaussianMixture(replace(self.config), device=self.device, dtype=self.dtype)
         if self.is_initialized:
@@ -231,8 +236,9 @@ class GaussianMixture:
         chol, info = torch.linalg.cholesky_ex(cov)
         if bool((info > 0).any()):
             if strict:
-                raise ValueError(f"covariances of components {torch.nonzero(info).flatten().tolist()} "
-                                 "are not positive definite")
+                raise ValueError(
+                    f"covariances of components {torch.nonzero(info).flatten().tolist()} are not positive definite"
+                )
             chol, cov = self._jittered_cholesky(cov, info)
         self.covariances = cov
         self._chol = chol  # (K, D, D)
@@ -260,7 +266,7 @@ class GaussianMixture:
 
     # --- initialisation -----------------------------------------------------------------
 
-    def initialize(self, x, means=None) -> "GaussianMixture":
+    def initialize(self, x, means=None) -> GaussianMixture:
         """Seed the means, then set uniform weights and every Σ_k to the data covariance + ridge.
 
         init 'kmeans++' (or 'random') draws K distinct data points with a torch.Generator seeded
@@ -324,14 +330,14 @@ class GaussianMixture:
         work = self._work(rows * (k * d + d))
         for start in range(0, n, rows):
             r = min(rows, n - start)
-            xs = torch.sub(x[start:start + r], self._shift, out=work[:r * d].view(r, d))  # (r, D)
-            y = work[rows * d:rows * d + r * k * d].view(r, k * d)  # (r, K·D)
+            xs = torch.sub(x[start : start + r], self._shift, out=work[: r * d].view(r, d))  # (r, D)
+            y = work[rows * d : rows * d + r * k * d].view(r, k * d)  # (r, K·D)
             if self.covariance_type == "full":
                 torch.addmm(neg_b[:r], xs, a, out=y)  # (r, K·D)
             else:
                 torch.mul(xs.unsqueeze(1), inv_std, out=y.view(r, k, d)).sub_(b.view(k, d))  # (r, K, D)
             # ‖y‖ then squared below: one pass over y, no (r, K, D) temporary as in vecdot
-            torch.linalg.vector_norm(y.view(r, k, d), dim=-1, out=log_joint[start:start + r])  # (r, K)
+            torch.linalg.vector_norm(y.view(r, k, d), dim=-1, out=log_joint[start : start + r])  # (r, K)
         const = torch.log(self.weights) - self._half_log_det - 0.5 * d * LOG_2PI  # (K,)
         return log_joint.square_().mul_(-0.5).add_(const)  # (N, K)
 
@@ -353,7 +359,7 @@ class GaussianMixture:
         return log_resp, float(log_px.sum(dtype=torch.float64)) / x.shape[0]
 
     @torch.no_grad()
-    def m_step(self, x, log_resp) -> "GaussianMixture":
+    def m_step(self, x, log_resp) -> GaussianMixture:
         """M-step (PRML eqs. 9.24–9.26): N_k = Σ_n γ_nk, μ_k = Σ γ_nk x_n / N_k,
         Σ_k = Σ γ_nk (x_n − μ_k)(x_n − μ_k)ᵀ / N_k + ridge·I, π_k = N_k / N.
 
@@ -386,12 +392,12 @@ class GaussianMixture:
         work = self._work(rows * (k * d + width))
         for start in range(0, n, rows):
             r = min(rows, n - start)
-            xa = work[:r * width].view(r, width)  # (r, D+1) or (r, 2D)
-            xs = torch.sub(x[start:start + r], centre, out=xa[:, :d])  # (r, D)
-            g = resp[start:start + r]  # (r, K)
+            xa = work[: r * width].view(r, width)  # (r, D+1) or (r, 2D)
+            xs = torch.sub(x[start : start + r], centre, out=xa[:, :d])  # (r, D)
+            g = resp[start : start + r]  # (r, K)
             if full:
                 xa[:, d].fill_(1.0)
-                w = work[rows * width:rows * width + r * k * d].view(r, k, d)
+                w = work[rows * width : rows * width + r * k * d].view(r, k, d)
                 torch.mul(g.unsqueeze(-1), xs.unsqueeze(1), out=w)  # (r, K, D) γ_nk (x_n − c)
                 second.addmm_(xa.T, w.view(r, k * d))  # (D+1, K·D)
             else:

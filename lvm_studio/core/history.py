@@ -53,7 +53,7 @@ class EvalRecord:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EvalRecord":
+    def from_dict(cls, d: dict) -> EvalRecord:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["iw_bounds"] = tuple((int(k), float(v)) for k, v in d.get("iw_bounds", ()))
@@ -83,7 +83,7 @@ class History:
         }
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "History":
+    def from_dict(cls, d: dict | None) -> History:
         if not d:
             return cls()
         cols = d.get("train", {})
@@ -98,10 +98,29 @@ class History:
         header = ["kind", *TRAIN_COLUMNS, "split", "n", "log_px", "k", *(f"iw_{k}" for k in ks)]
         lines = [",".join(header)]
         for r in self.train:
-            lines.append(",".join(["train", *(repr(float(getattr(r, c))) for c in TRAIN_COLUMNS), "", "", "", "", *("" for _ in ks)]))
+            lines.append(
+                ",".join(
+                    ["train", *(repr(float(getattr(r, c))) for c in TRAIN_COLUMNS), "", "", "", "", *("" for _ in ks)]
+                )
+            )
         for e in self.evals:
             b = dict(e.iw_bounds)
-            row = ["eval", str(e.step), repr(e.epoch), repr(e.elbo), repr(e.recon), repr(e.kl), "", "", "", "",
-                   e.split, str(e.n), repr(e.log_px), str(e.k), *(repr(b[k]) if k in b else "" for k in ks)]
+            row = [
+                "eval",
+                str(e.step),
+                repr(e.epoch),
+                repr(e.elbo),
+                repr(e.recon),
+                repr(e.kl),
+                "",
+                "",
+                "",
+                "",
+                e.split,
+                str(e.n),
+                repr(e.log_px),
+                str(e.k),
+                *(repr(b[k]) if k in b else "" for k in ks),
+            ]
             lines.append(",".join(row))
         return "\n".join(lines) + "\n"

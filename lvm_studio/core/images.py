@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 SIDE = 28
-PIXELS = SIDE * SIDE  # 784: an image as a flat row
 BOX = 20  # the digit's bounding box is scaled to fit BOX × BOX
 CENTRE = 14.0  # target centre of mass (row, col), 0-based, as measured on MNIST
 INK_THRESHOLD = 1e-3  # grey levels above this count as ink when finding the bounding box
@@ -71,7 +70,7 @@ def center_by_mass(img: np.ndarray) -> np.ndarray:
     if not ink.any():
         return out
     rows, cols = np.nonzero(ink.any(1))[0], np.nonzero(ink.any(0))[0]
-    crop = img[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = crop.shape
     scale = BOX / max(h, w)
     new_h, new_w = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
@@ -82,7 +81,7 @@ def center_by_mass(img: np.ndarray) -> np.ndarray:
     r0, c0 = max(top, 0), max(left, 0)
     r1, c1 = min(top + new_h, SIDE), min(left + new_w, SIDE)
     if r1 > r0 and c1 > c0:
-        out[r0:r1, c0:c1] = digit[r0 - top:r1 - top, c0 - left:c1 - left]
+        out[r0:r1, c0:c1] = digit[r0 - top : r1 - top, c0 - left : c1 - left]
     return out
 
 
@@ -112,8 +111,7 @@ def to_grey(img: np.ndarray) -> np.ndarray:
     return a
 
 
-def to_mnist_format(grey: np.ndarray, invert_if_light_background: bool = True,
-                    noise_floor: float = 0.1) -> np.ndarray:
+def to_mnist_format(grey: np.ndarray, invert_if_light_background: bool = True, noise_floor: float = 0.1) -> np.ndarray:
     """A picture of a digit of any size and format -> MNIST-style (28, 28) float32 in [0, 1].
 
     1. to grey levels (to_grey);

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ MAX_ROWS = 1 << 14  # decoder rows per chunk in the sampling estimators: bounds 
 
 
 # --- configuration and results -------------------------------------------------------------
+
 
 @dataclass
 class InpaintConfig:
@@ -152,6 +153,7 @@ class MissingPixelScores:
 
 # --- inputs ---------------------------------------------------------------------------------
 
+
 def _as_tensor(a, device, dtype=None) -> torch.Tensor:
     if isinstance(a, np.ndarray):
         a = torch.from_numpy(np.ascontiguousarray(a))
@@ -173,7 +175,9 @@ def prepare(x, missing, device: torch.device | str = "cpu") -> tuple[torch.Tenso
     if m.ndim == 1:
         m = m[None]
     if m.ndim != 2 or m.shape[1] != N_PIXELS or m.shape[0] not in (1, x.shape[0]):
-        raise ValueError(f"the mask must be (28, 28), (784,) or one per digit, got {tuple(m.shape)} for {x.shape[0]} digits")
+        raise ValueError(
+            f"the mask must be (28, 28), (784,) or one per digit, got {tuple(m.shape)} for {x.shape[0]} digits"
+        )
     if m.shape[0] > 1 and bool((m == m[:1]).all()):
         m = m[:1]  # one mask for all: the fit then decodes only the observed pixels
     return x, m
@@ -192,6 +196,7 @@ def _keep_observed(x: torch.Tensor, missing: torch.Tensor, filled: torch.Tensor)
 
 
 # --- log p(x_o|z) and its gradient in z, by hand --------------------------------------------
+
 
 def _activation_backward(act: nn.Module) -> Callable | None:
     """g ↦ g · d post/d pre for an activation, from (g, pre, post); None if unknown (autograd is used).
@@ -268,8 +273,10 @@ class ObservedLikelihood:
         if not self.manual:
             self.observed = (~missing).to(x.dtype)  # (batch | 1, 784)
             return
-        self.hidden = [(lin.weight.detach(), lin.bias.detach() if lin.bias is not None else None, act, d)
-                       for lin, act, d in layers[:-1]]
+        self.hidden = [
+            (lin.weight.detach(), lin.bias.detach() if lin.bias is not None else None, act, d)
+            for lin, act, d in layers[:-1]
+        ]
         last = layers[-1][0]
         w, b = last.weight.detach(), (last.bias.detach() if last.bias is not None else None)
         if missing.shape[0] == 1:
@@ -358,7 +365,9 @@ def prior_mean_image(model, n: int = 512, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def amortized_guess(model, x, missing, fill: float | str | torch.Tensor = DEFAULT_FILL) -> tuple[torch.Tensor, torch.Tensor]:
+def amortized_guess(
+    model, x, missing, fill: float | str | torch.Tensor = DEFAULT_FILL
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The encoder's q(z|x̃) for x̃ = x with its missing pixels filled in; (z_loc, z_scale), (batch, latent).
 
     The encoder never saw holes, so it must be shown a complete image. `fill` is a number, a (784,)
@@ -383,9 +392,19 @@ def amortized_guess(model, x, missing, fill: float | str | torch.Tensor = DEFAUL
 
 # --- completions -----------------------------------------------------------------------------
 
+
 @torch.no_grad()
-def complete(model, x, missing, z_loc: torch.Tensor, z_scale: torch.Tensor, n: int = 64, n_keep: int = 16,
-             eps: torch.Tensor | None = None, generator: torch.Generator | None = None) -> Completion:
+def complete(
+    model,
+    x,
+    missing,
+    z_loc: torch.Tensor,
+    z_scale: torch.Tensor,
+    n: int = 64,
+    n_keep: int = 16,
+    eps: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Completion:
     """The completion under q = N(z_loc, diag z_scale²) from n samples; the first n_keep are returned as samples.
 
     eps (n, batch, latent) fixes the noise (z = z_loc + z_scale · eps), e.g. to animate a fit smoothly.
@@ -400,7 +419,7 @@ def complete(model, x, missing, z_loc: torch.Tensor, z_scale: torch.Tensor, n: i
     kept = []
     step = max(1, MAX_ROWS // max(B, 1))
     for s in range(0, n, step):
-        z = z_loc + z_scale * eps[s:s + step]  # (c, batch, latent)
+        z = z_loc + z_scale * eps[s : s + step]  # (c, batch, latent)
         mean_x = model.decode_mean(z)  # (c, batch, 784)
         total += mean_x.sum(0, dtype=torch.float64)
         total_sq += (mean_x.double() ** 2).sum(0)
@@ -409,14 +428,23 @@ def complete(model, x, missing, z_loc: torch.Tensor, z_scale: torch.Tensor, n: i
     mean = (total / n).to(x.dtype)  # (batch, 784)
     var = (total_sq / n - (total / n) ** 2).clamp_min(0).to(x.dtype)
     samples = torch.cat(kept, 0) if kept else x.new_zeros((0, B, N_PIXELS))
-    return Completion(mean=_keep_observed(x, missing, mean),
-                      samples=_keep_observed(x, missing, samples),
-                      pixel_std=torch.where(missing, var.sqrt(), torch.zeros_like(var)))
+    return Completion(
+        mean=_keep_observed(x, missing, mean),
+        samples=_keep_observed(x, missing, samples),
+        pixel_std=torch.where(missing, var.sqrt(), torch.zeros_like(var)),
+    )
 
 
 @torch.no_grad()
-def observed_elbo(model, x, missing, z_loc: torch.Tensor, z_scale: torch.Tensor, k: int = 256,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def observed_elbo(
+    model,
+    x,
+    missing,
+    z_loc: torch.Tensor,
+    z_scale: torch.Tensor,
+    k: int = 256,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """E_q[log p(x_o|z)] − KL(q ‖ p(z)) by k samples (KL in closed form), nats per digit, (batch,)."""
     x, missing = prepare(x, missing, z_loc.device)
     lik = ObservedLikelihood(model, x, missing)
@@ -431,6 +459,7 @@ def observed_elbo(model, x, missing, z_loc: torch.Tensor, z_scale: torch.Tensor,
 
 # --- the fit ---------------------------------------------------------------------------------
 
+
 def _generator(seed: int | None, device) -> torch.Generator:
     g = torch.Generator(device=device)
     if seed is None:
@@ -440,16 +469,21 @@ def _generator(seed: int | None, device) -> torch.Generator:
     return g
 
 
-def fit_q(model, x, missing, config: InpaintConfig | None = None,
-          callback: Callable[[InpaintProgress], None] | None = None,
-          should_stop: Callable[[], bool] | None = None,
-          init: tuple[torch.Tensor, torch.Tensor] | None = None) -> InpaintResult:
+def fit_q(
+    model,
+    x,
+    missing,
+    config: InpaintConfig | None = None,
+    callback: Callable[[InpaintProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> InpaintResult:
     """Fit q(z; φ) to the observed pixels of one digit or a batch (each digit its own φ, its own mask).
 
     callback(progress) is called every config.report_every steps and at the end; should_stop() is
     checked before every Adam step and ends the fit at once (the result then has stopped=True and
-    the φ reached so far; the callback has seen that φ). init = (z_loc, z_scale) overrides the encoder's guess (amortized_guess with
-    the default fill). The model is only read, never changed.
+    the φ reached so far; the callback has seen that φ). init = (z_loc, z_scale) overrides the
+    encoder's guess (amortized_guess with the default fill). The model is only read, never changed.
     """
     cfg = config or InpaintConfig()
     device = _device(model)
@@ -476,9 +510,16 @@ def fit_q(model, x, missing, config: InpaintConfig | None = None,
     phi_hist = torch.empty((cfg.steps + 1, 2, B, L), device=device, dtype=phi.dtype)
     # the live sample grid reuses one noise draw, so it moves smoothly; its own generator keeps the
     # fit itself identical with or without a callback
-    report_eps = (torch.randn((cfg.n_completion_samples, B, L), device=device, dtype=phi.dtype,
-                              generator=_generator(None if cfg.seed is None else cfg.seed + 1, device))
-                  if callback is not None else None)
+    report_eps = (
+        torch.randn(
+            (cfg.n_completion_samples, B, L),
+            device=device,
+            dtype=phi.dtype,
+            generator=_generator(None if cfg.seed is None else cfg.seed + 1, device),
+        )
+        if callback is not None
+        else None
+    )
 
     def step_gradient(t: int):
         """lp_hist[t] = one MC estimate of E_q[log p(x_o|z)], and ∂L/∂φ into grad (K&W 2014, §2.4)."""
@@ -496,17 +537,25 @@ def fit_q(model, x, missing, config: InpaintConfig | None = None,
 
     def elbo_trace(upto: int) -> torch.Tensor:
         """(upto + 1, batch): E_q[log p(x_o|z)] estimates minus the closed-form KL at each step's φ."""
-        m, ls = phi_hist[:upto + 1, 0], phi_hist[:upto + 1, 1]
+        m, ls = phi_hist[: upto + 1, 0], phi_hist[: upto + 1, 1]
         kl = 0.5 * (m * m + (2 * ls).exp() - 1.0 - 2.0 * ls).sum(-1)  # (upto + 1, batch)
-        return lp_hist[:upto + 1] - kl
+        return lp_hist[: upto + 1] - kl
 
     def report(step: int):
         z_loc, z_scale = mu.clone(), log_sigma.exp()
         comp = complete(model, x, missing, z_loc, z_scale, eps=report_eps, n_keep=cfg.n_completion_samples)
-        callback(InpaintProgress(step=step, steps=cfg.steps, elbo_trace=elbo_trace(step).cpu().clone(),
-                                 z_loc=z_loc.cpu().clone(), z_scale=z_scale.cpu().clone(),
-                                 completion=Completion(comp.mean.cpu().clone(), comp.samples.cpu().clone(),
-                                                       comp.pixel_std.cpu().clone())))
+        callback(
+            InpaintProgress(
+                step=step,
+                steps=cfg.steps,
+                elbo_trace=elbo_trace(step).cpu().clone(),
+                z_loc=z_loc.cpu().clone(),
+                z_scale=z_scale.cpu().clone(),
+                completion=Completion(
+                    comp.mean.cpu().clone(), comp.samples.cpu().clone(), comp.pixel_std.cpu().clone()
+                ),
+            )
+        )
 
     stopped = False
     done = 0
@@ -516,7 +565,9 @@ def fit_q(model, x, missing, config: InpaintConfig | None = None,
             done = t
             step_gradient(t)  # the ELBO estimate at φ after t Adam steps, and its gradient
             reported = False
-            if callback is not None and (t == cfg.steps or (cfg.report_every > 0 and t > 0 and t % cfg.report_every == 0)):
+            if callback is not None and (
+                t == cfg.steps or (cfg.report_every > 0 and t > 0 and t % cfg.report_every == 0)
+            ):
                 report(t)
                 reported = True
             if t == cfg.steps:
@@ -542,12 +593,22 @@ def fit_q(model, x, missing, config: InpaintConfig | None = None,
         completion = complete(model, x, missing, z_loc, z_scale, n=n_mean, n_keep=n_keep, generator=gen)
         amortized = complete(model, x, missing, init_loc, init_scale, n=n_mean, n_keep=n_keep, generator=gen)
         trace = elbo_trace(done).clone()
-    return InpaintResult(z_loc=z_loc, z_scale=z_scale, init_loc=init_loc, init_scale=init_scale,
-                         elbo_trace=trace, completion=completion, amortized=amortized,
-                         steps_done=done, stopped=stopped, seconds=seconds)
+    return InpaintResult(
+        z_loc=z_loc,
+        z_scale=z_scale,
+        init_loc=init_loc,
+        init_scale=init_scale,
+        elbo_trace=trace,
+        completion=completion,
+        amortized=amortized,
+        steps_done=done,
+        stopped=stopped,
+        seconds=seconds,
+    )
 
 
 # --- importance sampling with q as the proposal ----------------------------------------------
+
 
 def _log_weights_and_z(lik: ObservedLikelihood, q_loc, q_scale, k, generator):
     """z_j ~ q and log w_j = log p(x_o|z_j) + log p(z_j) − log q(z_j); (k, batch, latent), (k, batch)."""
@@ -555,16 +616,25 @@ def _log_weights_and_z(lik: ObservedLikelihood, q_loc, q_scale, k, generator):
     step = max(1, MAX_ROWS // B)
     zs, log_ws = [], []
     for s in range(0, k, step):
-        z = q_loc + q_scale * torch.randn((min(step, k - s), *q_loc.shape), generator=generator,
-                                          device=q_loc.device, dtype=q_loc.dtype)  # (c, batch, latent)
+        z = q_loc + q_scale * torch.randn(
+            (min(step, k - s), *q_loc.shape), generator=generator, device=q_loc.device, dtype=q_loc.dtype
+        )  # (c, batch, latent)
         zs.append(z)
         log_ws.append(lik.value(z) + log_standard_normal(z) - log_normal(z, q_loc, q_scale))  # (c, batch)
     return torch.cat(zs), torch.cat(log_ws)
 
 
 @torch.no_grad()
-def importance_resample(model, x, missing, q_loc: torch.Tensor, q_scale: torch.Tensor, k: int = 1000,
-                        n: int = 16, generator: torch.Generator | None = None) -> ImportanceSamples:
+def importance_resample(
+    model,
+    x,
+    missing,
+    q_loc: torch.Tensor,
+    q_scale: torch.Tensor,
+    k: int = 1000,
+    n: int = 16,
+    generator: torch.Generator | None = None,
+) -> ImportanceSamples:
     """Posterior samples of z given x_o by sampling-importance-resampling with q as the proposal.
 
     k proposals z_j ~ q get weights w_j = p(x_o|z_j) p(z_j) / q(z_j); n of them are drawn with
@@ -583,7 +653,7 @@ def importance_resample(model, x, missing, q_loc: torch.Tensor, q_scale: torch.T
     mean = torch.zeros(B, N_PIXELS, device=x.device, dtype=x.dtype)
     step = max(1, MAX_ROWS // B)
     for s in range(0, k, step):
-        mean += (w_norm[s:s + step, :, None] * model.decode_mean(z[s:s + step])).sum(0)  # (batch, 784)
+        mean += (w_norm[s : s + step, :, None] * model.decode_mean(z[s : s + step])).sum(0)  # (batch, 784)
     if n > 0:
         idx = torch.multinomial(w_norm.T, n, replacement=True, generator=generator).T  # (n, batch)
         z_post = z.gather(0, idx[..., None].expand(-1, -1, z.shape[-1]))  # (n, batch, latent)
@@ -591,15 +661,24 @@ def importance_resample(model, x, missing, q_loc: torch.Tensor, q_scale: torch.T
     else:
         z_post = z.new_zeros((0, B, z.shape[-1]))
         completions = x.new_zeros((0, B, N_PIXELS))
-    return ImportanceSamples(z=z_post, completions=completions, mean=_keep_observed(x, missing, mean),
-                             log_w=log_w, ess=ess)
+    return ImportanceSamples(
+        z=z_post, completions=completions, mean=_keep_observed(x, missing, mean), log_w=log_w, ess=ess
+    )
 
 
 # --- how well a completion predicts the true missing pixels ----------------------------------
 
+
 @torch.no_grad()
-def missing_pixel_scores(model, x_true, missing, q_loc: torch.Tensor, q_scale: torch.Tensor, k: int = 500,
-                         generator: torch.Generator | None = None) -> MissingPixelScores:
+def missing_pixel_scores(
+    model,
+    x_true,
+    missing,
+    q_loc: torch.Tensor,
+    q_scale: torch.Tensor,
+    k: int = 500,
+    generator: torch.Generator | None = None,
+) -> MissingPixelScores:
     """log-likelihood of the true missing pixels under the completion from q, three ways (see MissingPixelScores).
 
     All three use the same k samples z_j ~ q; nats per digit, (batch,). Computed in chunks of k
@@ -617,8 +696,9 @@ def missing_pixel_scores(model, x_true, missing, q_loc: torch.Tensor, q_scale: t
     step = max(1, MAX_ROWS // B)
     for s in range(0, k, step):
         c = min(step, k - s)
-        z = q_loc + q_scale * torch.randn((c, *q_loc.shape), generator=generator, device=x.device,
-                                          dtype=x.dtype)  # (c, batch, latent)
+        z = q_loc + q_scale * torch.randn(
+            (c, *q_loc.shape), generator=generator, device=x.device, dtype=x.dtype
+        )  # (c, batch, latent)
         lp_pix = model.log_px_given_z_pixels(x, z)  # (c, batch, 784)
         lp_m = (lp_pix * miss_f).sum(-1)  # (c, batch) log p(x_m|z_j)
         lp_o = (lp_pix * obs_f).sum(-1)  # (c, batch) log p(x_o|z_j)
@@ -629,14 +709,24 @@ def missing_pixel_scores(model, x_true, missing, q_loc: torch.Tensor, q_scale: t
         iw_den = torch.logaddexp(iw_den, torch.logsumexp(log_w, 0))
         iw_den2 = torch.logaddexp(iw_den2, torch.logsumexp(2 * log_w, 0))
     log_k = math.log(k)
-    return MissingPixelScores(mean_field=((pix_lse - log_k) * miss_f).sum(-1),
-                              mixture=mix_lse - log_k,
-                              importance=iw_num - iw_den,
-                              ess=torch.exp(2 * iw_den - iw_den2))
+    return MissingPixelScores(
+        mean_field=((pix_lse - log_k) * miss_f).sum(-1),
+        mixture=mix_lse - log_k,
+        importance=iw_num - iw_den,
+        ess=torch.exp(2 * iw_den - iw_den2),
+    )
 
 
-def missing_pixel_log_likelihood(model, x_true, missing, q_loc: torch.Tensor, q_scale: torch.Tensor, k: int = 500,
-                                 method: str = "mean_field", generator: torch.Generator | None = None) -> torch.Tensor:
+def missing_pixel_log_likelihood(
+    model,
+    x_true,
+    missing,
+    q_loc: torch.Tensor,
+    q_scale: torch.Tensor,
+    k: int = 500,
+    method: str = "mean_field",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """log p(x_m) of the true missing pixels under the completion, nats per digit, (batch,).
 
     method 'mean_field' (the completion as the app shows it: Σ_{i∈m} log Bern(x_i; φ_i)),

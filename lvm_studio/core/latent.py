@@ -17,15 +17,23 @@ decode_mean where images are made), never change it, and return detached tensors
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 
 from lvm_studio.core.clustering import PCA, pca  # noqa: F401  (the map's projection; shared with the mixtures panels)
-from lvm_studio.core.estimators import (DEFAULT_MAX_ROWS, GridPosterior, grid_posterior, kl_normal_standard,
-                                        kl_per_dimension, log_importance_weights, log_normal, log_standard_normal)
+from lvm_studio.core.estimators import (
+    DEFAULT_MAX_ROWS,
+    GridPosterior,
+    grid_posterior,
+    kl_normal_standard,
+    kl_per_dimension,
+    log_importance_weights,
+    log_normal,
+    log_standard_normal,
+)
 
 # A unit is "active" when its average KL to the prior exceeds this many nats. Burda et al. (2016,
 # §5.2) use instead the activity A_u = Cov_x(E_q[u]) > 1e-2; both are reported (LatentStats).
@@ -34,6 +42,7 @@ ACTIVITY_THRESHOLD = 1e-2
 
 
 # --- which dimensions are used -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LatentStats:
@@ -56,9 +65,13 @@ def order_by_kl(mean_kl: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_loc_scale(model, x: torch.Tensor, batch_size: int = 2000,
-                     should_stop: Callable[[], bool] | None = None,
-                     progress: Callable[[float], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_loc_scale(
+    model,
+    x: torch.Tensor,
+    batch_size: int = 2000,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """q(z|x) for many images in chunks: z_loc, z_scale each (N, latent). Returns partial results
     (the rows encoded so far) if should_stop() turns true."""
     locs, scales = [], []
@@ -66,7 +79,7 @@ def encode_loc_scale(model, x: torch.Tensor, batch_size: int = 2000,
     for start in range(0, n, batch_size):
         if should_stop is not None and should_stop():
             break
-        z_loc, z_scale = model.encode(x[start:start + batch_size])  # (b, latent)
+        z_loc, z_scale = model.encode(x[start : start + batch_size])  # (b, latent)
         locs.append(z_loc)
         scales.append(z_scale)
         if progress is not None:
@@ -77,17 +90,22 @@ def encode_loc_scale(model, x: torch.Tensor, batch_size: int = 2000,
     return torch.cat(locs), torch.cat(scales)
 
 
-def latent_stats_from_codes(z_loc: torch.Tensor, z_scale: torch.Tensor,
-                            threshold: float = ACTIVE_KL_THRESHOLD) -> LatentStats:
+def latent_stats_from_codes(
+    z_loc: torch.Tensor, z_scale: torch.Tensor, threshold: float = ACTIVE_KL_THRESHOLD
+) -> LatentStats:
     """LatentStats from encoded (N, latent) means and scales."""
     mean_kl = kl_per_dimension(z_loc, z_scale).mean(0)  # (latent,)
     activity = z_loc.var(0, unbiased=False) if z_loc.shape[0] > 1 else torch.zeros_like(mean_kl)  # (latent,)
-    return LatentStats(mean_kl=mean_kl, activity=activity, order=order_by_kl(mean_kl),
-                       active=mean_kl > threshold, threshold=float(threshold))
+    return LatentStats(
+        mean_kl=mean_kl,
+        activity=activity,
+        order=order_by_kl(mean_kl),
+        active=mean_kl > threshold,
+        threshold=float(threshold),
+    )
 
 
-def latent_stats(model, x: torch.Tensor, batch_size: int = 2000,
-                 threshold: float = ACTIVE_KL_THRESHOLD) -> LatentStats:
+def latent_stats(model, x: torch.Tensor, batch_size: int = 2000, threshold: float = ACTIVE_KL_THRESHOLD) -> LatentStats:
     """Average KL per dimension over x (the validation set), the KL ordering and the active units."""
     z_loc, z_scale = encode_loc_scale(model, x, batch_size)
     return latent_stats_from_codes(z_loc, z_scale, threshold)
@@ -95,13 +113,15 @@ def latent_stats(model, x: torch.Tensor, batch_size: int = 2000,
 
 # --- where to look ------------------------------------------------------------------------------
 
+
 def traversal_values(lo: float, hi: float, n: int) -> torch.Tensor:
     """n evenly spaced values from lo to hi inclusive (in prior standard deviations)."""
     return torch.linspace(float(lo), float(hi), int(n))
 
 
-def traversal_grid(z: torch.Tensor, dims: tuple[int, ...] | list[int], values_a: torch.Tensor,
-                   values_b: torch.Tensor | None = None) -> torch.Tensor:
+def traversal_grid(
+    z: torch.Tensor, dims: tuple[int, ...] | list[int], values_a: torch.Tensor, values_b: torch.Tensor | None = None
+) -> torch.Tensor:
     """Codes that vary one or two dimensions of z while the others stay fixed.
 
     One dimension: (n_a, latent), row i has z[dims[0]] = values_a[i].
@@ -166,11 +186,12 @@ def tile_images(images: torch.Tensor | np.ndarray, gap: int = 1, fill: float = 0
     out = np.full((rows * step - gap, cols * step - gap), fill, dtype=np.float32)
     for r in range(rows):
         for c in range(cols):
-            out[r * step:r * step + 28, c * step:c * step + 28] = a[r, c]
+            out[r * step : r * step + 28, c * step : c * step + 28] = a[r, c]
     return out
 
 
 # --- how good is q, for one digit --------------------------------------------------------------
+
 
 def gauss_hermite(n: int, dim: int, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes (n**dim, dim) and weights (n**dim,) with Σ_i w_i f(u_i) ≈ E_{u~N(0,I)}[f(u)].
@@ -178,7 +199,7 @@ def gauss_hermite(n: int, dim: int, dtype=torch.float32) -> tuple[torch.Tensor, 
     Product rule from the probabilists' Gauss–Hermite rule (weight e^{−u²/2}); exact for
     polynomials of degree ≤ 2n − 1 in each coordinate (Abramowitz & Stegun 25.4.46).
     """
-    if n ** dim > 1 << 20:
+    if n**dim > 1 << 20:
         raise ValueError(f"{n}^{dim} quadrature nodes are too many; use Monte Carlo")
     u, w = np.polynomial.hermite_e.hermegauss(int(n))
     w = w / w.sum()  # Σ w = √(2π) before normalising
@@ -193,9 +214,15 @@ def gauss_hermite(n: int, dim: int, dtype=torch.float32) -> tuple[torch.Tensor, 
 DEFAULT_QUADRATURE_NODES = 24  # per dimension; 576 decoder rows for a 2-D latent
 
 
-def expected_log_px_given_z(model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor,
-                            method: str = "auto", n: int | None = None,
-                            generator: torch.Generator | None = None) -> torch.Tensor:
+def expected_log_px_given_z(
+    model,
+    x: torch.Tensor,
+    z_loc: torch.Tensor,
+    z_scale: torch.Tensor,
+    method: str = "auto",
+    n: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """E_{q}[log p(x|z)] for q = N(z_loc, diag z_scale²), differentiable in z_loc and z_scale; (batch,).
 
     method 'quadrature': Gauss–Hermite with n nodes per dimension (deterministic; latents ≤ 3);
@@ -221,7 +248,7 @@ def _chunked_log_px_given_z(model, x: torch.Tensor, z: torch.Tensor, max_rows: i
     step = max(1, max_rows // max(1, x.shape[0]))
     if z.shape[0] <= step:
         return model.log_px_given_z(x, z)
-    return torch.cat([model.log_px_given_z(x, z[s:s + step]) for s in range(0, z.shape[0], step)])
+    return torch.cat([model.log_px_given_z(x, z[s : s + step]) for s in range(0, z.shape[0], step)])
 
 
 @dataclass(frozen=True)
@@ -234,8 +261,15 @@ class QElbo:
 
 
 @torch.no_grad()
-def elbo_for_q(model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor, method: str = "auto",
-               n: int | None = None, generator: torch.Generator | None = None) -> QElbo:
+def elbo_for_q(
+    model,
+    x: torch.Tensor,
+    z_loc: torch.Tensor,
+    z_scale: torch.Tensor,
+    method: str = "auto",
+    n: int | None = None,
+    generator: torch.Generator | None = None,
+) -> QElbo:
     """ELBO(q) = E_q[log p(x|z)] − KL(q ‖ p(z)) for a hand-set q (Kingma & Welling 2014, eq. 3),
     KL in closed form (ibid., App. B)."""
     recon = expected_log_px_given_z(model, x, z_loc, z_scale, method, n, generator)
@@ -244,8 +278,15 @@ def elbo_for_q(model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tenso
 
 
 @torch.no_grad()
-def iw_log_px_for_q(model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor, k: int,
-                    generator: torch.Generator | None = None, max_rows: int = DEFAULT_MAX_ROWS) -> torch.Tensor:
+def iw_log_px_for_q(
+    model,
+    x: torch.Tensor,
+    z_loc: torch.Tensor,
+    z_scale: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> torch.Tensor:
     """The IW-k estimate logsumexp_j log w_j − log k with q = N(z_loc, diag z_scale²) as the
     proposal (Burda et al. 2016, eq. 8), in chunks of k; (batch,)."""
     if k < 1:
@@ -259,8 +300,9 @@ def iw_log_px_for_q(model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.
 
 
 @torch.no_grad()
-def importance_samples(model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor, k: int,
-                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def importance_samples(
+    model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor, k: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """k draws z_j ~ q for one image x (1, 784): z (k, latent), log w (k,), normalised w̃ (k,), Σ w̃ = 1."""
     eps = torch.randn((k, *z_loc.shape), generator=generator, device=z_loc.device, dtype=z_loc.dtype)
     z = z_loc + z_scale * eps  # (k, 1, latent)
@@ -275,15 +317,27 @@ def _mass_box(grid: GridPosterior, tail: float) -> tuple[float, float, float, fl
     keep = grid.log_post[0] > grid.log_post[0].max() - tail  # (n, n)
     i = keep.any(1).nonzero().squeeze(1)
     j = keep.any(0).nonzero().squeeze(1)
-    return (grid.z1[i.min()].item() - 1.5 * d1, grid.z1[i.max()].item() + 1.5 * d1,
-            grid.z2[j.min()].item() - 1.5 * d2, grid.z2[j.max()].item() + 1.5 * d2)
+    return (
+        grid.z1[i.min()].item() - 1.5 * d1,
+        grid.z1[i.max()].item() + 1.5 * d1,
+        grid.z2[j.min()].item() - 1.5 * d2,
+        grid.z2[j.max()].item() + 1.5 * d2,
+    )
 
 
 @torch.no_grad()
-def posterior_grid(model, x: torch.Tensor, n: int = 96, n_coarse: int = 33, extent: float = 5.0,
-                   tail: float = 15.0, display_tail: float = 9.0,
-                   include: tuple[torch.Tensor, torch.Tensor] | None = None, margin: float = 0.1,
-                   preview: Callable[[GridPosterior], None] | None = None) -> GridPosterior:
+def posterior_grid(
+    model,
+    x: torch.Tensor,
+    n: int = 96,
+    n_coarse: int = 33,
+    extent: float = 5.0,
+    tail: float = 15.0,
+    display_tail: float = 9.0,
+    include: tuple[torch.Tensor, torch.Tensor] | None = None,
+    margin: float = 0.1,
+    preview: Callable[[GridPosterior], None] | None = None,
+) -> GridPosterior:
     """p(z|x) for ONE image x (1, 784) of a 2-D latent on an n × n grid zoomed onto its mass.
 
     1. A coarse grid over [−extent, extent]² finds the cells within `tail` nats of the peak (box A).
@@ -311,8 +365,10 @@ def posterior_grid(model, x: torch.Tensor, n: int = 96, n_coarse: int = 33, exte
     box = (c1 - half, c1 + half, c2 - half, c2 + half)
     fine = grid_posterior(model, x, n, box)
     # second-stage cells whose centre lies outside box B add their midpoint mass
-    outside = ~(((zoomed.z1 >= box[0]) & (zoomed.z1 <= box[1]))[:, None]
-                & ((zoomed.z2 >= box[2]) & (zoomed.z2 <= box[3]))[None, :])  # (n_coarse, n_coarse)
+    outside = ~(
+        ((zoomed.z1 >= box[0]) & (zoomed.z1 <= box[1]))[:, None]
+        & ((zoomed.z2 >= box[2]) & (zoomed.z2 <= box[3]))[None, :]
+    )  # (n_coarse, n_coarse)
     parts = [fine.log_px]
     if outside.any():
         log_joint_out = zoomed.log_post[0][outside] + zoomed.log_px[0]  # log p(x, z) at those cells
@@ -345,17 +401,32 @@ class PosteriorNumbers:
 
 
 @torch.no_grad()
-def posterior_numbers(model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor, log_px: float | torch.Tensor,
-                      k: int = 100, generator: torch.Generator | None = None,
-                      method: str = "auto", n: int | None = None) -> PosteriorNumbers:
+def posterior_numbers(
+    model,
+    x: torch.Tensor,
+    z_loc: torch.Tensor,
+    z_scale: torch.Tensor,
+    log_px: float | torch.Tensor,
+    k: int = 100,
+    generator: torch.Generator | None = None,
+    method: str = "auto",
+    n: int | None = None,
+) -> PosteriorNumbers:
     """ELBO(q), KL(q ‖ p(z|x)) = log p(x) − ELBO(q) and IW-k(q) for one image x (1, 784) given its
     exact log p(x) (from posterior_grid or exact_log_px_2d)."""
     terms = elbo_for_q(model, x, z_loc, z_scale, method, n, generator)
     log_px = float(log_px)
     elbo_v = float(terms.elbo[0])
     iw = float(iw_log_px_for_q(model, x, z_loc, z_scale, k, generator)[0])
-    return PosteriorNumbers(log_px=log_px, elbo=elbo_v, recon=float(terms.recon[0]), kl_prior=float(terms.kl[0]),
-                            kl_post=log_px - elbo_v, iw_k=int(k), iw_log_px=iw)
+    return PosteriorNumbers(
+        log_px=log_px,
+        elbo=elbo_v,
+        recon=float(terms.recon[0]),
+        kl_prior=float(terms.kl[0]),
+        kl_post=log_px - elbo_v,
+        iw_k=int(k),
+        iw_log_px=iw,
+    )
 
 
 @dataclass(frozen=True)
@@ -369,11 +440,18 @@ class OptimisedPhi:
 MIN_LOG_SCALE, MAX_LOG_SCALE = math.log(1e-4), math.log(10.0)
 
 
-def optimise_phi(model, x: torch.Tensor, steps: int = 200, lr: float = 0.05,
-                 init: tuple[torch.Tensor, torch.Tensor] | None = None, method: str = "auto", n: int | None = None,
-                 generator: torch.Generator | None = None,
-                 callback: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> OptimisedPhi:
+def optimise_phi(
+    model,
+    x: torch.Tensor,
+    steps: int = 200,
+    lr: float = 0.05,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    method: str = "auto",
+    n: int | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> OptimisedPhi:
     """Maximise ELBO(φ) = E_q[log p(x|z)] − KL(q ‖ p(z)) over q(z; φ) = N(φ_μ, diag φ_σ²) for these
     images alone — the lecture's "pick φ so that q(z; φ) is as close as possible to p(z|x)".
 
@@ -415,11 +493,13 @@ def optimise_phi(model, x: torch.Tensor, steps: int = 200, lr: float = 0.05,
         sigma = log_sigma.exp()
         final = expected_log_px_given_z(model, x, mu, sigma, method, n, generator) - kl_normal_standard(mu, sigma)
         trace.append(final)
-    return OptimisedPhi(z_loc=mu.detach().clone(), z_scale=sigma.detach().clone(),
-                        elbo_trace=torch.stack(trace), method=method)
+    return OptimisedPhi(
+        z_loc=mu.detach().clone(), z_scale=sigma.detach().clone(), elbo_trace=torch.stack(trace), method=method
+    )
 
 
 # --- estimators of log p(x) as k grows --------------------------------------------------------
+
 
 def log_spaced_ks(k_max: int, per_decade: int = 6) -> torch.Tensor:
     """Distinct integers from 1 to k_max, about per_decade per factor of ten (int64)."""
@@ -455,21 +535,29 @@ def _running_log_mean(log_w: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def estimator_sweep(model, x: torch.Tensor, k_max: int = 10000, runs: int = 8, per_decade: int = 6,
-                    generator: torch.Generator | None = None,
-                    callback: Callable[[EstimatorSweep], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> EstimatorSweep:
+def estimator_sweep(
+    model,
+    x: torch.Tensor,
+    k_max: int = 10000,
+    runs: int = 8,
+    per_decade: int = 6,
+    generator: torch.Generator | None = None,
+    callback: Callable[[EstimatorSweep], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EstimatorSweep:
     """Naive Monte Carlo (z ~ p(z), w = p(x|z)) beside importance sampling with q(z|x)
     (w = p(x, z)/q(z|x)) for one image x (1, 784), each k from 1 to k_max, over `runs` independent
     runs. callback(partial sweep) after each run; should_stop() ends early (runs_done < runs)."""
-    from lvm_studio.core.estimators import sample_log_weights, effective_sample_size
+    from lvm_studio.core.estimators import effective_sample_size, sample_log_weights
 
     ks = log_spaced_ks(k_max, per_decade)
     naive, imp = [], []
     log_w_prior = log_w_q = None
     ess_prior = ess_q = float("nan")
     encoded = model.encode(x)
-    elbo_v = float(elbo_for_q(model, x, *encoded, n=None if model.latent_dim <= 2 else 1000, generator=generator).elbo[0])
+    elbo_v = float(
+        elbo_for_q(model, x, *encoded, n=None if model.latent_dim <= 2 else 1000, generator=generator).elbo[0]
+    )
     result = None
     for r in range(runs):
         if should_stop is not None and should_stop():
@@ -482,15 +570,32 @@ def estimator_sweep(model, x: torch.Tensor, k_max: int = 10000, runs: int = 8, p
             log_w_prior, log_w_q = lw_p.clone(), lw_q.clone()
             ess_prior = float(effective_sample_size(lw_p[:, None])[0])
             ess_q = float(effective_sample_size(lw_q[:, None])[0])
-        result = EstimatorSweep(ks=ks, naive=torch.stack(naive), importance=torch.stack(imp),
-                                log_w_prior=log_w_prior, log_w_q=log_w_q, ess_prior=ess_prior, ess_q=ess_q,
-                                elbo=elbo_v, runs_done=r + 1)
+        result = EstimatorSweep(
+            ks=ks,
+            naive=torch.stack(naive),
+            importance=torch.stack(imp),
+            log_w_prior=log_w_prior,
+            log_w_q=log_w_q,
+            ess_prior=ess_prior,
+            ess_q=ess_q,
+            elbo=elbo_v,
+            runs_done=r + 1,
+        )
         if callback is not None:
             callback(result)
     if result is None:
         empty = torch.empty(0, len(ks))
-        result = EstimatorSweep(ks=ks, naive=empty, importance=empty.clone(), log_w_prior=torch.empty(0),
-                                log_w_q=torch.empty(0), ess_prior=ess_prior, ess_q=ess_q, elbo=elbo_v, runs_done=0)
+        result = EstimatorSweep(
+            ks=ks,
+            naive=empty,
+            importance=empty.clone(),
+            log_w_prior=torch.empty(0),
+            log_w_q=torch.empty(0),
+            ess_prior=ess_prior,
+            ess_q=ess_q,
+            elbo=elbo_v,
+            runs_done=0,
+        )
     return result
 
 

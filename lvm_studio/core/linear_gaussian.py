@@ -12,11 +12,18 @@ import math
 import torch
 
 from lvm_studio.core.estimators import LOG_2PI
+from lvm_studio.core.model import StandardNormalPrior
 
 
-class LinearGaussian:
-    def __init__(self, W: torch.Tensor, b: torch.Tensor, noise_scale: float,
-                 posterior_loc_shift: float = 0.0, posterior_scale_factor: float = 1.0):
+class LinearGaussian(StandardNormalPrior):
+    def __init__(
+        self,
+        W: torch.Tensor,
+        b: torch.Tensor,
+        noise_scale: float,
+        posterior_loc_shift: float = 0.0,
+        posterior_scale_factor: float = 1.0,
+    ):
         self.W = W  # (D, latent)
         self.b = b  # (D,)
         self.noise_scale = float(noise_scale)
@@ -27,12 +34,16 @@ class LinearGaussian:
         self.posterior_scale_factor = posterior_scale_factor
 
     @classmethod
-    def random(cls, x_dim: int = 5, latent_dim: int = 2, noise_scale: float = 0.5, seed: int = 0,
-               dtype=torch.float64, **kw) -> "LinearGaussian":
+    def random(
+        cls, x_dim: int = 5, latent_dim: int = 2, noise_scale: float = 0.5, seed: int = 0, dtype=torch.float64, **kw
+    ) -> LinearGaussian:
         g = torch.Generator().manual_seed(seed)
         W = torch.randn(x_dim, latent_dim, generator=g, dtype=dtype)
         b = torch.randn(x_dim, generator=g, dtype=dtype)
         return cls(W, b, noise_scale, **kw)
+
+    def prior_reference(self) -> torch.Tensor:
+        return self.W
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=self.W.dtype)

@@ -12,7 +12,7 @@ Regions are half-open: box(r0, c0, r1, c1) covers rows r0..r1-1 and columns c0..
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def box(r0: int, c0: int, r1: int, c1: int) -> np.ndarray:
     r0, r1 = sorted((int(r0), int(r1)))
     c0, c1 = sorted((int(c0), int(c1)))
     m = empty()
-    m[max(r0, 0):min(r1, SIDE), max(c0, 0):min(c1, SIDE)] = True
+    m[max(r0, 0) : min(r1, SIDE), max(c0, 0) : min(c1, SIDE)] = True
     return m
 
 
@@ -102,8 +102,9 @@ def brush(mask: np.ndarray, row: float, col: float, radius: float = 1.5, missing
     return out
 
 
-def brush_stroke(mask: np.ndarray, start: tuple[float, float], end: tuple[float, float],
-                 radius: float = 1.5, missing: bool = True) -> np.ndarray:
+def brush_stroke(
+    mask: np.ndarray, start: tuple[float, float], end: tuple[float, float], radius: float = 1.5, missing: bool = True
+) -> np.ndarray:
     """A copy of `mask` with disks stamped along the segment start→end (row, col), so a fast drag leaves no gaps."""
     (r0, c0), (r1, c1) = start, end
     n = max(1, int(np.ceil(2 * np.hypot(r1 - r0, c1 - c0))))  # half-pixel spacing

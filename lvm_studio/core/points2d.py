@@ -9,7 +9,7 @@ for the component or class each point came from, or None where no labelling is m
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import queue
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -53,7 +53,9 @@ class TrainConfig:
     eval_n: int = 1000  # size of the fixed validation subset
     eval_split: str = "val"
     eval_iw_ks: tuple[int, ...] = ()  # extra IW-k bounds reported at each evaluation, e.g. (1, 5, 50)
-    eval_max_rows: int = 0  # decoder rows per evaluation chunk (0 = estimators' default); smaller chunks honour a stop sooner
+    eval_max_rows: int = (
+        0  # decoder rows per evaluation chunk (0 = estimators' default); smaller chunks honour a stop sooner
+    )
     log_every: int = 10  # steps averaged into one StepRecord
     snapshot_interval_s: float = 1.0  # CPU weight snapshots at most this often (0 = never unasked)
     seed: int = 0
@@ -73,7 +75,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "TrainConfig":
+    def from_dict(cls, d: dict | None) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in (d or {}).items() if k in known}
         if "eval_iw_ks" in d:
@@ -82,6 +84,7 @@ class TrainConfig:
 
 
 # --- events -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -121,9 +124,18 @@ class Trainer:
     MAX_CONSECUTIVE_NAN = 5
     GOOD_STATE_EVERY = 50  # steps between copies of the last known-good weights
 
-    def __init__(self, model: VAE, data: MNIST, config: TrainConfig | None = None,
-                 device: torch.device | str = "cpu", optimizer_state: dict | None = None,
-                 history: History | None = None, step: int = 0, epoch: float = 0.0, name: str | None = None):
+    def __init__(
+        self,
+        model: VAE,
+        data: MNIST,
+        config: TrainConfig | None = None,
+        device: torch.device | str = "cpu",
+        optimizer_state: dict | None = None,
+        history: History | None = None,
+        step: int = 0,
+        epoch: float = 0.0,
+        name: str | None = None,
+    ):
         self.config = config or TrainConfig()
         self.device = torch.device(device)
         self.model = model.to(self.device)
@@ -145,16 +157,31 @@ class Trainer:
         # afresh, a Gaussian one models the grey levels themselves
         self.binarize = model.config.likelihood == "bernoulli"
         self.x_train = data.float_images("train", self.device)  # (N, 784)
-        self.x_eval = eval_images(data, self.config.eval_split, model.config.likelihood, self.device)[: self.config.eval_n]
+        self.x_eval = eval_images(data, self.config.eval_split, model.config.likelihood, self.device)[
+            : self.config.eval_n
+        ]
 
     # --- commands, callable from any thread ---------------------------------------
-    def pause(self): self._commands.put(("pause", None))
-    def resume(self): self._commands.put(("resume", None))
-    def stop(self): self._commands.put(("stop", None))
-    def set_lr(self, lr: float): self._commands.put(("lr", float(lr)))
-    def request_eval(self): self._commands.put(("eval", None))
-    def request_snapshot(self): self._commands.put(("snapshot", None))
-    def request_save(self, path: str | Path): self._commands.put(("save", str(path)))
+    def pause(self):
+        self._commands.put(("pause", None))
+
+    def resume(self):
+        self._commands.put(("resume", None))
+
+    def stop(self):
+        self._commands.put(("stop", None))
+
+    def set_lr(self, lr: float):
+        self._commands.put(("lr", float(lr)))
+
+    def request_eval(self):
+        self._commands.put(("eval", None))
+
+    def request_snapshot(self):
+        self._commands.put(("snapshot", None))
+
+    def request_save(self, path: str | Path):
+        self._commands.put(("save", str(path)))
 
     @property
     def lr(self) -> float:
@@ -172,9 +199,16 @@ class Trainer:
     def checkpoint(self) -> dict:
         last = self.history.evals[-1] if self.history.evals else None
         metrics = {"val_elbo": last.elbo, "val_log_px": last.log_px, "k": last.k} if last else {}
-        return make_checkpoint(self.model, name=self.name, optimizer=self.optimizer.state_dict(),
-                               train_config=self.config.to_dict(), step=self.step, epoch=self.epoch,
-                               history=self.history, metrics=metrics)
+        return make_checkpoint(
+            self.model,
+            name=self.name,
+            optimizer=self.optimizer.state_dict(),
+            train_config=self.config.to_dict(),
+            step=self.step,
+            epoch=self.epoch,
+            history=self.history,
+            metrics=metrics,
+        )
 
     def kl_weight(self) -> float:
         c = self.config
@@ -225,12 +259,12 @@ class Trainer:
         k_max = max([c.eval_k, *c.eval_iw_ks])
         batch = max(1, min(len(self.x_eval), (c.eval_max_rows or est.DEFAULT_MAX_ROWS) // k_max))
         sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "log_px": 0.0}
-        iw_sums = {k: 0.0 for k in c.eval_iw_ks}
+        iw_sums = dict.fromkeys(c.eval_iw_ks, 0.0)
         g = torch.Generator(device=self.device).manual_seed(c.seed + 1)  # same draws every evaluation
         n = len(self.x_eval)
         with torch.no_grad():
             for start in range(0, n, batch):
-                x = self.x_eval[start:start + batch]  # (b, 784)
+                x = self.x_eval[start : start + batch]  # (b, 784)
                 terms = est.elbo(self.model, x, generator=g)
                 sums["elbo"] += terms.elbo.sum().item()
                 sums["recon"] += terms.recon.sum().item()
@@ -248,11 +282,19 @@ class Trainer:
         self.model.train(was_training)
         if self._stopped:
             return
-        record = EvalRecord(step=self.step, epoch=self.epoch, split=c.eval_split, n=n,
-                            elbo=sums["elbo"] / n, recon=sums["recon"] / n, kl=sums["kl"] / n,
-                            log_px=sums["log_px"] / n, k=c.eval_k,
-                            iw_bounds=tuple((k, iw_sums[k] / n) for k in c.eval_iw_ks),
-                            seconds=time.perf_counter() - t0)
+        record = EvalRecord(
+            step=self.step,
+            epoch=self.epoch,
+            split=c.eval_split,
+            n=n,
+            elbo=sums["elbo"] / n,
+            recon=sums["recon"] / n,
+            kl=sums["kl"] / n,
+            log_px=sums["log_px"] / n,
+            k=c.eval_k,
+            iw_bounds=tuple((k, iw_sums[k] / n) for k in c.eval_iw_ks),
+            seconds=time.perf_counter() - t0,
+        )
         self.history.add(record)
         yield record
 
@@ -295,7 +337,7 @@ class Trainer:
                 if self._stopped:
                     yield Notice("stopped", f"stopped at step {self.step}", self.step)
                     return
-                idx = perm[i * c.batch_size:(i + 1) * c.batch_size]
+                idx = perm[i * c.batch_size : (i + 1) * c.batch_size]
                 x = self.x_train[idx]  # (b, 784)
                 if self.binarize:
                     x = torch.bernoulli(x, generator=self.generator)  # dynamic binarization
@@ -312,11 +354,19 @@ class Trainer:
                     if good_state is not None:
                         self.model.load_state_dict(good_state[0])
                         self.optimizer.load_state_dict(good_state[1])
-                    yield Notice("nan", f"non-finite loss or gradient at step {self.step}; the step was "
-                                 f"skipped and the last good weights restored", self.step)
+                    yield Notice(
+                        "nan",
+                        f"non-finite loss or gradient at step {self.step}; the step was "
+                        f"skipped and the last good weights restored",
+                        self.step,
+                    )
                     if consecutive_nan >= self.MAX_CONSECUTIVE_NAN:
-                        yield Notice("diverged", f"{consecutive_nan} non-finite steps in a row: training "
-                                     f"stopped. Try a smaller learning rate.", self.step)
+                        yield Notice(
+                            "diverged",
+                            f"{consecutive_nan} non-finite steps in a row: training "
+                            f"stopped. Try a smaller learning rate.",
+                            self.step,
+                        )
                         return
                     continue
                 consecutive_nan = 0
@@ -326,14 +376,21 @@ class Trainer:
                 acc += torch.stack([loss.detach(), elbo_b, recon_b, kl_b])
                 acc_n += 1
                 if self.step % self.GOOD_STATE_EVERY == 1 or good_state is None:
-                    good_state = (copy_state_to_cpu(self.model),
-                                  copy_optimizer_state(self.optimizer.state_dict()))
+                    good_state = (copy_state_to_cpu(self.model), copy_optimizer_state(self.optimizer.state_dict()))
                 if acc_n >= c.log_every or i == steps_per_epoch - 1:
                     a = (acc / acc_n).tolist()
                     dt = time.perf_counter() - t_window
-                    record = StepRecord(step=self.step, epoch=self.epoch, elbo=a[1], recon=a[2], kl=a[3],
-                                        loss=a[0], lr=self._lr, beta=self.kl_weight(),
-                                        images_per_s=acc_n * c.batch_size / max(dt, 1e-9))
+                    record = StepRecord(
+                        step=self.step,
+                        epoch=self.epoch,
+                        elbo=a[1],
+                        recon=a[2],
+                        kl=a[3],
+                        loss=a[0],
+                        lr=self._lr,
+                        beta=self.kl_weight(),
+                        images_per_s=acc_n * c.batch_size / max(dt, 1e-9),
+                    )
                     self.history.add(record)
                     yield record
                     yield Progress(self.step, epoch, (i + 1) / steps_per_epoch, c.epochs)
@@ -356,6 +413,7 @@ class Trainer:
 
 def copy_optimizer_state(state: dict, device: torch.device | str | None = None) -> dict:
     """A deep copy of an optimizer state dict sharing no storage with it (on `device` if given)."""
+
     def copy(v):
         if torch.is_tensor(v):
             return v.detach().to(device, copy=True) if device is not None else v.detach().clone()
@@ -364,4 +422,5 @@ def copy_optimizer_state(state: dict, device: torch.device | str | None = None) 
         if isinstance(v, list):
             return [copy(x) for x in v]
         return v
+
     return copy(state)

@@ -8,13 +8,14 @@ diagonal Gaussian N(μ_θ(z), diag σ²_θ(z)) for grey levels (Kingma & Welling
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lvm_studio.core.data import N_PIXELS
+from lvm_studio.core.model import StandardNormalPrior
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "softplus": nn.Softplus}
@@ -47,8 +48,8 @@ class VAEConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VAEConfig":
-        known = {f for f in cls.__dataclass_fields__}
+    def from_dict(cls, d: dict) -> VAEConfig:
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: (tuple(v) if k == "hidden" else v) for k, v in d.items() if k in known})
 
     def describe(self) -> str:
@@ -65,7 +66,10 @@ def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VAE(nn.Module):
+class VAE(StandardNormalPrior, nn.Module):
+    """The VAE of Kingma & Welling 2014: MLP encoder q(z|x), MLP decoder p(x|z), p(z) = N(0, I).
+    Implements core.model.LatentVariableModel."""
+
     def __init__(self, config: VAEConfig | None = None):
         super().__init__()
         self.config = config or VAEConfig()
@@ -83,6 +87,10 @@ class VAE(nn.Module):
         # softplus keeps σ positive without exp's overflow early in training
         z_scale = F.softplus(z_raw) + self.config.min_scale
         return z_loc, z_scale
+
+    # --- p(z) = N(0, I), from StandardNormalPrior ----------------------------
+    def prior_reference(self) -> torch.Tensor:
+        return next(self.parameters())
 
     # --- p(x|z) -------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -120,8 +128,9 @@ class VAE(nn.Module):
         return log_likelihood(self.config.likelihood, x, out, self.config.min_scale, reduce=False)
 
 
-def log_likelihood(likelihood: str, x: torch.Tensor, out: torch.Tensor, min_scale: float = 1e-3,
-                   reduce: bool = True) -> torch.Tensor:
+def log_likelihood(
+    likelihood: str, x: torch.Tensor, out: torch.Tensor, min_scale: float = 1e-3, reduce: bool = True
+) -> torch.Tensor:
     """log p(x|z) from the decoder output, with every normalising constant kept."""
     if likelihood == "bernoulli":
         # log Bern(x; σ(l)) = x l − softplus(l), stable for large |l|

@@ -35,9 +35,9 @@ def run_app(args) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from lvm_studio.core.data import DataError, load_mnist
-    from lvm_studio.ui.widgets import style
     from lvm_studio.ui.main_window import MainWindow
     from lvm_studio.ui.state.model_hub import ModelHub
+    from lvm_studio.ui.widgets import style
     from lvm_studio.workers import tasks, training_worker
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -208,8 +208,9 @@ class SmokeRun:
         self._eval_timer.timeout.connect(self._on_eval_timer)
         c.evaluated.connect(self._on_evaluated)
         self._eval_timer.start()
-        w.training_panel.add_message(f"smoke run: {self.seconds:g} s, an evaluation every "
-                                     f"{self._eval_timer.interval() / 1000:g} s")
+        w.training_panel.add_message(
+            f"smoke run: {self.seconds:g} s, an evaluation every {self._eval_timer.interval() / 1000:g} s"
+        )
         # SECONDS of training, counted from when the thread has built its Trainer (seconds on a
         # busy machine); the stall meter runs from the click on. A start that never comes ends it too.
         QTimer.singleShot(int(1000 * (self.seconds + START_TIMEOUT_S)), self.finish)

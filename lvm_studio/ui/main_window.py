@@ -14,17 +14,23 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QSize, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget)
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
-from lvm_studio.core.checkpoint import (CheckpointError, history_from_checkpoint, load_checkpoint, make_checkpoint,
-                                        model_from_checkpoint, save_checkpoint)
+from lvm_studio.core.checkpoint import (
+    CheckpointError,
+    history_from_checkpoint,
+    load_checkpoint,
+    make_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.pretrained import default_checkpoint_path, pretrained_dir
 from lvm_studio.core.training import Notice, Progress, Snapshot
 from lvm_studio.core.vae import VAE, VAEConfig
+from lvm_studio.ui.panels import PANELS, PanelSpec, load_panel_class
 from lvm_studio.ui.training.curves_panel import CurvesPanel
 from lvm_studio.ui.training.new_model_dialog import NewModelDialog
-from lvm_studio.ui.panels import PANELS, PanelSpec, load_panel_class
 from lvm_studio.ui.training.training_panel import TrainingPanel
 from lvm_studio.workers.training_worker import RunResult, TrainingController, TrainingJob
 
@@ -35,8 +41,12 @@ DEFAULT_SIZE = QSize(1560, 960)
 CLOSE_TIMEOUT_S = 1.0  # the training thread must end this quickly when the window closes
 CHECKPOINT_FILTER = "LVM Studio checkpoints (*.pt);;All files (*)"
 
-_AREAS = {"left": Qt.DockWidgetArea.LeftDockWidgetArea, "right": Qt.DockWidgetArea.RightDockWidgetArea,
-          "bottom": Qt.DockWidgetArea.BottomDockWidgetArea, "top": Qt.DockWidgetArea.TopDockWidgetArea}
+_AREAS = {
+    "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+    "right": Qt.DockWidgetArea.RightDockWidgetArea,
+    "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+    "top": Qt.DockWidgetArea.TopDockWidgetArea,
+}
 
 
 def settings_for_user() -> QSettings:
@@ -44,8 +54,13 @@ def settings_for_user() -> QSettings:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, hub, settings: QSettings | None = None, panel_specs: tuple[PanelSpec, ...] = PANELS,
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        hub,
+        settings: QSettings | None = None,
+        panel_specs: tuple[PanelSpec, ...] = PANELS,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.hub = hub
         self.settings = settings if settings is not None else settings_for_user()
@@ -106,9 +121,11 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{key}")  # saveState/restoreState key
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
         self.addDockWidget(_AREAS.get(area, Qt.DockWidgetArea.RightDockWidgetArea), dock)
         self.docks[key] = dock
         return dock
@@ -243,8 +260,9 @@ class MainWindow(QMainWindow):
                     return
         self.hub.set_model(VAE(VAEConfig()), name="untrained " + VAEConfig().describe())
         if not path:
-            self.statusBar().showMessage("No pretrained model under pretrained/: an untrained VAE is loaded. "
-                                         "Press F5 to train it.", 15000)
+            self.statusBar().showMessage(
+                "No pretrained model under pretrained/: an untrained VAE is loaded. Press F5 to train it.", 15000
+            )
 
     def open_checkpoint(self, path: str | Path) -> bool:
         """Open a checkpoint as the current model; on error show why and keep the current one."""
@@ -263,9 +281,16 @@ class MainWindow(QMainWindow):
     def _adopt_checkpoint(self, ckpt: dict, path) -> None:
         model = model_from_checkpoint(ckpt)
         history = history_from_checkpoint(ckpt)
-        self.hub.set_model(model, name=ckpt.get("name"), history=history, step=ckpt.get("step", 0),
-                           epoch=ckpt.get("epoch", 0.0), path=path, train_config=ckpt.get("train_config"),
-                           optimizer_state=ckpt.get("optimizer"))
+        self.hub.set_model(
+            model,
+            name=ckpt.get("name"),
+            history=history,
+            step=ckpt.get("step", 0),
+            epoch=ckpt.get("epoch", 0.0),
+            path=path,
+            train_config=ckpt.get("train_config"),
+            optimizer_state=ckpt.get("optimizer"),
+        )
         self.training_panel.apply_config(ckpt.get("train_config"))
         try:  # carry on at the optimizer's current learning rate (a decayed one included)
             self.training_panel.show_lr(float(ckpt["optimizer"]["param_groups"][0]["lr"]))
@@ -282,9 +307,16 @@ class MainWindow(QMainWindow):
             return True
         hub = self.hub
         try:
-            ckpt = make_checkpoint(hub.model, name=hub.name, optimizer=hub.optimizer_state,
-                                   train_config=hub.train_config, step=hub.step, epoch=hub.epoch,
-                                   history=hub.history, metrics=self._headline_metrics())
+            ckpt = make_checkpoint(
+                hub.model,
+                name=hub.name,
+                optimizer=hub.optimizer_state,
+                train_config=hub.train_config,
+                step=hub.step,
+                epoch=hub.epoch,
+                history=hub.history,
+                metrics=self._headline_metrics(),
+            )
             save_checkpoint(path, ckpt)
         except (OSError, RuntimeError) as e:
             self.show_error("Could not save the checkpoint", f"{path}: {e}")
@@ -315,9 +347,18 @@ class MainWindow(QMainWindow):
         state = {k: v.detach().clone() for k, v in hub.model.state_dict().items()}  # the job's own copy
         history = History(train=list(hub.history.train), evals=list(hub.history.evals))
         config = self.training_panel.train_config(start_epoch=hub.epoch, **config_overrides)
-        return TrainingJob(model_config=hub.config.to_dict(), state_dict=state, data=hub.data, config=config,
-                           device=self.training_panel.device_choice(), optimizer_state=hub.optimizer_state,
-                           history=history, step=hub.step, epoch=hub.epoch, name=hub.name)
+        return TrainingJob(
+            model_config=hub.config.to_dict(),
+            state_dict=state,
+            data=hub.data,
+            config=config,
+            device=self.training_panel.device_choice(),
+            optimizer_state=hub.optimizer_state,
+            history=history,
+            step=hub.step,
+            epoch=hub.epoch,
+            name=hub.name,
+        )
 
     @Slot()
     def start_training(self, **config_overrides) -> bool:
@@ -330,10 +371,12 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot start training", str(e))
             return False
         self.controller.start(job)
-        self.training_panel.add_message(f"starting: {job.config.objective}"
-                                        f"{'-' + str(job.config.k) if job.config.objective == 'iwae' else ''}, "
-                                        f"lr {job.config.lr:g}, batch {job.config.batch_size}, "
-                                        f"until epoch {job.config.epochs}")
+        self.training_panel.add_message(
+            f"starting: {job.config.objective}"
+            f"{'-' + str(job.config.k) if job.config.objective == 'iwae' else ''}, "
+            f"lr {job.config.lr:g}, batch {job.config.batch_size}, "
+            f"until epoch {job.config.epochs}"
+        )
         return True
 
     @Slot()
@@ -394,8 +437,10 @@ class MainWindow(QMainWindow):
     def _on_evaluated(self, record: EvalRecord):
         self.hub.history.add(record)
         self.training_panel.show_eval_progress(1.0)
-        self.training_panel.add_message(f"epoch {record.epoch:.2f}: val ELBO {record.elbo:.2f}, "
-                                        f"log p(x) ≈ {record.log_px:.2f} (IWAE-{record.k}), gap {record.gap:.2f} nats")
+        self.training_panel.add_message(
+            f"epoch {record.epoch:.2f}: val ELBO {record.elbo:.2f}, "
+            f"log p(x) ≈ {record.log_px:.2f} (IWAE-{record.k}), gap {record.gap:.2f} nats"
+        )
 
     @Slot(float)
     def _on_eval_progressed(self, fraction: float):
@@ -464,10 +509,12 @@ class MainWindow(QMainWindow):
     def ask_save_changes(self) -> QMessageBox.StandardButton:
         """Save, Discard or Cancel for unsaved training progress (tests replace this method)."""
         return QMessageBox.question(
-            self, "Unsaved training progress",
+            self,
+            "Unsaved training progress",
             f"{self.hub.name} has training progress that is not saved. Save it before closing?",
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Save)
+            QMessageBox.StandardButton.Save,
+        )
 
     def _confirm_unsaved(self) -> bool:
         """True if it is fine to drop the current model (saved, discarded, or nothing to save)."""
@@ -564,12 +611,28 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_show_shortcuts(self):
-        rows = [(a.text().replace("&", ""), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
-                for a in (self.new_action, self.open_action, self.save_action, self.save_as_action,
-                          self.start_action, self.pause_action, self.stop_action, self.eval_action,
-                          self.export_png_action, self.export_svg_action, self.export_csv_action,
-                          self.export_shot_action, self.reset_layout_action, self.quit_action)]
-        text = "<table>" + "".join(f"<tr><td>{t}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for t, k in rows) + "</table>"
+        rows = [
+            (a.text().replace("&", ""), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
+            for a in (
+                self.new_action,
+                self.open_action,
+                self.save_action,
+                self.save_as_action,
+                self.start_action,
+                self.pause_action,
+                self.stop_action,
+                self.eval_action,
+                self.export_png_action,
+                self.export_svg_action,
+                self.export_csv_action,
+                self.export_shot_action,
+                self.reset_layout_action,
+                self.quit_action,
+            )
+        ]
+        text = (
+            "<table>" + "".join(f"<tr><td>{t}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for t, k in rows) + "</table>"
+        )
         box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, QMessageBox.StandardButton.Ok, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()

@@ -27,14 +27,44 @@ class PanelSpec:
 
 
 PANELS: tuple[PanelSpec, ...] = (
-    PanelSpec("latent_sliders", "Latent sliders", "lvm_studio.ui.latent.sliders_panel", "LatentSlidersPanel", "right", "explore"),
+    PanelSpec(
+        "latent_sliders",
+        "Latent sliders",
+        "lvm_studio.ui.latent.sliders_panel",
+        "LatentSlidersPanel",
+        "right",
+        "explore",
+    ),
     PanelSpec("traversals", "Traversals", "lvm_studio.ui.latent.traversal_panel", "TraversalPanel", "right", "explore"),
     PanelSpec("latent_map", "Latent map", "lvm_studio.ui.latent.map_panel", "LatentMapPanel", "right", "explore"),
     PanelSpec("posterior", "Posterior", "lvm_studio.ui.latent.posterior_panel", "PosteriorPanel", "right", "explore"),
-    PanelSpec("estimator_lab", "Estimator lab", "lvm_studio.ui.latent.estimator_lab_panel", "EstimatorLabPanel", "right", "explore"),
-    PanelSpec("em_playground", "EM playground", "lvm_studio.ui.mixtures.em_playground_panel", "EMPlaygroundPanel", "right", "mixtures"),
-    PanelSpec("digit_clusters", "Digit clusters", "lvm_studio.ui.mixtures.digit_clusters_panel", "DigitClustersPanel", "right", "mixtures"),
-    PanelSpec("inpainting", "Inpainting", "lvm_studio.ui.inpainting.inpainting_panel", "InpaintingPanel", "right", "inpaint"),
+    PanelSpec(
+        "estimator_lab",
+        "Estimator lab",
+        "lvm_studio.ui.latent.estimator_lab_panel",
+        "EstimatorLabPanel",
+        "right",
+        "explore",
+    ),
+    PanelSpec(
+        "em_playground",
+        "EM playground",
+        "lvm_studio.ui.mixtures.em_playground_panel",
+        "EMPlaygroundPanel",
+        "right",
+        "mixtures",
+    ),
+    PanelSpec(
+        "digit_clusters",
+        "Digit clusters",
+        "lvm_studio.ui.mixtures.digit_clusters_panel",
+        "DigitClustersPanel",
+        "right",
+        "mixtures",
+    ),
+    PanelSpec(
+        "inpainting", "Inpainting", "lvm_studio.ui.inpainting.inpainting_panel", "InpaintingPanel", "right", "inpaint"
+    ),
 )
 
 

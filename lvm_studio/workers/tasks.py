@@ -17,17 +17,18 @@ import itertools
 import threading
 import traceback
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-
-_RUNNERS: "weakref.WeakSet[TaskRunner]" = weakref.WeakSet()
+_RUNNERS: weakref.WeakSet[TaskRunner] = weakref.WeakSet()
 
 
 def shutdown_all(timeout_s: float = 2.0) -> bool:
     """Stop every live runner's thread (at application exit, and after each GUI test)."""
-    return all([r.shutdown(timeout_s) for r in list(_RUNNERS)])
+    # a list, not a generator: every runner is shut down even after one fails
+    return all([r.shutdown(timeout_s) for r in list(_RUNNERS)])  # noqa: C419
 
 
 class TaskCancelled(Exception):
@@ -35,7 +36,7 @@ class TaskCancelled(Exception):
 
 
 class TaskContext:
-    def __init__(self, runner: "TaskRunner", task_id: int):
+    def __init__(self, runner: TaskRunner, task_id: int):
         self._runner = runner
         self.task_id = task_id
         self._cancel = threading.Event()

@@ -32,8 +32,15 @@ from shiboken6 import isValid
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.device import choose_device
 from lvm_studio.core.history import EvalRecord, History, StepRecord
-from lvm_studio.core.training import (EvalProgress, Notice, Progress, Snapshot, TrainConfig, Trainer,
-                                      copy_optimizer_state)
+from lvm_studio.core.training import (
+    EvalProgress,
+    Notice,
+    Progress,
+    Snapshot,
+    TrainConfig,
+    Trainer,
+    copy_optimizer_state,
+)
 from lvm_studio.core.vae import VAE, VAEConfig, copy_state_to_cpu
 
 THREAD_NAME = "lvm-training"
@@ -42,7 +49,7 @@ THREAD_NAME = "lvm-training"
 # On an otherwise idle machine training loses nothing: the GUI uses a few per cent of one core.
 # Measured here (2 cores, 20 s runs): event-loop stalls over 20 ms 27-33 with it, 64-66 without.
 TRAINING_NICENESS = 5
-_CONTROLLERS: "weakref.WeakSet[TrainingController]" = weakref.WeakSet()
+_CONTROLLERS: weakref.WeakSet[TrainingController] = weakref.WeakSet()
 
 # states of a controller, as shown by state_changed
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
@@ -50,7 +57,8 @@ IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paus
 
 def shutdown_all(timeout_s: float = 2.0) -> bool:
     """Stop every live controller's thread (at exit, and after each GUI test)."""
-    return all([c.stop_and_wait(timeout_s) for c in list(_CONTROLLERS) if isValid(c)])
+    # a list, not a generator: every controller is stopped even after one times out
+    return all([c.stop_and_wait(timeout_s) for c in list(_CONTROLLERS) if isValid(c)])  # noqa: C419
 
 
 def warm_up() -> None:
@@ -290,8 +298,17 @@ class TrainingController(QObject):
             model.load_state_dict(job.state_dict)
             for p in model.parameters():
                 p.requires_grad_(True)
-            trainer = Trainer(model, job.data, job.config, device, optimizer_state=job.optimizer_state,
-                              history=job.history, step=job.step, epoch=job.epoch, name=job.name)
+            trainer = Trainer(
+                model,
+                job.data,
+                job.config,
+                device,
+                optimizer_state=job.optimizer_state,
+                history=job.history,
+                step=job.step,
+                epoch=job.epoch,
+                name=job.name,
+            )
             with self._lock:
                 self._trainer = trainer
                 # commands given while the Trainer was being built
@@ -321,12 +338,17 @@ class TrainingController(QObject):
             try:
                 snapshot = Snapshot(step=trainer.step, epoch=trainer.epoch, state_dict=copy_state_to_cpu(trainer.model))
                 optimizer_state = copy_optimizer_state(trainer.optimizer.state_dict(), "cpu")
-            except Exception as e:  # noqa: BLE001 - a failed copy must not lose the run's ending
+            except Exception as e:
                 message = f"could not copy the final weights: {e}"
-        result = RunResult(run_id=run_id, reason=reason, message=message, snapshot=snapshot,
-                           optimizer_state=optimizer_state,
-                           train_config=trainer.config.to_dict() if trainer is not None else job.config.to_dict(),
-                           device=device_text)
+        result = RunResult(
+            run_id=run_id,
+            reason=reason,
+            message=message,
+            snapshot=snapshot,
+            optimizer_state=optimizer_state,
+            train_config=trainer.config.to_dict() if trainer is not None else job.config.to_dict(),
+            device=device_text,
+        )
         with self._lock:
             self._trainer = None
             self._result = result

@@ -11,11 +11,14 @@ import torch
 from lvm_studio.core.bernoulli_mixture import BernoulliMixture, BernoulliMixtureConfig
 from lvm_studio.core.clustering import hungarian_accuracy
 
-PROTOTYPES = torch.tensor([  # three 12-pixel "images" with clearly different pixel probabilities
-    [0.9] * 6 + [0.1] * 6,
-    [0.1] * 6 + [0.9] * 6,
-    [0.9, 0.1] * 6,
-], dtype=torch.float64)
+PROTOTYPES = torch.tensor(
+    [  # three 12-pixel "images" with clearly different pixel probabilities
+        [0.9] * 6 + [0.1] * 6,
+        [0.1] * 6 + [0.9] * 6,
+        [0.9, 0.1] * 6,
+    ],
+    dtype=torch.float64,
+)
 PROTO_WEIGHTS = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
 
 
@@ -41,7 +44,9 @@ def _sample_prototypes(n, seed):
 def test_log_prob_equals_enumeration_on_a_tiny_model():
     weights = [0.3, 0.7]
     probs = [[0.2, 0.9, 0.5], [0.6, 0.1, 0.35]]  # D = 3, K = 2
-    model = BernoulliMixture(BernoulliMixtureConfig(2)).set_parameters(weights, torch.tensor(probs, dtype=torch.float64))
+    model = BernoulliMixture(BernoulliMixtureConfig(2)).set_parameters(
+        weights, torch.tensor(probs, dtype=torch.float64)
+    )
     patterns = list(itertools.product([0, 1], repeat=3))
     x = torch.tensor(patterns, dtype=torch.float64)  # all 8 binary images
     log_px = model.log_prob(x)
@@ -58,8 +63,10 @@ def test_responsibilities_are_posteriors():
     torch.testing.assert_close(resp.sum(1), torch.ones(50, dtype=torch.float64))
     # Bayes' rule for the first image, by enumeration
     row = x[0].tolist()
-    joint = [w * math.prod(m if v == 1 else 1 - m for v, m in zip(row, mu))
-             for w, mu in zip(PROTO_WEIGHTS.tolist(), PROTOTYPES.tolist())]
+    joint = [
+        w * math.prod(m if v == 1 else 1 - m for v, m in zip(row, mu))
+        for w, mu in zip(PROTO_WEIGHTS.tolist(), PROTOTYPES.tolist())
+    ]
     np.testing.assert_allclose(resp[0].numpy(), np.array(joint) / sum(joint), rtol=1e-12)
 
 

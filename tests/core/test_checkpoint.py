@@ -10,8 +10,14 @@ import pytest
 import torch
 
 from lvm_studio.core import checkpoint as ck
-from lvm_studio.core.checkpoint import (CheckpointError, history_from_checkpoint, load_checkpoint, make_checkpoint,
-                                        model_from_checkpoint, save_checkpoint)
+from lvm_studio.core.checkpoint import (
+    CheckpointError,
+    history_from_checkpoint,
+    load_checkpoint,
+    make_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.vae import VAE, VAEConfig
 
@@ -31,17 +37,41 @@ def trained_parts(seed=0):
         loss.backward()
         opt.step()
     history = History()
-    history.add(StepRecord(step=3, epoch=0.1, elbo=-500.0, recon=-490.0, kl=10.0, loss=500.0, lr=3e-4, beta=1.0,
-                           images_per_s=100.0))
-    history.add(EvalRecord(step=3, epoch=0.1, split="val", n=10, elbo=-510.0, recon=-500.0, kl=10.0, log_px=-505.0,
-                           k=5, iw_bounds=((1, -511.0),), seconds=0.1))
+    history.add(
+        StepRecord(
+            step=3, epoch=0.1, elbo=-500.0, recon=-490.0, kl=10.0, loss=500.0, lr=3e-4, beta=1.0, images_per_s=100.0
+        )
+    )
+    history.add(
+        EvalRecord(
+            step=3,
+            epoch=0.1,
+            split="val",
+            n=10,
+            elbo=-510.0,
+            recon=-500.0,
+            kl=10.0,
+            log_px=-505.0,
+            k=5,
+            iw_bounds=((1, -511.0),),
+            seconds=0.1,
+        )
+    )
     return model, opt, history
 
 
 def good_checkpoint(seed=0) -> dict:
     model, opt, history = trained_parts(seed)
-    return make_checkpoint(model, name="tiny", optimizer=opt.state_dict(), train_config={"epochs": 3, "lr": 3e-4},
-                           step=3, epoch=0.1, history=history, metrics={"val_elbo": -510.0})
+    return make_checkpoint(
+        model,
+        name="tiny",
+        optimizer=opt.state_dict(),
+        train_config={"epochs": 3, "lr": 3e-4},
+        step=3,
+        epoch=0.1,
+        history=history,
+        metrics={"val_elbo": -510.0},
+    )
 
 
 def sha256(path) -> str:
@@ -59,10 +89,19 @@ def refused(path) -> str:
 
 # --- round trip ---------------------------------------------------------------------------
 
+
 def test_round_trip_keeps_weights_config_optimizer_history_and_step(tmp_path):
     model, opt, history = trained_parts()
-    ckpt = make_checkpoint(model, name="tiny", optimizer=opt.state_dict(), train_config={"epochs": 3},
-                           step=3, epoch=0.1, history=history, metrics={"val_elbo": -510.0})
+    ckpt = make_checkpoint(
+        model,
+        name="tiny",
+        optimizer=opt.state_dict(),
+        train_config={"epochs": 3},
+        step=3,
+        epoch=0.1,
+        history=history,
+        metrics={"val_elbo": -510.0},
+    )
     path = save_checkpoint(tmp_path / "sub" / "m.pt", ckpt)  # the folder is created
     assert path == tmp_path / "sub" / "m.pt" and sorted(p.name for p in path.parent.iterdir()) == ["m.pt"]
 
@@ -86,7 +125,9 @@ def test_round_trip_keeps_weights_config_optimizer_history_and_step(tmp_path):
     opt2.load_state_dict(loaded["optimizer"])
     assert opt2.param_groups[0]["lr"] == 3e-4
     for a, b in zip(opt.state.values(), opt2.state.values()):
-        assert all(torch.equal(torch.as_tensor(a[key]), torch.as_tensor(b[key])) for key in ("step", "exp_avg", "exp_avg_sq"))
+        assert all(
+            torch.equal(torch.as_tensor(a[key]), torch.as_tensor(b[key])) for key in ("step", "exp_avg", "exp_avg_sq")
+        )
 
 
 def test_checkpoint_shares_no_storage_with_the_model():
@@ -106,6 +147,7 @@ def test_a_saved_checkpoint_holds_only_what_weights_only_loading_accepts(tmp_pat
 
 
 # --- atomic writes ------------------------------------------------------------------------
+
 
 def test_a_failed_write_leaves_the_old_file_intact_and_no_temporary_file(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "m.pt", good_checkpoint(seed=0))
@@ -145,6 +187,7 @@ def test_saving_over_an_existing_file_replaces_it(tmp_path):
 
 
 # --- refusal ------------------------------------------------------------------------------
+
 
 def test_missing_file(tmp_path):
     assert "no such checkpoint file" in refused(tmp_path / "absent.pt")
@@ -208,8 +251,16 @@ def test_a_foreign_pickle_is_refused_without_running_its_code(tmp_path):
     marker = tmp_path / "code-ran.txt"
     path = tmp_path / "foreign.pt"
     # looks like ours at first sight, but carries an object whose unpickling runs code
-    torch.save({"format": ck.FORMAT, "version": 1, "model_config": TINY.to_dict(),
-                "state_dict": VAE(TINY).state_dict(), "payload": _WritesAMarker(marker)}, path)
+    torch.save(
+        {
+            "format": ck.FORMAT,
+            "version": 1,
+            "model_config": TINY.to_dict(),
+            "state_dict": VAE(TINY).state_dict(),
+            "payload": _WritesAMarker(marker),
+        },
+        path,
+    )
     message = refused(path)
     assert "not an LVM Studio checkpoint" in message and "refused for safety" in message
     assert not marker.exists()

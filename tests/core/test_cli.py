@@ -17,16 +17,20 @@ from lvm_studio.core.data import default_data_path
 
 N_FIT = 1000  # 6000 − 5000 held out for validation
 STEPS_PER_EPOCH = -(-N_FIT // 128)  # 8
-TINY_ARGS = ["--hidden", "16", "--latent-dim", "2", "--eval-n", "100", "--eval-k", "5", "--quiet",
-             "--device", "cpu"]
+TINY_ARGS = ["--hidden", "16", "--latent-dim", "2", "--eval-n", "100", "--eval-k", "5", "--quiet", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def small_npz(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
     with np.load(default_data_path()) as f:
-        np.savez(path, x_train=f["x_train"][:6000], y_train=f["y_train"][:6000],
-                 x_test=f["x_test"][:500], y_test=f["y_test"][:500])
+        np.savez(
+            path,
+            x_train=f["x_train"][:6000],
+            y_train=f["y_train"][:6000],
+            x_test=f["x_test"][:500],
+            y_test=f["y_test"][:500],
+        )
     return path
 
 
@@ -61,8 +65,22 @@ def test_train_one_epoch_writes_a_checkpoint(trained, capsys):
 
 def test_resume_extends_to_two_epochs_and_continues_the_step_count(trained, small_npz, tmp_path, capsys):
     out = tmp_path / "two.pt"
-    code = main(["train", "--resume", str(trained), "--epochs", "2", "--quiet", "--device", "cpu",
-                 "--data", str(small_npz), "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--resume",
+            str(trained),
+            "--epochs",
+            "2",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--data",
+            str(small_npz),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     first, second = load_checkpoint(trained), load_checkpoint(out)
     assert second["step"] == 2 * STEPS_PER_EPOCH and second["epoch"] == pytest.approx(2.0)
@@ -79,8 +97,29 @@ def test_resume_extends_to_two_epochs_and_continues_the_step_count(trained, smal
 
 def test_resume_takes_over_the_training_options_given_on_the_command_line(trained, small_npz, tmp_path):
     out = tmp_path / "tuned.pt"
-    assert main(["train", "--resume", str(trained), "--epochs", "2", "--lr", "2e-4", "--objective", "iwae",
-                 "--k", "3", "--quiet", "--data", str(small_npz), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(trained),
+                "--epochs",
+                "2",
+                "--lr",
+                "2e-4",
+                "--objective",
+                "iwae",
+                "--k",
+                "3",
+                "--quiet",
+                "--data",
+                str(small_npz),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     ckpt = load_checkpoint(out)
     config = ckpt["train_config"]
     assert (config["objective"], config["k"], config["lr"]) == ("iwae", 3, 2e-4)
@@ -106,8 +145,22 @@ def test_eval_json_prints_one_line_with_log_px_above_elbo(trained, small_npz, ca
 
 
 def test_eval_is_reproducible_and_reports_extra_iw_bounds(trained, small_npz, capsys):
-    args = ["eval", str(trained), "--json", "--k", "20", "--n", "30", "--iw-ks", "1", "5", "--device", "cpu",
-            "--data", str(small_npz)]
+    args = [
+        "eval",
+        str(trained),
+        "--json",
+        "--k",
+        "20",
+        "--n",
+        "30",
+        "--iw-ks",
+        "1",
+        "5",
+        "--device",
+        "cpu",
+        "--data",
+        str(small_npz),
+    ]
     capsys.readouterr()
     assert main(args) == 0 and main(args) == 0
     a, b = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines())
@@ -125,6 +178,7 @@ def test_eval_text_output(trained, small_npz, capsys):
 
 # --- errors: exit code 2, one message on stderr, no traceback ------------------------------------
 
+
 def test_eval_of_a_corrupt_checkpoint(tmp_path, small_npz, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00\x01 definitely not a checkpoint" * 50)
@@ -139,8 +193,20 @@ def test_eval_of_a_missing_checkpoint(tmp_path, capsys):
 def test_resume_from_a_bad_checkpoint(tmp_path, small_npz, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_text("hello")
-    code = main(["train", "--resume", str(bad), "--epochs", "2", "--quiet", "--data", str(small_npz),
-                 "--out", str(tmp_path / "out.pt")])
+    code = main(
+        [
+            "train",
+            "--resume",
+            str(bad),
+            "--epochs",
+            "2",
+            "--quiet",
+            "--data",
+            str(small_npz),
+            "--out",
+            str(tmp_path / "out.pt"),
+        ]
+    )
     assert_clean_error(code, capsys, str(bad))
     assert not (tmp_path / "out.pt").exists()
 
@@ -171,6 +237,7 @@ def test_eval_with_a_bad_k(trained, small_npz, capsys):
 
 
 def test_train_with_invalid_settings(tmp_path, small_npz, capsys):
-    code = main(["train", *TINY_ARGS, "--epochs", "1", "--lr", "-1", "--data", str(small_npz),
-                 "--out", str(tmp_path / "m.pt")])
+    code = main(
+        ["train", *TINY_ARGS, "--epochs", "1", "--lr", "-1", "--data", str(small_npz), "--out", str(tmp_path / "m.pt")]
+    )
     assert_clean_error(code, capsys, "learning rate")

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_studio.core.clustering import (confusion_matrix, hungarian_accuracy, match_clusters,
-                                        normalized_mutual_info, pca)
+from lvm_studio.core.clustering import confusion_matrix, hungarian_accuracy, match_clusters, normalized_mutual_info, pca
 from lvm_studio.core.points2d import POINT_SETS, SUGGESTED_COMPONENTS, from_mixture, make_point_set
 
 
@@ -82,7 +81,8 @@ def test_nmi_matches_sklearn():
         labels = rng.integers(0, 5, 200)
         clusters = np.where(rng.random(200) < 0.6, labels, rng.integers(0, 7, 200))
         assert normalized_mutual_info(labels, clusters) == pytest.approx(
-            metrics.normalized_mutual_info_score(labels, clusters), rel=1e-10)
+            metrics.normalized_mutual_info_score(labels, clusters), rel=1e-10
+        )
 
 
 def test_pca_on_a_known_ellipsoid():
@@ -133,6 +133,7 @@ def test_pca_matches_sklearn_up_to_sign():
 
 
 # --- built-in point sets ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(POINT_SETS))
 def test_point_sets_are_seeded_and_well_formed(name):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_studio.core.data import (N_PIXELS, TEST_BINARIZATION_SEED, DataError, binarize, default_data_path,
-                                  load_mnist)
+from lvm_studio.core.data import N_PIXELS, TEST_BINARIZATION_SEED, DataError, binarize, default_data_path, load_mnist
 
 # --- the shipped file -----------------------------------------------------------------
+
 
 def test_split_sizes_of_the_shipped_file(mnist):
     sizes = {"train": 55000, "val": 5000, "test": 10000}
@@ -68,6 +68,7 @@ def test_dynamic_binarization_differs_per_call(mnist):
 
 # --- bad files: each one DataError naming the problem -----------------------------------
 
+
 def _valid_arrays(n_train=60, n_test=10):
     g = np.random.default_rng(0)
     return {
@@ -93,8 +94,9 @@ def _load_error(path, **kw) -> str:
     with pytest.raises(DataError) as info:
         load_mnist(path, **kw)
     exc = info.value
-    assert exc.__cause__ is None and (exc.__context__ is None or exc.__suppress_context__), \
+    assert exc.__cause__ is None and (exc.__context__ is None or exc.__suppress_context__), (
         "a DataError must not chain numpy's exception into the user's traceback"
+    )
     message = str(exc)
     assert str(path) in message, "the message names the file"
     return message
@@ -116,8 +118,9 @@ def test_a_directory_is_not_a_data_file(tmp_path):
     assert "no such data file" in _load_error(tmp_path / "dir.npz")
 
 
-@pytest.mark.parametrize("content", [os.urandom(4096), b"", b"PK\x03\x04 truncated zip"],
-                         ids=["random-bytes", "empty", "truncated-zip"])
+@pytest.mark.parametrize(
+    "content", [os.urandom(4096), b"", b"PK\x03\x04 truncated zip"], ids=["random-bytes", "empty", "truncated-zip"]
+)
 def test_not_an_npz(tmp_path, content):
     path = tmp_path / "mnist.npz"
     path.write_bytes(content)

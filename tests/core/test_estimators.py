@@ -24,8 +24,9 @@ def gen(seed: int) -> torch.Generator:
 @pytest.fixture(scope="module")
 def lg():
     """A 2-D latent, 5-D observation linear-Gaussian model with a deliberately imperfect q."""
-    return LinearGaussian.random(x_dim=5, latent_dim=2, noise_scale=0.5, seed=0,
-                                 posterior_loc_shift=0.1, posterior_scale_factor=1.3)
+    return LinearGaussian.random(
+        x_dim=5, latent_dim=2, noise_scale=0.5, seed=0, posterior_loc_shift=0.1, posterior_scale_factor=1.3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +51,21 @@ def expected_elbo(model: LinearGaussian, x: torch.Tensor) -> torch.Tensor:
 
 # --- closed-form references agree with each other -------------------------------------
 
+
 def test_closed_form_gap_is_kl_to_exact_posterior(lg, lg_x):
     """log p(x) − E[ELBO] = KL(q ‖ p(z|x)), all three in closed form: checks the reference itself."""
     m, s = lg.encode(lg_x)
     post_loc, post_cov = lg.exact_posterior(lg_x)
-    kl_q_post = kl_divergence(MultivariateNormal(m, torch.diag_embed(s**2)),
-                              MultivariateNormal(post_loc, post_cov.expand(len(lg_x), -1, -1)))
+    kl_q_post = kl_divergence(
+        MultivariateNormal(m, torch.diag_embed(s**2)), MultivariateNormal(post_loc, post_cov.expand(len(lg_x), -1, -1))
+    )
     gap = lg.exact_log_px(lg_x) - expected_elbo(lg, lg_x)
     torch.testing.assert_close(gap, kl_q_post, rtol=1e-9, atol=1e-9)
     assert (gap > 0.05).all(), "q must differ from the posterior, or the bounds are not strict"
 
 
 # --- importance sampling ---------------------------------------------------------------
+
 
 def test_iw_estimate_converges_to_exact_log_px(lg, lg_x):
     exact = lg.exact_log_px(lg_x)  # (16,)
@@ -128,6 +132,7 @@ def test_iwae_bound_is_differentiable_and_matches_iwae_log_px(lg, lg_x):
 
 # --- naive Monte Carlo ----------------------------------------------------------------
 
+
 def test_naive_mc_converges_to_exact_log_px(lg, lg_x):
     exact = lg.exact_log_px(lg_x)
     errors = []
@@ -140,13 +145,15 @@ def test_naive_mc_converges_to_exact_log_px(lg, lg_x):
 
 def test_prior_proposal_weights_are_the_naive_estimate(lg, lg_x):
     log_w = E.sample_log_weights(lg, lg_x, 500, proposal="prior", generator=gen(12))  # (500, 16)
-    torch.testing.assert_close(torch.logsumexp(log_w, 0) - math.log(500),
-                               E.naive_mc_log_px(lg, lg_x, 500, generator=gen(12)))
+    torch.testing.assert_close(
+        torch.logsumexp(log_w, 0) - math.log(500), E.naive_mc_log_px(lg, lg_x, 500, generator=gen(12))
+    )
     with pytest.raises(ValueError):
         E.sample_log_weights(lg, lg_x, 10, proposal="nonsense")
 
 
 # --- exact inference on a 2-D grid ----------------------------------------------------
+
 
 def test_grid_posterior_matches_closed_form(lg, lg_x):
     grid = E.grid_posterior(lg, lg_x, n=201, extent=(-6, 6, -6, 6))
@@ -198,6 +205,7 @@ def test_grid_posterior_refuses_other_latent_sizes(binarized_batch):
 
 # --- KL and reparameterization --------------------------------------------------------
 
+
 def test_kl_matches_torch_distributions():
     g = gen(15)
     z_loc = 2 * torch.randn(64, 8, generator=g)
@@ -226,6 +234,7 @@ def test_reparameterize_shapes_and_moments():
 
 # --- chunking -------------------------------------------------------------------------
 
+
 class RowCounter:
     """Wraps a model and records how many decoder rows each call evaluates."""
 
@@ -236,6 +245,12 @@ class RowCounter:
 
     def encode(self, x):
         return self.model.encode(x)
+
+    def prior_log_prob(self, z):
+        return self.model.prior_log_prob(z)
+
+    def sample_prior(self, shape, generator=None):
+        return self.model.sample_prior(shape, generator)
 
     def log_px_given_z(self, x, z):
         self.rows.append(z[..., 0].numel())
@@ -282,6 +297,7 @@ def test_k_must_be_positive(lg, lg_x):
 
 
 # --- bounds from one set of weights, effective sample size ----------------------------
+
 
 def test_iw_bounds_from_weights_grow_with_k(lg, lg_x):
     K = 1 << 14

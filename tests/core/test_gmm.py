@@ -240,9 +240,16 @@ def test_agrees_with_sklearn_from_the_same_start():
     start = ours.get_parameters()
     trace = ours.fit(x, max_iter=25, tol=0.0)
     sk = sklearn_mixture.GaussianMixture(
-        3, covariance_type="full", max_iter=25, tol=0.0, reg_covar=1e-6, init_params="random_from_data",
-        weights_init=start.weights.numpy(), means_init=start.means.numpy(),
-        precisions_init=np.linalg.inv(start.covariances.numpy()))
+        3,
+        covariance_type="full",
+        max_iter=25,
+        tol=0.0,
+        reg_covar=1e-6,
+        init_params="random_from_data",
+        weights_init=start.weights.numpy(),
+        means_init=start.means.numpy(),
+        precisions_init=np.linalg.inv(start.covariances.numpy()),
+    )
     with pytest.warns(Warning):  # ConvergenceWarning: tol = 0 on purpose
         sk.fit(x)
     assert trace[-1] == pytest.approx(sk.score(x), abs=1e-9)

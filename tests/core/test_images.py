@@ -40,13 +40,20 @@ def test_centering_a_moved_mnist_digit_restores_it(digits):
     assert restored > 100
 
 
-@pytest.mark.parametrize("shape,box", [((100, 60), (10, 5, 70, 35)), ((28, 28), (2, 20, 8, 26)),
-                                       ((7, 300), (1, 10, 6, 290)), ((500, 500), (400, 400, 495, 420))])
+@pytest.mark.parametrize(
+    "shape,box",
+    [
+        ((100, 60), (10, 5, 70, 35)),
+        ((28, 28), (2, 20, 8, 26)),
+        ((7, 300), (1, 10, 6, 290)),
+        ((500, 500), (400, 400, 495, 420)),
+    ],
+)
 def test_any_blob_fits_20x20_with_centre_of_mass_at_14(shape, box):
     img = np.zeros(shape)
     r0, c0, r1, c1 = box
     img[r0:r1, c0:c1] = 1.0
-    img[r0:(r0 + r1) // 2, c0:(c0 + c1) // 2] = 0.3  # lopsided mass: the centre of mass is not the box centre
+    img[r0 : (r0 + r1) // 2, c0 : (c0 + c1) // 2] = 0.3  # lopsided mass: the centre of mass is not the box centre
     out = images.center_by_mass(img)
     assert out.shape == (28, 28) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0

@@ -39,7 +39,7 @@ def vae(mnist, one_thread):
     for _ in range(8):
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), 100):
-            xb = torch.bernoulli(x[perm[i:i + 100]], generator=g)
+            xb = torch.bernoulli(x[perm[i : i + 100]], generator=g)
             loss = -est.elbo(model, xb, generator=g).elbo.mean()
             opt.zero_grad()
             loss.backward()
@@ -90,6 +90,7 @@ def exact_posterior_observed(model, x, missing):
 
 # --- the hand-written gradient ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("activation", ["elu", "relu", "tanh", "softplus"])
 @pytest.mark.parametrize("shared_mask", [True, False])
@@ -129,6 +130,7 @@ def test_prepare_shapes_and_shared_masks():
 
 # --- closed forms on the linear-Gaussian model -----------------------------------------------
 
+
 def test_fit_finds_the_exact_mean_field_optimum(linear):
     """For a Gaussian posterior, the best diagonal q under KL(q ‖ p) has the posterior mean and
     variances 1/Λ_ii (Bishop PRML §10.1.2, eq. 10.13–10.15)."""
@@ -140,8 +142,12 @@ def test_fit_finds_the_exact_mean_field_optimum(linear):
     assert torch.allclose(res.z_loc, loc, atol=0.03)
     assert torch.allclose(res.z_scale, prec.diagonal().rsqrt().expand_as(loc), rtol=0.05)
     # the ELBO of x_o is ≤ log p(x_o) and reaches it up to KL(q ‖ p(z|x_o)) of the diagonal approximation
-    elbo = ip.observed_elbo(model, x, missing, res.z_loc, res.z_scale, k=4000, generator=torch.Generator().manual_seed(0))
-    elbo0 = ip.observed_elbo(model, x, missing, res.init_loc, res.init_scale, k=4000, generator=torch.Generator().manual_seed(0))
+    elbo = ip.observed_elbo(
+        model, x, missing, res.z_loc, res.z_scale, k=4000, generator=torch.Generator().manual_seed(0)
+    )
+    elbo0 = ip.observed_elbo(
+        model, x, missing, res.init_loc, res.init_scale, k=4000, generator=torch.Generator().manual_seed(0)
+    )
     assert (elbo > elbo0 + 1.0).all()
 
 
@@ -158,14 +164,16 @@ def test_importance_estimate_of_missing_pixels_matches_the_exact_conditional(lin
 
     res = ip.fit_q(model, x, missing, ip.InpaintConfig(steps=300, n_samples=8, seed=1))
     # log p(x_m|z) varies by several nats over the posterior, so the average needs many samples
-    scores = ip.missing_pixel_scores(model, x, missing, res.z_loc, res.z_scale, k=30000,
-                                     generator=torch.Generator().manual_seed(2))
+    scores = ip.missing_pixel_scores(
+        model, x, missing, res.z_loc, res.z_scale, k=30000, generator=torch.Generator().manual_seed(2)
+    )
     assert torch.allclose(scores.importance.double(), exact, atol=0.1)
     # the q-mixture and mean-field both lose a little against the exact conditional (Jensen / lost correlations)
     assert (scores.mixture.double() <= exact + 0.05).all()
 
 
 # --- behaviour on digits with a small trained VAE ---------------------------------------------
+
 
 def test_fit_improves_the_observed_pixel_elbo_over_the_encoder(vae, digits):
     missing = masks.top_half()
@@ -187,11 +195,21 @@ def test_observed_pixels_are_never_changed(vae, digits, mnist):
     obs = ~torch.as_tensor(missing).reshape(8, 784)
     reports = []
     res = ip.fit_q(vae, x, missing, ip.InpaintConfig(steps=30, report_every=10), callback=reports.append)
-    iw = ip.importance_resample(vae, x, missing, res.z_loc, res.z_scale, k=200, n=6,
-                                generator=torch.Generator().manual_seed(0))
-    images = [res.completion.mean[None], res.completion.samples, res.amortized.mean[None], res.amortized.samples,
-              iw.completions, iw.mean[None]] + [r.completion.mean[None] for r in reports] + \
-             [r.completion.samples for r in reports]
+    iw = ip.importance_resample(
+        vae, x, missing, res.z_loc, res.z_scale, k=200, n=6, generator=torch.Generator().manual_seed(0)
+    )
+    images = (
+        [
+            res.completion.mean[None],
+            res.completion.samples,
+            res.amortized.mean[None],
+            res.amortized.samples,
+            iw.completions,
+            iw.mean[None],
+        ]
+        + [r.completion.mean[None] for r in reports]
+        + [r.completion.samples for r in reports]
+    )
     for imgs in images:
         assert torch.equal(torch.where(obs, imgs, 0.0), torch.where(obs, x, 0.0).expand_as(imgs))
     for c in (res.completion, res.amortized):
@@ -201,22 +219,33 @@ def test_observed_pixels_are_never_changed(vae, digits, mnist):
 
 def test_progress_reports_and_cancel(vae, digits):
     reports = []
-    res = ip.fit_q(vae, digits[0], masks.top_half(), ip.InpaintConfig(steps=50, report_every=10, n_completion_samples=9),
-                   callback=reports.append)
+    res = ip.fit_q(
+        vae,
+        digits[0],
+        masks.top_half(),
+        ip.InpaintConfig(steps=50, report_every=10, n_completion_samples=9),
+        callback=reports.append,
+    )
     assert [r.step for r in reports] == [10, 20, 30, 40, 50]
     last = reports[-1]
     assert last.elbo_trace.shape == (51, 1) and last.completion.samples.shape == (9, 1, 784)
     assert torch.equal(last.z_loc, res.z_loc) and torch.allclose(last.z_scale, res.z_scale)
     assert not res.stopped and res.steps_done == 50
     for r in reports:  # every live trace is a prefix of the final one
-        assert torch.equal(r.elbo_trace, res.elbo_trace[:r.step + 1])
+        assert torch.equal(r.elbo_trace, res.elbo_trace[: r.step + 1])
     # watching does not change the fit
     quiet = ip.fit_q(vae, digits[0], masks.top_half(), ip.InpaintConfig(steps=50))
     assert torch.equal(quiet.z_loc, res.z_loc) and torch.equal(quiet.elbo_trace, res.elbo_trace)
 
     calls = []
-    res = ip.fit_q(vae, digits[0], masks.top_half(), ip.InpaintConfig(steps=200, report_every=10),
-                   callback=calls.append, should_stop=lambda: len(calls) >= 2)
+    res = ip.fit_q(
+        vae,
+        digits[0],
+        masks.top_half(),
+        ip.InpaintConfig(steps=200, report_every=10),
+        callback=calls.append,
+        should_stop=lambda: len(calls) >= 2,
+    )
     assert res.stopped and res.steps_done == 20 and res.elbo_trace.shape == (21, 1)
     assert calls[-1].step == 20  # the final report at the step where it stopped
 
@@ -257,12 +286,14 @@ def test_amortized_guess_fills_the_hole(vae, digits):
 
 # --- importance sampling and scores -------------------------------------------------------------
 
+
 def test_no_observed_pixels_and_prior_proposal_give_equal_weights(vae, digits):
     """With nothing observed and q = p(z), every weight p(z)/q(z) is 1: ESS = k."""
     everything = masks.invert(masks.empty())
     z0 = torch.zeros(2, 2)
-    iw = ip.importance_resample(vae, digits[:2], everything, z0, torch.ones(2, 2), k=300, n=4,
-                                generator=torch.Generator().manual_seed(0))
+    iw = ip.importance_resample(
+        vae, digits[:2], everything, z0, torch.ones(2, 2), k=300, n=4, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.allclose(iw.log_w, torch.zeros_like(iw.log_w), atol=1e-5)
     assert torch.allclose(iw.ess, torch.full((2,), 300.0), rtol=1e-4)
     assert iw.z.shape == (4, 2, 2) and iw.completions.shape == (4, 2, 784)
@@ -279,11 +310,13 @@ def test_scores_agree_with_their_definitions(vae, digits):
     missing = masks.top_half()
     res = ip.fit_q(vae, digits, missing, ip.InpaintConfig(steps=50))
     k = 200
-    scores = ip.missing_pixel_scores(vae, digits, missing, res.z_loc, res.z_scale, k=k,
-                                     generator=torch.Generator().manual_seed(9))
+    scores = ip.missing_pixel_scores(
+        vae, digits, missing, res.z_loc, res.z_scale, k=k, generator=torch.Generator().manual_seed(9)
+    )
     # the same z draws through complete(): mean-field = Σ_m log Bern(x_i; φ_i)
-    comp = ip.complete(vae, digits, missing, res.z_loc, res.z_scale, n=k, n_keep=0,
-                       generator=torch.Generator().manual_seed(9))
+    comp = ip.complete(
+        vae, digits, missing, res.z_loc, res.z_scale, n=k, n_keep=0, generator=torch.Generator().manual_seed(9)
+    )
     mf = ip.mean_field_log_likelihood(digits, missing, comp.mean)
     assert torch.allclose(scores.mean_field, mf, atol=1e-2)
     # mixture and importance weights by brute force over the same draws
@@ -295,10 +328,19 @@ def test_scores_agree_with_their_definitions(vae, digits):
     assert torch.allclose(scores.mixture, torch.logsumexp(lp_m, 0) - math.log(k), atol=1e-3)
     assert torch.allclose(scores.importance, torch.logsumexp(log_w + lp_m, 0) - torch.logsumexp(log_w, 0), atol=1e-3)
     assert torch.allclose(scores.ess, est.effective_sample_size(log_w), rtol=1e-3)
-    assert torch.equal(ip.missing_pixel_log_likelihood(vae, digits, missing, res.z_loc, res.z_scale, k=k,
-                                                       method="importance",
-                                                       generator=torch.Generator().manual_seed(9)),
-                       scores.importance)
+    assert torch.equal(
+        ip.missing_pixel_log_likelihood(
+            vae,
+            digits,
+            missing,
+            res.z_loc,
+            res.z_scale,
+            k=k,
+            method="importance",
+            generator=torch.Generator().manual_seed(9),
+        ),
+        scores.importance,
+    )
 
 
 def test_a_point_mass_q_makes_all_scores_equal(vae, digits):

@@ -14,7 +14,8 @@ import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from lvm_studio.core import latent as L
-from lvm_studio.core.estimators import elbo as encoder_elbo, exact_log_px_2d, grid_posterior
+from lvm_studio.core.estimators import elbo as encoder_elbo
+from lvm_studio.core.estimators import exact_log_px_2d, grid_posterior
 from lvm_studio.core.linear_gaussian import LinearGaussian
 from lvm_studio.core.vae import VAE, VAEConfig
 
@@ -25,8 +26,9 @@ def gen(seed):
 
 @pytest.fixture(scope="module")
 def lg():
-    return LinearGaussian.random(x_dim=5, latent_dim=2, noise_scale=0.7, seed=3,
-                                 posterior_loc_shift=0.3, posterior_scale_factor=1.5)
+    return LinearGaussian.random(
+        x_dim=5, latent_dim=2, noise_scale=0.7, seed=3, posterior_loc_shift=0.3, posterior_scale_factor=1.5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,11 @@ def closed_form_elbo(model, x, m, s):
     """E_q[log p(x|z)] − KL(q ‖ p(z)) for q = N(m, diag s²) under the linear-Gaussian model."""
     W, b, sigma = model.W, model.b, model.noise_scale
     D = W.shape[0]
-    recon = (-0.5 * (((x - m @ W.T - b) ** 2).sum(-1) + (s**2 @ (W**2).T).sum(-1)) / sigma**2
-             - D * math.log(sigma) - 0.5 * D * math.log(2 * math.pi))
+    recon = (
+        -0.5 * (((x - m @ W.T - b) ** 2).sum(-1) + (s**2 @ (W**2).T).sum(-1)) / sigma**2
+        - D * math.log(sigma)
+        - 0.5 * D * math.log(2 * math.pi)
+    )
     kl = kl_divergence(Normal(m, s), Normal(torch.zeros_like(m), torch.ones_like(s))).sum(-1)
     return recon - kl
 
@@ -50,6 +55,7 @@ def tiny_vae(latent_dim, seed=0):
 
 
 # --- which dimensions are used ---------------------------------------------------------
+
 
 def test_stats_from_codes_match_closed_form_kl_and_activity():
     g = gen(0)
@@ -89,6 +95,7 @@ def test_latent_stats_orders_dimensions_of_a_model_by_kl(mnist):
 
 
 # --- where to look ------------------------------------------------------------------------
+
 
 def test_traversal_grid_varies_only_the_chosen_dimensions():
     z = torch.arange(5, dtype=torch.float32)
@@ -134,6 +141,7 @@ def test_tile_images_places_digits_in_rows_and_columns():
 
 
 # --- the ELBO of a hand-set q and the exact posterior --------------------------------------
+
 
 def test_gauss_hermite_integrates_gaussian_moments_exactly():
     u, w = L.gauss_hermite(6, 2, torch.float64)
@@ -208,7 +216,7 @@ def test_vae_posterior_view_numbers_against_the_core_grid(mnist):
     x = mnist.binarized("test")[:2]
     exact = exact_log_px_2d(model, x)
     for b in range(2):
-        xb = x[b:b + 1]
+        xb = x[b : b + 1]
         grid = L.posterior_grid(model, xb, n=121)
         assert float(grid.log_px[0]) == pytest.approx(float(exact[b]), abs=0.02)
         m, s = model.encode(xb)
@@ -239,6 +247,7 @@ def test_posterior_grid_includes_q_and_integrates_to_one(mnist):
 
 
 # --- estimators as k grows -------------------------------------------------------------------
+
 
 def test_running_log_mean_matches_direct_logsumexp():
     log_w = torch.randn(1000, generator=gen(3), dtype=torch.float64) * 5

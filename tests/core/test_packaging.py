@@ -12,8 +12,9 @@ GUI_PREFIXES = ("PySide6", "shiboken6", "pyqtgraph", "PyQt")
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, **env}
+    )
 
 
 def test_core_imports_no_gui_module():
@@ -40,10 +41,12 @@ print("GUI", ",".join(gui))
 
 def test_pyside6_void_calls_do_not_abort():
     """PySide6 6.12.0 decrefs None on each void call and dies with 'none_dealloc'; ours must not."""
-    code = ("from PySide6.QtCore import QObject\n"
-            "o = QObject()\n"
-            "[o.setObjectName('x') for _ in range(200_000)]\n"
-            "print('survived')\n")
+    code = (
+        "from PySide6.QtCore import QObject\n"
+        "o = QObject()\n"
+        "[o.setObjectName('x') for _ in range(200_000)]\n"
+        "print('survived')\n"
+    )
     result = _run(code, QT_QPA_PLATFORM="offscreen")
     assert result.returncode == 0, f"exit {result.returncode}: {result.stderr[-2000:]}"
     assert "survived" in result.stdout

@@ -7,13 +7,21 @@ import pytest
 import torch
 
 from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
-from lvm_studio.core.pretrained import (MANIFEST, default_checkpoint_path, load_manifest, pretrained_dir, sha256_of,
-                                        verify)
+from lvm_studio.core.pretrained import (
+    MANIFEST,
+    default_checkpoint_path,
+    load_manifest,
+    pretrained_dir,
+    sha256_of,
+    verify,
+)
 
 MAX_BYTES = 10 * 1024 * 1024
 
-pytestmark = pytest.mark.skipif(not (pretrained_dir() / MANIFEST).is_file(),
-                                reason="pretrained/manifest.json does not exist yet (the models are being trained)")
+pytestmark = pytest.mark.skipif(
+    not (pretrained_dir() / MANIFEST).is_file(),
+    reason="pretrained/manifest.json does not exist yet (the models are being trained)",
+)
 
 
 def entries() -> list[dict]:

@@ -16,8 +16,7 @@ import pytest
 import torch
 
 from lvm_studio.core import estimators as est
-from lvm_studio.core.checkpoint import (history_from_checkpoint, load_checkpoint, model_from_checkpoint,
-                                        save_checkpoint)
+from lvm_studio.core.checkpoint import history_from_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.history import TRAIN_COLUMNS, EvalRecord, History, StepRecord
 from lvm_studio.core.training import EvalProgress, Notice, Progress, Snapshot, TrainConfig, Trainer
@@ -33,15 +32,29 @@ WAIT_S = 30  # generous bound on a handshake with the worker thread (the machine
 @pytest.fixture(scope="module")
 def small(mnist) -> MNIST:
     """512 training, 200 validation and 200 test digits from the shipped copy."""
-    return MNIST(x_train=mnist.x_train[:N_TRAIN], y_train=mnist.y_train[:N_TRAIN],
-                 x_val=mnist.x_val[:200], y_val=mnist.y_val[:200],
-                 x_test=mnist.x_test[:200], y_test=mnist.y_test[:200], source="slice")
+    return MNIST(
+        x_train=mnist.x_train[:N_TRAIN],
+        y_train=mnist.y_train[:N_TRAIN],
+        x_val=mnist.x_val[:200],
+        y_val=mnist.y_val[:200],
+        x_test=mnist.x_test[:200],
+        y_test=mnist.y_test[:200],
+        source="slice",
+    )
 
 
 def make_trainer(data, seed=0, model_config=TINY, **overrides) -> Trainer:
     torch.manual_seed(seed)
-    settings = dict(epochs=50, batch_size=BATCH, eval_every=10**9, eval_n=100, eval_k=20,
-                    log_every=1, snapshot_interval_s=0.0, seed=seed)
+    settings = dict(
+        epochs=50,
+        batch_size=BATCH,
+        eval_every=10**9,
+        eval_n=100,
+        eval_k=20,
+        log_every=1,
+        snapshot_interval_s=0.0,
+        seed=seed,
+    )
     settings.update(overrides)
     return Trainer(VAE(model_config), data, TrainConfig(**settings))
 
@@ -69,6 +82,7 @@ def states_equal(a: dict, b: dict) -> bool:
 
 
 # --- learning ------------------------------------------------------------------------
+
 
 def test_elbo_improves_over_a_few_hundred_steps(small):
     trainer = make_trainer(small, epochs=13)  # 208 steps
@@ -101,6 +115,7 @@ def test_epoch_evaluations_improve_and_are_recorded(small):
 
 
 # --- commands --------------------------------------------------------------------------
+
 
 class _Driver:
     """Runs trainer.run() on a worker thread; events arrive on a queue. Always stopped and joined."""
@@ -302,6 +317,7 @@ def test_request_save_writes_a_loadable_checkpoint_or_reports_failure(small, tmp
 
 # --- non-finite steps -------------------------------------------------------------------
 
+
 def _nan_loss_when(monkeypatch, bad_step):
     """Make Trainer._loss return a NaN loss whenever bad_step(trainer.step) is true."""
     original = Trainer._loss
@@ -376,6 +392,7 @@ def test_repeated_nan_reports_divergence_and_ends_the_loop(small, monkeypatch):
 
 # --- objectives and schedules -----------------------------------------------------------
 
+
 def test_kl_warmup_weight_rises_linearly_to_beta(small):
     warmup = 2.0
     trainer = make_trainer(small, epochs=3, beta=0.8, kl_warmup_epochs=warmup)
@@ -390,7 +407,7 @@ def test_kl_warmup_weight_rises_linearly_to_beta(small):
     rising = betas[: int(warmup * STEPS_PER_EPOCH)]
     increments = [b - a for a, b in zip(rising[:-1], rising[1:])]
     assert increments == pytest.approx([0.8 / (warmup * STEPS_PER_EPOCH)] * len(increments))
-    assert betas[int(warmup * STEPS_PER_EPOCH) - 1:] == pytest.approx([0.8] * (len(betas) - 2 * STEPS_PER_EPOCH + 1))
+    assert betas[int(warmup * STEPS_PER_EPOCH) - 1 :] == pytest.approx([0.8] * (len(betas) - 2 * STEPS_PER_EPOCH + 1))
     assert records[0].elbo == pytest.approx(records[0].recon - records[0].kl, abs=1e-3)  # ELBO stays the true one
 
 
@@ -453,8 +470,14 @@ def test_bernoulli_training_binarizes_each_batch_afresh(small, monkeypatch):
 
 
 def test_config_rejects_bad_values():
-    for bad in (dict(objective="vi"), dict(k=0), dict(batch_size=0), dict(lr=0.0), dict(lr=float("nan")),
-                dict(epochs=-1)):
+    for bad in (
+        dict(objective="vi"),
+        dict(k=0),
+        dict(batch_size=0),
+        dict(lr=0.0),
+        dict(lr=float("nan")),
+        dict(epochs=-1),
+    ):
         with pytest.raises(ValueError):
             TrainConfig(**bad)
     c = TrainConfig(eval_iw_ks=[1, 5], kl_warmup_epochs=2.5)
@@ -462,6 +485,7 @@ def test_config_rejects_bad_values():
 
 
 # --- resuming -----------------------------------------------------------------------------
+
 
 def test_resume_mid_epoch_continues_step_count_and_history(small, tmp_path):
     trainer = make_trainer(small, epochs=2, eval_every=0)
@@ -473,9 +497,15 @@ def test_resume_mid_epoch_continues_step_count_and_history(small, tmp_path):
 
     ckpt = load_checkpoint(path)
     assert ckpt["step"] == 8 and ckpt["epoch"] == pytest.approx(0.5)
-    resumed = Trainer(model_from_checkpoint(ckpt), small, TrainConfig.from_dict(ckpt["train_config"]),
-                      optimizer_state=ckpt["optimizer"], history=history_from_checkpoint(ckpt),
-                      step=ckpt["step"], epoch=ckpt["epoch"])
+    resumed = Trainer(
+        model_from_checkpoint(ckpt),
+        small,
+        TrainConfig.from_dict(ckpt["train_config"]),
+        optimizer_state=ckpt["optimizer"],
+        history=history_from_checkpoint(ckpt),
+        step=ckpt["step"],
+        epoch=ckpt["epoch"],
+    )
     assert states_equal(copy_state_to_cpu(resumed.model), copy_state_to_cpu(trainer.model))
     new = list(resumed.run())
     records = step_records(new)
@@ -492,14 +522,21 @@ def test_resume_mid_epoch_continues_step_count_and_history(small, tmp_path):
 def test_resume_at_an_epoch_boundary_starts_the_next_epoch(small):
     trainer = make_trainer(small, epochs=1)
     list(trainer.run())
-    more = Trainer(trainer.model, small, TrainConfig(**{**trainer.config.to_dict(), "epochs": 2}),
-                   optimizer_state=trainer.optimizer.state_dict(), history=trainer.history,
-                   step=trainer.step, epoch=trainer.epoch)
+    more = Trainer(
+        trainer.model,
+        small,
+        TrainConfig(**{**trainer.config.to_dict(), "epochs": 2}),
+        optimizer_state=trainer.optimizer.state_dict(),
+        history=trainer.history,
+        step=trainer.step,
+        epoch=trainer.epoch,
+    )
     records = step_records(more.run())
     assert [r.step for r in records] == list(range(STEPS_PER_EPOCH + 1, 2 * STEPS_PER_EPOCH + 1))
 
 
 # --- history --------------------------------------------------------------------------------
+
 
 def test_history_csv_parses_with_the_csv_module(small):
     trainer = make_trainer(small, epochs=2, eval_every=0, log_every=5, eval_iw_ks=(1, 10), eval_k=20)
@@ -524,12 +561,31 @@ def test_history_csv_parses_with_the_csv_module(small):
 
 def test_history_dict_round_trip():
     h = History()
-    h.add(StepRecord(step=10, epoch=0.25, elbo=-200.5, recon=-190.0, kl=10.5, loss=200.5, lr=1e-3, beta=1.0,
-                     images_per_s=1234.5))
-    h.add(StepRecord(step=20, epoch=0.5, elbo=-150.0, recon=-140.0, kl=10.0, loss=150.0, lr=1e-3, beta=0.5,
-                     images_per_s=2000.0))
-    h.add(EvalRecord(step=20, epoch=0.5, split="val", n=100, elbo=-160.0, recon=-150.0, kl=10.0, log_px=-155.0,
-                     k=50, iw_bounds=((1, -160.5), (5, -157.0)), seconds=0.5))
+    h.add(
+        StepRecord(
+            step=10, epoch=0.25, elbo=-200.5, recon=-190.0, kl=10.5, loss=200.5, lr=1e-3, beta=1.0, images_per_s=1234.5
+        )
+    )
+    h.add(
+        StepRecord(
+            step=20, epoch=0.5, elbo=-150.0, recon=-140.0, kl=10.0, loss=150.0, lr=1e-3, beta=0.5, images_per_s=2000.0
+        )
+    )
+    h.add(
+        EvalRecord(
+            step=20,
+            epoch=0.5,
+            split="val",
+            n=100,
+            elbo=-160.0,
+            recon=-150.0,
+            kl=10.0,
+            log_px=-155.0,
+            k=50,
+            iw_bounds=((1, -160.5), (5, -157.0)),
+            seconds=0.5,
+        )
+    )
     d = h.to_dict()
     assert History.from_dict(d) == h
     assert History.from_dict(None) == History() == History.from_dict({})

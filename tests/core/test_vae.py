@@ -17,6 +17,7 @@ def tiny(likelihood="bernoulli", latent_dim=LATENT, seed=0) -> VAE:
 
 # --- configuration --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("latent_dim", [0, 65, -1])
 def test_latent_size_out_of_range_is_rejected(latent_dim):
     with pytest.raises(ValueError, match="latent_dim"):
@@ -28,8 +29,9 @@ def test_latent_size_limits_are_accepted(latent_dim):
     assert VAEConfig(latent_dim=latent_dim, hidden=(8,)).latent_dim == latent_dim
 
 
-@pytest.mark.parametrize("field, value", [("likelihood", "poisson"), ("activation", "gelu"), ("hidden", (16, 0)),
-                                          ("hidden", ())])
+@pytest.mark.parametrize(
+    "field, value", [("likelihood", "poisson"), ("activation", "gelu"), ("hidden", (16, 0)), ("hidden", ())]
+)
 def test_other_bad_settings_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):
         VAEConfig(**{field: value})
@@ -46,6 +48,7 @@ def test_config_round_trips_through_a_dict():
 
 
 # --- shapes ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_shapes_with_a_leading_k_dimension(binarized_batch, likelihood):
@@ -73,6 +76,7 @@ def test_shapes_with_a_leading_k_dimension(binarized_batch, likelihood):
 
 
 # --- likelihoods ----------------------------------------------------------------------
+
 
 def test_bernoulli_log_likelihood_is_minus_bce_with_logits(binarized_batch):
     model = tiny("bernoulli")
@@ -106,6 +110,7 @@ def test_gaussian_scale_floor_keeps_densities_finite():
 
 
 # --- snapshots for other threads ------------------------------------------------------
+
 
 def test_copy_state_to_cpu_shares_no_storage():
     model = tiny()

@@ -9,15 +9,15 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import threading  # noqa: E402
-import time  # noqa: E402
+import threading
+import time
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from lvm_studio.core.data import MNIST  # noqa: E402
-from lvm_studio.core.training import TrainConfig  # noqa: E402
-from lvm_studio.core.vae import VAE, VAEConfig  # noqa: E402
+from lvm_studio.core.data import MNIST
+from lvm_studio.core.training import TrainConfig
+from lvm_studio.core.vae import VAE, VAEConfig
 
 THREAD_GRACE_S = 2.0
 
@@ -52,8 +52,15 @@ def _no_lvm_threads_left():
 @pytest.fixture(scope="session")
 def small_mnist(mnist):
     """2,000 training, 200 validation and 200 test digits: an epoch of a tiny model takes a blink."""
-    return MNIST(mnist.x_train[:2000], mnist.y_train[:2000], mnist.x_val[:200], mnist.y_val[:200],
-                 mnist.x_test[:200], mnist.y_test[:200], source="first digits of the shipped MNIST")
+    return MNIST(
+        mnist.x_train[:2000],
+        mnist.y_train[:2000],
+        mnist.x_val[:200],
+        mnist.y_val[:200],
+        mnist.x_test[:200],
+        mnist.y_test[:200],
+        source="first digits of the shipped MNIST",
+    )
 
 
 @pytest.fixture
@@ -65,11 +72,22 @@ def tiny_model():
 @pytest.fixture
 def tiny_config():
     """A run that would last long (many epochs) with frequent records, snapshots and small evaluations."""
+
     def make(**overrides):
-        values = dict(epochs=1000, batch_size=32, lr=1e-3, log_every=2, eval_every=0, eval_k=5, eval_n=50,
-                      snapshot_interval_s=0.05, eval_max_rows=512)
+        values = dict(
+            epochs=1000,
+            batch_size=32,
+            lr=1e-3,
+            log_every=2,
+            eval_every=0,
+            eval_k=5,
+            eval_n=50,
+            snapshot_interval_s=0.05,
+            eval_max_rows=512,
+        )
         values.update(overrides)
         return TrainConfig(**values)
+
     return make
 
 
@@ -106,6 +124,7 @@ def make_window(qtbot, hub, settings):
         p.epochs.setValue(1000)
         p.device.setCurrentIndex(p.device.findData("cpu"))
         return w
+
     return make
 
 

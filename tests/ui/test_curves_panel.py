@@ -13,13 +13,24 @@ from lvm_studio.ui.training.curves_panel import SMOOTHING, CurvesPanel
 
 def _step(i, elbo, recon=None, kl=5.0):
     recon = elbo + kl if recon is None else recon
-    return StepRecord(step=10 * i, epoch=i / 20, elbo=elbo, recon=recon, kl=kl, loss=-elbo, lr=1e-3, beta=1.0,
-                      images_per_s=1000.0)
+    return StepRecord(
+        step=10 * i, epoch=i / 20, elbo=elbo, recon=recon, kl=kl, loss=-elbo, lr=1e-3, beta=1.0, images_per_s=1000.0
+    )
 
 
 def _eval(i, elbo, log_px, iw=()):
-    return EvalRecord(step=10 * i, epoch=i / 20, split="val", n=50, elbo=elbo, recon=elbo + 5.0, kl=5.0,
-                      log_px=log_px, k=100, iw_bounds=tuple(iw))
+    return EvalRecord(
+        step=10 * i,
+        epoch=i / 20,
+        split="val",
+        n=50,
+        elbo=elbo,
+        recon=elbo + 5.0,
+        kl=5.0,
+        log_px=log_px,
+        k=100,
+        iw_bounds=tuple(iw),
+    )
 
 
 @pytest.fixture
@@ -45,7 +56,7 @@ def test_curves_receive_points_from_the_history(qtbot, panel, hub):
     m, expected = 0.0, []
     for t, e in enumerate(elbos, 1):
         m = SMOOTHING * m + (1 - SMOOTHING) * e
-        expected.append(m / (1 - SMOOTHING ** t))
+        expected.append(m / (1 - SMOOTHING**t))
     np.testing.assert_allclose(panel.train_smooth_curve.getData()[1], expected)
     assert panel.train_smooth_curve.getData()[1][0] == pytest.approx(elbos[0])  # no pull towards zero
     assert list(panel.log_px_curve.getData()[1]) == [-123.5]

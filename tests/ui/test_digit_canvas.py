@@ -4,14 +4,20 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 
-from lvm_studio.core import masks  # noqa: E402
-from lvm_studio.ui.inpainting.digit_canvas import (DigitCanvas, capsule_coverage, mask_outline, mask_runs,  # noqa: E402
-                                        masked_digit_qimage, segment_distance)
+from lvm_studio.core import masks
+from lvm_studio.ui.inpainting.digit_canvas import (
+    DigitCanvas,
+    capsule_coverage,
+    mask_outline,
+    mask_runs,
+    masked_digit_qimage,
+    segment_distance,
+)
 
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
 NO_MOD = Qt.KeyboardModifier.NoModifier

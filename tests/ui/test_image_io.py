@@ -4,12 +4,12 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PySide6.QtGui import QImage  # noqa: E402
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
 
-from lvm_studio.core.images import centre_of_mass  # noqa: E402
-from lvm_studio.ui.widgets.image_io import ImageLoadError, load_image_file, supported_suffixes  # noqa: E402
+from lvm_studio.core.images import centre_of_mass
+from lvm_studio.ui.widgets.image_io import ImageLoadError, load_image_file, supported_suffixes
 
 
 def _save_grey(path, grey_uint8: np.ndarray, fmt: str):

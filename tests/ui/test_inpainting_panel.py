@@ -5,22 +5,22 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtGui import QColor, QImage, QPainter  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QMessageBox
 
-from lvm_studio.core import estimators as est  # noqa: E402
-from lvm_studio.core import masks  # noqa: E402
-from lvm_studio.core.images import center_by_mass, centre_of_mass  # noqa: E402
-from lvm_studio.core.vae import VAE, VAEConfig  # noqa: E402
-from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel, centre_with_mask  # noqa: E402
-from lvm_studio.ui.widgets.digit_image import to_grey_u8  # noqa: E402
-from lvm_studio.ui.state.model_hub import ModelHub  # noqa: E402
-from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
+from lvm_studio.core import estimators as est
+from lvm_studio.core import masks
+from lvm_studio.core.images import center_by_mass, centre_of_mass
+from lvm_studio.core.vae import VAE, VAEConfig
+from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel, centre_with_mask
+from lvm_studio.ui.state.model_hub import ModelHub
+from lvm_studio.ui.widgets.digit_image import to_grey_u8
+from lvm_studio.workers.tasks import shutdown_all
 
 WAIT_MS = 30000  # generous: the machine is shared
 LEFT = Qt.MouseButton.LeftButton
@@ -50,7 +50,7 @@ def trained_vae(mnist):
     for _ in range(6):
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), 100):
-            xb = torch.bernoulli(x[perm[i:i + 100]], generator=g)
+            xb = torch.bernoulli(x[perm[i : i + 100]], generator=g)
             loss = -est.elbo(model, xb, generator=g).elbo.mean()
             opt.zero_grad()
             loss.backward()

@@ -8,16 +8,16 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pytest
+import torch
 
-from lvm_studio.core import latent as L  # noqa: E402
-from lvm_studio.core.estimators import exact_log_px_2d  # noqa: E402
-from lvm_studio.core.vae import VAE, VAEConfig  # noqa: E402
-from lvm_studio.ui.widgets.digit_image import to_grey_u8  # noqa: E402
-from lvm_studio.ui.state.model_hub import ModelHub  # noqa: E402
-from lvm_studio.workers.tasks import shutdown_all  # noqa: E402
+from lvm_studio.core import latent as L
+from lvm_studio.core.estimators import exact_log_px_2d
+from lvm_studio.core.vae import VAE, VAEConfig
+from lvm_studio.ui.state.model_hub import ModelHub
+from lvm_studio.ui.widgets.digit_image import to_grey_u8
+from lvm_studio.workers.tasks import shutdown_all
 
 WAIT_MS = 20000  # generous: the machine is shared
 
@@ -74,6 +74,7 @@ def decode_u8(model, z):
 
 
 # --- latent sliders ---------------------------------------------------------------------------
+
 
 def test_slider_value_decodes_into_the_image(qtbot, hub):
     from lvm_studio.ui.latent.sliders_panel import SLIDER_STEPS_PER_SD, LatentSlidersPanel
@@ -163,8 +164,9 @@ def test_sliders_follow_new_weights_and_a_new_model(qtbot, hub):
 
 # --- traversals -----------------------------------------------------------------------------
 
+
 def tile(arr, r, c):
-    return arr[r * 29:r * 29 + 28, c * 29:c * 29 + 28]
+    return arr[r * 29 : r * 29 + 28, c * 29 : c * 29 + 28]
 
 
 def test_traversal_grid_varies_two_dimensions_around_the_current_z(qtbot, hub, tmp_path):
@@ -201,6 +203,7 @@ def test_traversal_grid_varies_two_dimensions_around_the_current_z(qtbot, hub, t
     out = tmp_path / "grid.png"
     assert panel.export_grid(str(out), scale=3)
     from PySide6.QtGui import QImage
+
     img = QImage(str(out))
     assert (img.width(), img.height()) == (3 * (5 * 29 - 1), 3 * 28)
 
@@ -232,6 +235,7 @@ def test_interpolation_strip_ends_at_the_two_digits(qtbot, hub, tmp_path):
 
 
 # --- latent map ------------------------------------------------------------------------------
+
 
 def test_map_shows_all_10000_test_codes_coloured_by_label_and_by_mixture(qtbot, hub):
     from lvm_studio.ui.latent.map_panel import LatentMapPanel
@@ -271,7 +275,9 @@ def test_map_shows_all_10000_test_codes_coloured_by_label_and_by_mixture(qtbot, 
     # a new mixture for the same codes recolours at once
     with qtbot.waitSignal(panel.recoloured, timeout=WAIT_MS):
         hub.set_cluster_posterior(resp[:, [1, 0, 2]], colours, "swapped")
-    np.testing.assert_allclose(panel.cloud.colours().astype(float), resp[:, [1, 0, 2]] @ colours.astype(float), atol=1.0)
+    np.testing.assert_allclose(
+        panel.cloud.colours().astype(float), resp[:, [1, 0, 2]] @ colours.astype(float), atol=1.0
+    )
 
 
 def test_map_click_decodes_the_point_and_hover_finds_the_digit(qtbot, hub):
@@ -333,6 +339,7 @@ def test_map_projects_higher_dimensional_codes_by_pca(qtbot, hub):
 
 # --- posterior view ---------------------------------------------------------------------------
 
+
 def test_posterior_view_numbers_match_the_core_grid_and_optimising_beats_a_hand_moved_q(qtbot, hub):
     from lvm_studio.ui.latent.posterior_panel import GRID_N, PosteriorPanel
 
@@ -388,6 +395,7 @@ def test_posterior_view_explains_itself_for_other_latent_sizes(qtbot, hub):
 
 # --- estimator lab ----------------------------------------------------------------------------
 
+
 def test_estimator_lab_shows_naive_and_importance_sampling_runs(qtbot, hub):
     from lvm_studio.ui.latent.estimator_lab_panel import EstimatorLabPanel
 
@@ -419,6 +427,7 @@ def test_estimator_lab_shows_naive_and_importance_sampling_runs(qtbot, hub):
 
 
 # --- while training: new snapshots reach every panel --------------------------------------------
+
 
 def test_panels_follow_training_snapshots(qtbot, hub, monkeypatch):
     from lvm_studio.ui.latent import map_panel as latent_map_panel

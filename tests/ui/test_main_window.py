@@ -8,12 +8,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 
 from lvm_studio.core.checkpoint import load_checkpoint
-from lvm_studio.core.history import EvalRecord, History, StepRecord
+from lvm_studio.core.history import EvalRecord, StepRecord
 from lvm_studio.core.training import Trainer
-from lvm_studio.core.vae import VAE, VAEConfig
+from lvm_studio.core.vae import VAEConfig
 from lvm_studio.ui import main_window as main_window_module
-from lvm_studio.ui.training.new_model_dialog import NewModelDialog, parse_hidden
 from lvm_studio.ui.panels import PanelSpec
+from lvm_studio.ui.training.new_model_dialog import NewModelDialog, parse_hidden
 from lvm_studio.workers.training_worker import live_training_threads
 
 
@@ -263,9 +263,19 @@ def test_layout_is_remembered_and_reset(qtbot, make_window, settings):
 
 
 def test_shortcuts_for_the_common_actions(window):
-    keys = {a: a.shortcut().toString() for a in (window.start_action, window.pause_action, window.stop_action,
-                                                  window.eval_action, window.open_action, window.save_action,
-                                                  window.new_action, window.reset_layout_action)}
+    keys = {
+        a: a.shortcut().toString()
+        for a in (
+            window.start_action,
+            window.pause_action,
+            window.stop_action,
+            window.eval_action,
+            window.open_action,
+            window.save_action,
+            window.new_action,
+            window.reset_layout_action,
+        )
+    }
     assert keys[window.start_action] == "F5" and keys[window.stop_action] == "Shift+F5"
     assert keys[window.pause_action] == "F6" and keys[window.eval_action] == "F7"
     assert keys[window.open_action] == "Ctrl+O" and keys[window.save_action] == "Ctrl+S"

@@ -11,8 +11,14 @@ import torch
 
 from lvm_studio.core.history import History, StepRecord
 from lvm_studio.core.training import Notice, Snapshot, Trainer
-from lvm_studio.workers.training_worker import (THREAD_NAME, TRAINING_NICENESS, RunResult, TrainingController,
-                                                TrainingJob, live_training_threads)
+from lvm_studio.workers.training_worker import (
+    THREAD_NAME,
+    TRAINING_NICENESS,
+    RunResult,
+    TrainingController,
+    TrainingJob,
+    live_training_threads,
+)
 
 
 @pytest.fixture
@@ -47,8 +53,15 @@ class Recorder:
 
 def _job(model, data, config, **kw):
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return TrainingJob(model_config=model.config.to_dict(), state_dict=state, data=data, config=config,
-                       device="cpu", history=History(), **kw)
+    return TrainingJob(
+        model_config=model.config.to_dict(),
+        state_dict=state,
+        data=data,
+        config=config,
+        device="cpu",
+        history=History(),
+        **kw,
+    )
 
 
 def test_start_pause_resume_stop(qtbot, controller, tiny_model, small_mnist, tiny_config):
@@ -98,8 +111,9 @@ def test_snapshots_are_copies_that_never_change(qtbot, controller, tiny_model, s
     assert all(torch.equal(first.state_dict[k], frozen[k]) for k in frozen)
 
 
-def test_stop_while_paused_and_before_the_trainer_exists(qtbot, controller, tiny_model, small_mnist, tiny_config,
-                                                         monkeypatch):
+def test_stop_while_paused_and_before_the_trainer_exists(
+    qtbot, controller, tiny_model, small_mnist, tiny_config, monkeypatch
+):
     import threading
 
     built = threading.Event()
@@ -155,8 +169,9 @@ def test_evaluate_now_gives_an_estimate_above_the_elbo(qtbot, controller, tiny_m
     assert e.log_px > e.elbo and math.isfinite(e.log_px)
 
 
-def test_an_exception_in_the_worker_becomes_a_message(qtbot, controller, tiny_model, small_mnist, tiny_config,
-                                                      monkeypatch):
+def test_an_exception_in_the_worker_becomes_a_message(
+    qtbot, controller, tiny_model, small_mnist, tiny_config, monkeypatch
+):
     original = Trainer._loss
 
     def failing_loss(self, x):
@@ -183,8 +198,9 @@ def test_an_exception_in_the_worker_becomes_a_message(qtbot, controller, tiny_mo
     assert controller.stop_and_wait(2.0)
 
 
-def test_a_nan_loss_is_skipped_and_training_goes_on(qtbot, controller, tiny_model, small_mnist, tiny_config,
-                                                    monkeypatch):
+def test_a_nan_loss_is_skipped_and_training_goes_on(
+    qtbot, controller, tiny_model, small_mnist, tiny_config, monkeypatch
+):
     original = Trainer._loss
     calls = {"n": 0}
 
@@ -239,8 +255,9 @@ def test_thread_name(qtbot, controller, tiny_model, small_mnist, tiny_config):
     assert controller.stop_and_wait(2.0)
 
 
-def test_commands_given_before_the_trainer_exists_are_kept(qtbot, controller, tiny_model, small_mnist, tiny_config,
-                                                           monkeypatch):
+def test_commands_given_before_the_trainer_exists_are_kept(
+    qtbot, controller, tiny_model, small_mnist, tiny_config, monkeypatch
+):
     import threading
 
     built = threading.Event()
@@ -262,8 +279,9 @@ def test_commands_given_before_the_trainer_exists_are_kept(qtbot, controller, ti
     assert all(r.lr == pytest.approx(5e-4) for r in rec.steps)
 
 
-def test_cuda_device_is_set_in_the_training_thread(qtbot, controller, tiny_model, small_mnist, tiny_config,
-                                                   monkeypatch):
+def test_cuda_device_is_set_in_the_training_thread(
+    qtbot, controller, tiny_model, small_mnist, tiny_config, monkeypatch
+):
     import threading
 
     from lvm_studio.workers import training_worker

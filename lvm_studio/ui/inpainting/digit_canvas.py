@@ -53,6 +53,7 @@ _COLS = np.arange(SIDE, dtype=np.float32)[None, :]  # (1, 28) pixel-centre colum
 
 # --- pure array helpers -------------------------------------------------------------------------
 
+
 def segment_distance(r0: float, c0: float, r1: float, c1: float) -> np.ndarray:
     """(28, 28) distance from each pixel centre to the segment (r0, c0)–(r1, c1), in pixels."""
     dr, dc = r1 - r0, c1 - c0
@@ -117,7 +118,9 @@ class MaskOverlay:
         self.path = path
         self.lines = [QLineF(x0, y0, x1, y1) for x0, y0, x1, y1 in mask_outline(self._mask)]
 
-    def paint(self, p: QPainter, target: QRectF, tint: bool = True, hatch: bool = True, edge_width: float = 2.0) -> None:
+    def paint(
+        self, p: QPainter, target: QRectF, tint: bool = True, hatch: bool = True, edge_width: float = 2.0
+    ) -> None:
         """Draw onto `target`, the rectangle the 28 × 28 image occupies."""
         if self._mask is None or not self._mask.any():
             return
@@ -171,6 +174,7 @@ def _paint_grey(p: QPainter, target: QRectF, image: np.ndarray, grid: bool) -> N
 
 
 # --- the canvas ----------------------------------------------------------------------------------
+
 
 class DigitCanvas(QWidget):
     image_edited = Signal(bool)  # final: the edit is complete (stroke released, undo, load); False while drawing
@@ -482,8 +486,12 @@ class DigitCanvas(QWidget):
             p.drawRect(QRectF(target.x() + 4 * cell, target.y() + 4 * cell, 20 * cell, 20 * cell))
         if self._box_start is not None and self._box_end is not None:
             (r0, c0), (r1, c1) = self._box_start, self._box_end
-            rect = QRectF(target.x() + min(c0, c1) * cell, target.y() + min(r0, r1) * cell,
-                          (abs(c1 - c0) + 1) * cell, (abs(r1 - r0) + 1) * cell)
+            rect = QRectF(
+                target.x() + min(c0, c1) * cell,
+                target.y() + min(r0, r1) * cell,
+                (abs(c1 - c0) + 1) * cell,
+                (abs(r1 - r0) + 1) * cell,
+            )
             colour = MISSING_EDGE if self._stroke_value else QColor(120, 200, 255)
             p.setPen(QPen(colour, 2, Qt.PenStyle.DashLine))
             p.setBrush(QColor(colour.red(), colour.green(), colour.blue(), 50))

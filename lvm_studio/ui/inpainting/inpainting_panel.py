@@ -34,20 +34,37 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QSlider, QSpinBox,
-                               QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core import masks
 from lvm_studio.core.gmm import ellipse_points
 from lvm_studio.core.images import BOX, CENTRE, INK_THRESHOLD, area_resize, center_by_mass, centre_of_mass
 from lvm_studio.core.latent import posterior_grid, tile_images
-from lvm_studio.ui.widgets import style
 from lvm_studio.ui.inpainting.digit_canvas import DigitCanvas, MaskedDigitImage
-from lvm_studio.ui.widgets.image_io import ImageLoadError, file_dialog_filter, load_image_file
+from lvm_studio.ui.widgets import style
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button
 from lvm_studio.ui.widgets.digit_image import save_grey_png
+from lvm_studio.ui.widgets.image_io import ImageLoadError, file_dialog_filter, load_image_file
 from lvm_studio.workers.tasks import TaskCancelled, TaskRunner
 
 SIDE = 28
@@ -63,6 +80,7 @@ STD_LEVEL = 0.5  # the uncertainty map's colour scale: 0 … 0.5 (the largest st
 
 
 # --- the computation (runs in the TaskRunner's thread) ------------------------------------------
+
 
 @dataclass(frozen=True)
 class GuessReport:
@@ -104,33 +122,52 @@ def _covering(*qs) -> tuple[torch.Tensor, torch.Tensor]:
     return (lo + hi) / 2, (hi - lo) / 4
 
 
-def fit_task(ctx, model, x: np.ndarray, missing: np.ndarray, config: ip.InpaintConfig, importance_k: int,
-             want_grid: bool, model_version: int) -> FitOutcome:
+def fit_task(
+    ctx,
+    model,
+    x: np.ndarray,
+    missing: np.ndarray,
+    config: ip.InpaintConfig,
+    importance_k: int,
+    want_grid: bool,
+    model_version: int,
+) -> FitOutcome:
     """Encoder's guess (reported), the fit (reported every config.report_every steps), ELBO numbers,
     importance resampling, and for a 2-D latent the grid of p(z|x_o) (the outcome is reported before it)."""
     xt, mt = ip.prepare(x, missing)
     g = torch.Generator().manual_seed(config.seed or 0)
     guess = ip.amortized_guess(model, xt, mt)
-    amortized = ip.complete(model, xt, mt, *guess, n=config.n_mean_samples, n_keep=config.n_completion_samples,
-                            generator=g)
+    amortized = ip.complete(
+        model, xt, mt, *guess, n=config.n_mean_samples, n_keep=config.n_completion_samples, generator=g
+    )
     ctx.report(0.0, GuessReport(amortized, guess[0].clone(), guess[1].clone()))
     steps = max(config.steps, 1)
-    res = ip.fit_q(model, xt, mt, config, callback=lambda p: ctx.report(p.step / steps, p),
-                   should_stop=ctx.cancelled, init=guess)
+    res = ip.fit_q(
+        model, xt, mt, config, callback=lambda p: ctx.report(p.step / steps, p), should_stop=ctx.cancelled, init=guess
+    )
     if res.stopped:
         raise TaskCancelled()
     elbo_guess = ip.observed_elbo(model, xt, mt, *guess, k=ELBO_K, generator=torch.Generator().manual_seed(1))
-    elbo_fit = ip.observed_elbo(model, xt, mt, res.z_loc, res.z_scale, k=ELBO_K,
-                                generator=torch.Generator().manual_seed(1))
+    elbo_fit = ip.observed_elbo(
+        model, xt, mt, res.z_loc, res.z_scale, k=ELBO_K, generator=torch.Generator().manual_seed(1)
+    )
     ctx.check()
     imp = None
     if importance_k > 0:
-        imp = ip.importance_resample(model, xt, mt, res.z_loc, res.z_scale, k=importance_k,
-                                     n=SAMPLE_ROWS * SAMPLE_ROWS, generator=g)
+        imp = ip.importance_resample(
+            model, xt, mt, res.z_loc, res.z_scale, k=importance_k, n=SAMPLE_ROWS * SAMPLE_ROWS, generator=g
+        )
         ctx.check()
-    outcome = FitOutcome(x=np.array(x, dtype=np.float32).reshape(-1), missing=np.array(missing, dtype=bool).reshape(-1),
-                         result=res, elbo_guess=float(elbo_guess[0]), elbo_fitted=float(elbo_fit[0]),
-                         importance=imp, grid=None, model_version=model_version)
+    outcome = FitOutcome(
+        x=np.array(x, dtype=np.float32).reshape(-1),
+        missing=np.array(missing, dtype=bool).reshape(-1),
+        result=res,
+        elbo_guess=float(elbo_guess[0]),
+        elbo_fitted=float(elbo_fit[0]),
+        importance=imp,
+        grid=None,
+        model_version=model_version,
+    )
     if not want_grid or model.latent_dim != 2:
         return outcome
     ctx.report(1.0, outcome)
@@ -140,6 +177,7 @@ def fit_task(ctx, model, x: np.ndarray, missing: np.ndarray, config: ip.InpaintC
 
 
 # --- centring a drawing, with its mask ------------------------------------------------------------
+
 
 def centre_with_mask(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """MNIST-centre a drawing (core.images.center_by_mass: fit 20 × 20, centre of mass at (14, 14))
@@ -157,7 +195,7 @@ def centre_with_mask(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, n
     h, w = rows[-1] - r0 + 1, cols[-1] - c0 + 1
     scale = BOX / max(h, w)
     new_h, new_w = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-    digit = np.clip(area_resize(image[r0:r0 + h, c0:c0 + w], new_h, new_w), 0.0, 1.0)
+    digit = np.clip(area_resize(image[r0 : r0 + h, c0 : c0 + w], new_h, new_w), 0.0, 1.0)
     com_r, com_c = centre_of_mass(digit)
     top, left = int(np.floor(CENTRE - com_r + 0.5)), int(np.floor(CENTRE - com_c + 0.5))
     # each output pixel's centre, mapped back into the input: nearest input pixel
@@ -177,6 +215,7 @@ _INFERNO = pg.colormap.get("inferno")
 
 
 # --- the panel -------------------------------------------------------------------------------------
+
 
 class InpaintingPanel(QWidget):
     fit_started = Signal()
@@ -209,11 +248,16 @@ class InpaintingPanel(QWidget):
         self.tool_buttons: dict[str, QToolButton] = {}
         self._tool_group = QButtonGroup(self)
         tools = QHBoxLayout()
-        for mode, text, tip in (("draw", "Draw", "Draw with the left button, erase with the right"),
-                                ("erase", "Erase", "Erase with the left button"),
-                                ("mask", "Hide brush", "Hide pixels (mark them missing) with the left button, "
-                                                       "show them again with the right"),
-                                ("box", "Hide box", "Drag a box to hide it; the right button shows it again")):
+        for mode, text, tip in (
+            ("draw", "Draw", "Draw with the left button, erase with the right"),
+            ("erase", "Erase", "Erase with the left button"),
+            (
+                "mask",
+                "Hide brush",
+                "Hide pixels (mark them missing) with the left button, show them again with the right",
+            ),
+            ("box", "Hide box", "Drag a box to hide it; the right button shows it again"),
+        ):
             b = QToolButton()
             b.setText(text)
             b.setToolTip(tip)
@@ -243,8 +287,12 @@ class InpaintingPanel(QWidget):
         self.undo_button = button("Undo", "Undo the last stroke, mask or load (Ctrl+Z)", self.canvas.undo)
         self.redo_button = button("Redo", "Redo (Ctrl+Shift+Z)", self.canvas.redo)
         self.clear_button = button("Clear", "A blank canvas with nothing hidden", self._on_clear_clicked)
-        self.centre_button = button("Centre", "Centre the drawing as MNIST does: fit it in 20×20 pixels with its "
-                                    "centre of mass in the middle (the mask moves with it)", self.centre_drawing)
+        self.centre_button = button(
+            "Centre",
+            "Centre the drawing as MNIST does: fit it in 20×20 pixels with its "
+            "centre of mass in the middle (the mask moves with it)",
+            self.centre_drawing,
+        )
         self.auto_centre = QCheckBox("auto-centre")
         self.auto_centre.setChecked(True)
         self.auto_centre.setToolTip("Centre a fresh drawing when you first hide part of it")
@@ -257,10 +305,14 @@ class InpaintingPanel(QWidget):
         # --- sources
         self.picker = TestDigitPicker(hub, label="Test digit", seed=11)
         self.picker.set_index(0, emit=False)
-        self.load_test_button = button("Load", "Put this test digit on the canvas (the mask stays)",
-                                       self._on_load_test_clicked)
-        self.open_button = button("Open image…", "Load a picture of a digit (PNG, JPEG, …): it is turned into "
-                                  "28×28 grey levels and centred as MNIST is", self._on_open_clicked)
+        self.load_test_button = button(
+            "Load", "Put this test digit on the canvas (the mask stays)", self._on_load_test_clicked
+        )
+        self.open_button = button(
+            "Open image…",
+            "Load a picture of a digit (PNG, JPEG, …): it is turned into 28×28 grey levels and centred as MNIST is",
+            self._on_open_clicked,
+        )
         src_row = QHBoxLayout()
         src_row.addWidget(self.picker, 1)
         src_row.addWidget(self.load_test_button)
@@ -271,8 +323,13 @@ class InpaintingPanel(QWidget):
         mask_box = QGroupBox("Hide")
         ml = QGridLayout(mask_box)
         ml.setContentsMargins(6, 4, 6, 4)
-        names = [("top_half", "Top half"), ("bottom_half", "Bottom half"), ("left_half", "Left half"),
-                 ("right_half", "Right half"), ("centre_box", "Centre box")]
+        names = [
+            ("top_half", "Top half"),
+            ("bottom_half", "Bottom half"),
+            ("left_half", "Left half"),
+            ("right_half", "Right half"),
+            ("centre_box", "Centre box"),
+        ]
         for i, (name, label) in enumerate(names):
             b = button(label, f"Hide the {label.lower()} (replaces the mask)", self._on_preset_clicked)
             b.setProperty("preset", name)
@@ -283,8 +340,11 @@ class InpaintingPanel(QWidget):
         self.random_fraction.setValue(50)
         self.random_fraction.setSuffix(" %")
         self.random_fraction.setToolTip("Fraction of pixels the random mask hides")
-        b = button("Random", "Hide this fraction of the pixels, chosen at random (a new draw each click)",
-                   self._on_preset_clicked)
+        b = button(
+            "Random",
+            "Hide this fraction of the pixels, chosen at random (a new draw each click)",
+            self._on_preset_clicked,
+        )
         b.setProperty("preset", "random_pixels")
         self.preset_buttons["random_pixels"] = b
         ml.addWidget(b, 1, 0)
@@ -306,19 +366,27 @@ class InpaintingPanel(QWidget):
 
         # --- results
         self.mean_view = MaskedDigitImage(caption="mean completion")
-        self.mean_view.setToolTip("Seen pixels as given; hidden pixels (inside the orange outline) filled with "
-                                  "E_q[E[x_i|z]], the mean of p(x_m|z) under the fitted q")
+        self.mean_view.setToolTip(
+            "Seen pixels as given; hidden pixels (inside the orange outline) filled with "
+            "E_q[E[x_i|z]], the mean of p(x_m|z) under the fitted q"
+        )
         self.amortized_view = MaskedDigitImage(caption="encoder only, no fit")
-        self.amortized_view.setToolTip("The same completion under the encoder's q(z|x̃) without the fit "
-                                       "(x̃: the hidden pixels filled with the model's average digit)")
+        self.amortized_view.setToolTip(
+            "The same completion under the encoder's q(z|x̃) without the fit "
+            "(x̃: the hidden pixels filled with the model's average digit)"
+        )
         self.std_view = MaskedDigitImage(caption="uncertainty (std)")
-        self.std_view.setToolTip("Per-pixel standard deviation of E[x_i|z] over z ~ q: where the completions "
-                                 "disagree (black: certain; yellow: std 0.5)")
+        self.std_view.setToolTip(
+            "Per-pixel standard deviation of E[x_i|z] over z ~ q: where the completions "
+            "disagree (black: certain; yellow: std 0.5)"
+        )
         self.samples_view = MaskedDigitImage(caption="samples, z ~ q")
         self.samples_view.setToolTip("E[x|z] for z drawn from the fitted q; seen pixels kept")
         self.importance_view = MaskedDigitImage(caption="importance resampled")
-        self._importance_tip = ("Posterior samples: z resampled from k draws of q with weights "
-                                "p(x_o|z) p(z) / q(z), approximately from p(z|x_o)")
+        self._importance_tip = (
+            "Posterior samples: z resampled from k draws of q with weights "
+            "p(x_o|z) p(z) / q(z), approximately from p(z|x_o)"
+        )
         self.importance_view.setToolTip(self._importance_tip)
         images = QGridLayout()
         images.setSpacing(4)
@@ -348,11 +416,14 @@ class InpaintingPanel(QWidget):
         self.latent_plot.addItem(self.iw_points)
         for item in (self.q1_curve, self.q2_curve, self.guess_curve, self.iw_points):
             item.setZValue(10)
-        self.latent_plot.setToolTip(f"Heat map: the exact log p(z|x_o) on a grid, from {HEAT_NATS:.0f} nats below its "
-                                    "peak (dark) to the peak (yellow). White: the fitted q (1σ solid, 2σ dashed); "
-                                    "dotted: the encoder's guess (1σ); orange: importance-resampled z")
-        self.latent_note = QLabel("The latent plane, with the exact p(z|x<sub>o</sub>) beside q, is drawn for "
-                                  "models with a 2-D latent.")
+        self.latent_plot.setToolTip(
+            f"Heat map: the exact log p(z|x_o) on a grid, from {HEAT_NATS:.0f} nats below its "
+            "peak (dark) to the peak (yellow). White: the fitted q (1σ solid, 2σ dashed); "
+            "dotted: the encoder's guess (1σ); orange: importance-resampled z"
+        )
+        self.latent_note = QLabel(
+            "The latent plane, with the exact p(z|x<sub>o</sub>) beside q, is drawn for models with a 2-D latent."
+        )
         self.latent_note.setWordWrap(True)
         self.latent_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.latent_note.setStyleSheet("color: gray;")
@@ -372,15 +443,18 @@ class InpaintingPanel(QWidget):
         self.elbo_plot.setLabel("left", "ELBO(x<sub>o</sub>), nats")
         self.elbo_plot.showGrid(x=True, y=True, alpha=0.2)
         self.trace_curve = self.elbo_plot.plot(pen=pg.mkPen(style.COLORS["train_elbo_smooth"], width=1.5))
-        self.guess_line = pg.InfiniteLine(angle=0, movable=False,
-                                          pen=pg.mkPen((170, 170, 170), width=1, style=Qt.PenStyle.DashLine))
+        self.guess_line = pg.InfiniteLine(
+            angle=0, movable=False, pen=pg.mkPen((170, 170, 170), width=1, style=Qt.PenStyle.DashLine)
+        )
         self.fitted_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(style.COLORS["log_px"], width=1))
         for line in (self.guess_line, self.fitted_line):
             line.setVisible(False)
             self.elbo_plot.addItem(line)
-        self.elbo_plot.setToolTip(f"Blue: the one-step estimate (S = {ip.InpaintConfig.n_samples} samples) of "
-                                  "E_q[log p(x_o|z)] − KL(q ‖ p(z)) after each Adam step. Lines: "
-                                  f"{ELBO_K}-sample estimates at the encoder's guess (grey, dashed) and at the fit (green)")
+        self.elbo_plot.setToolTip(
+            f"Blue: the one-step estimate (S = {ip.InpaintConfig.n_samples} samples) of "
+            "E_q[log p(x_o|z)] − KL(q ‖ p(z)) after each Adam step. Lines: "
+            f"{ELBO_K}-sample estimates at the encoder's guess (grey, dashed) and at the fit (green)"
+        )
 
         # fit controls
         self.steps = QSpinBox()
@@ -390,8 +464,10 @@ class InpaintingPanel(QWidget):
         self.steps.setToolTip("Adam steps of the fit")
         self.live = QCheckBox("fit as I draw")
         self.live.setChecked(True)
-        self.live.setToolTip("Fit again after every edit, and every tenth of a second during a stroke "
-                             "(the newest stroke wins); off: only the Fit button fits")
+        self.live.setToolTip(
+            "Fit again after every edit, and every tenth of a second during a stroke "
+            "(the newest stroke wins); off: only the Fit button fits"
+        )
         self.use_importance = QCheckBox("importance resampling, k =")
         self.use_importance.setChecked(True)
         self.importance_k = QSpinBox()
@@ -400,8 +476,9 @@ class InpaintingPanel(QWidget):
         self.importance_k.setSingleStep(500)
         self.importance_k.setToolTip("Proposals z ~ q for importance resampling")
         self.fit_button = button("Fit", "Fit q to the seen pixels now", self.request_fit)
-        self.save_button = button("Save PNG…", "Save the masked input and the mean completion as PNG images",
-                                  self._on_save_clicked)
+        self.save_button = button(
+            "Save PNG…", "Save the masked input and the mean completion as PNG images", self._on_save_clicked
+        )
         fit_row = QHBoxLayout()
         fit_row.addWidget(QLabel("steps"))
         fit_row.addWidget(self.steps)
@@ -468,8 +545,10 @@ class InpaintingPanel(QWidget):
         self.use_importance.toggled.connect(self._on_options_changed)
         self.importance_k.valueChanged.connect(self._on_options_changed)
         self.steps.valueChanged.connect(self._on_options_changed)
-        for keys, slot in ((QKeySequence.StandardKey.Undo, self.canvas.undo),
-                           (QKeySequence.StandardKey.Redo, self.canvas.redo)):
+        for keys, slot in (
+            (QKeySequence.StandardKey.Undo, self.canvas.undo),
+            (QKeySequence.StandardKey.Redo, self.canvas.redo),
+        ):
             sc = QShortcut(QKeySequence(keys), self)
             sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             sc.activated.connect(slot)
@@ -494,10 +573,12 @@ class InpaintingPanel(QWidget):
         x = self.hub.eval_x("test")[self.picker.index()].numpy().reshape(SIDE, SIDE)
         self.canvas.set_image(x)
         self._drawn_uncentred = False
-        self.status.setText(f"Test digit {self.picker.index()} (label {int(self.hub.labels('test')[self.picker.index()])}).")
+        self.status.setText(
+            f"Test digit {self.picker.index()} (label {int(self.hub.labels('test')[self.picker.index()])})."
+        )
 
     def load_image_file(self, path: str | Path) -> bool:
-        """Load a picture (converted to 28×28 grey, centred as MNIST); on failure show the message and keep the canvas."""
+        """Load a picture (28×28 grey, centred as MNIST); on failure show the message, keep the canvas."""
         try:
             digit = load_image_file(path)
         except ImageLoadError as e:
@@ -556,8 +637,9 @@ class InpaintingPanel(QWidget):
 
     # --- the fit ------------------------------------------------------------------------------------
     def fit_config(self) -> ip.InpaintConfig:
-        return ip.InpaintConfig(steps=self.steps.value(), n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS,
-                                report_every=10, seed=0)
+        return ip.InpaintConfig(
+            steps=self.steps.value(), n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=10, seed=0
+        )
 
     def request_fit(self) -> None:
         """Submit a fit of the canvas as it is now (cancelling one in progress)."""
@@ -578,8 +660,9 @@ class InpaintingPanel(QWidget):
         self.progress.setValue(0)
         self.status.setText(note or "Fitting q to the seen pixels …")
         k = self.importance_k.value() if self.use_importance.isChecked() else 0
-        self.runner.submit(fit_task, self.hub.model, x, missing, self.fit_config(), k, self.hub.latent_dim == 2,
-                           self.hub.version)
+        self.runner.submit(
+            fit_task, self.hub.model, x, missing, self.fit_config(), k, self.hub.latent_dim == 2, self.hub.version
+        )
         self.fits_submitted += 1
         self.fit_started.emit()
 
@@ -674,8 +757,10 @@ class InpaintingPanel(QWidget):
         if imp is not None:
             self.importance_view.set_image(self._tile(imp.completions[:, 0]))
             self.importance_view.set_caption(f"importance resampled (ESS {float(imp.ess[0]):.0f})")
-            self.importance_view.setToolTip(self._importance_tip + f"\nEffective sample size of the {imp.log_w.shape[0]} "
-                                            f"weights: {float(imp.ess[0]):.1f}")
+            self.importance_view.setToolTip(
+                self._importance_tip + f"\nEffective sample size of the {imp.log_w.shape[0]} "
+                f"weights: {float(imp.ess[0]):.1f}"
+            )
             if imp.z.shape[-1] == 2:
                 z = imp.z[:, 0].double().numpy()
                 self.iw_points.setData(z[:, 0], z[:, 1])
@@ -693,15 +778,19 @@ class InpaintingPanel(QWidget):
     def _numbers_html(outcome: FitOutcome) -> str:
         gain = outcome.elbo_fitted - outcome.elbo_guess
         n_missing = int(outcome.missing.sum())
-        text = (f"ELBO of the {784 - n_missing} seen pixels ({ELBO_K} samples): encoder's guess "
-                f"<b>{outcome.elbo_guess:.1f}</b> → fitted q <b>{outcome.elbo_fitted:.1f}</b> nats "
-                f"(<b>{gain:+.1f}</b>); {n_missing} pixels filled in.")
+        text = (
+            f"ELBO of the {784 - n_missing} seen pixels ({ELBO_K} samples): encoder's guess "
+            f"<b>{outcome.elbo_guess:.1f}</b> → fitted q <b>{outcome.elbo_fitted:.1f}</b> nats "
+            f"(<b>{gain:+.1f}</b>); {n_missing} pixels filled in."
+        )
         if outcome.grid is not None:
             # log p(x_o) = ELBO(q) + KL(q ‖ p(z|x_o)) (Kingma & Welling 2014, eq. 2), x → x_o
             log_px_o = float(outcome.grid.log_px[0])
-            text += (f"<br>log p(x<sub>o</sub>) = <b>{log_px_o:.1f}</b> (grid integral), so "
-                     f"KL(q ‖ p(z|x<sub>o</sub>)) = <b>{log_px_o - outcome.elbo_fitted:.2f}</b> nats "
-                     f"(encoder's guess: {log_px_o - outcome.elbo_guess:.2f}).")
+            text += (
+                f"<br>log p(x<sub>o</sub>) = <b>{log_px_o:.1f}</b> (grid integral), so "
+                f"KL(q ‖ p(z|x<sub>o</sub>)) = <b>{log_px_o - outcome.elbo_fitted:.2f}</b> nats "
+                f"(encoder's guess: {log_px_o - outcome.elbo_guess:.2f})."
+            )
         return text
 
     def _show_completion(self, completion: ip.Completion, mask: np.ndarray) -> None:
@@ -733,8 +822,9 @@ class InpaintingPanel(QWidget):
         d1, d2 = float(z1[1] - z1[0]), float(z2[1] - z2[0])
         self.heat.setImage(np.ascontiguousarray(img), levels=(-HEAT_NATS, 0.0), autoLevels=False)
         self.heat.setRect(float(z1[0] - d1 / 2), float(z2[0] - d2 / 2), d1 * len(z1), d2 * len(z2))
-        self.latent_plot.getViewBox().setRange(xRange=(z1[0] - d1 / 2, z1[-1] + d1 / 2),
-                                               yRange=(z2[0] - d2 / 2, z2[-1] + d2 / 2), padding=0.02)
+        self.latent_plot.getViewBox().setRange(
+            xRange=(z1[0] - d1 / 2, z1[-1] + d1 / 2), yRange=(z2[0] - d2 / 2, z2[-1] + d2 / 2), padding=0.02
+        )
 
     def _on_fit_failed(self, task_id: int, message: str) -> None:
         self.status.setText("The fit failed: " + message.splitlines()[0])
@@ -762,7 +852,9 @@ class InpaintingPanel(QWidget):
         return written
 
     def _on_save_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save PNG", str(Path.cwd() / "inpainting.png"), "PNG images (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save PNG", str(Path.cwd() / "inpainting.png"), "PNG images (*.png)"
+        )
         if path:
             try:
                 self.save_pngs(path)

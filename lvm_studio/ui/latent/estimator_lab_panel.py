@@ -15,8 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
 
 from lvm_studio.core.estimators import exact_log_px_2d
 from lvm_studio.core.latent import estimator_sweep
@@ -32,9 +31,15 @@ def _sweep_task(ctx, model, x, k_max, runs, seed):
     g = torch.Generator().manual_seed(seed)
     exact = float(exact_log_px_2d(model, x)[0]) if model.latent_dim == 2 else None
     ctx.check()
-    sweep = estimator_sweep(model, x, k_max=k_max, runs=runs, generator=g,
-                            callback=lambda s: ctx.report(s.runs_done / runs, (s, exact)),
-                            should_stop=ctx.cancelled)
+    sweep = estimator_sweep(
+        model,
+        x,
+        k_max=k_max,
+        runs=runs,
+        generator=g,
+        callback=lambda s: ctx.report(s.runs_done / runs, (s, exact)),
+        should_stop=ctx.cancelled,
+    )
     return sweep, exact
 
 
@@ -92,27 +97,50 @@ class EstimatorLabPanel(QWidget):
         self.plot.setLabel("left", "estimate of log p(x) (nats)")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setMinimumSize(340, 300)
-        self.legend = self.plot.addLegend(offset=(-8, -8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(0, 0, 0, 150))
+        self.legend = self.plot.addLegend(
+            offset=(-8, -8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(0, 0, 0, 150)
+        )
         self.naive_runs: list[pg.PlotDataItem] = []
         self.is_runs: list[pg.PlotDataItem] = []
         # min–max bands: edge curves in the plot (so they follow its log x axis), filled between
         # (a pen is needed: PlotDataItem gives a pen-less curve no path to fill between)
-        self._band_curves = [pg.PlotDataItem(pen=pg.mkPen(*c, 110, width=1))
-                             for c in (NAIVE_COLOUR, NAIVE_COLOUR, IS_COLOUR, IS_COLOUR)]
+        self._band_curves = [
+            pg.PlotDataItem(pen=pg.mkPen(*c, 110, width=1)) for c in (NAIVE_COLOUR, NAIVE_COLOUR, IS_COLOUR, IS_COLOUR)
+        ]
         for c in self._band_curves:
             self.plot.addItem(c)
-        self.naive_band = pg.FillBetweenItem(self._band_curves[0], self._band_curves[1], brush=pg.mkBrush(*NAIVE_COLOUR, 60))
+        self.naive_band = pg.FillBetweenItem(
+            self._band_curves[0], self._band_curves[1], brush=pg.mkBrush(*NAIVE_COLOUR, 60)
+        )
         self.is_band = pg.FillBetweenItem(self._band_curves[2], self._band_curves[3], brush=pg.mkBrush(*IS_COLOUR, 60))
         self.plot.addItem(self.naive_band)
         self.plot.addItem(self.is_band)
-        self.naive_mean = self.plot.plot(pen=pg.mkPen(NAIVE_COLOUR, width=2.5), symbol="o", symbolSize=5,
-                                         symbolBrush=NAIVE_COLOUR, name="naive MC, z ~ p(z): mean, min–max")
-        self.is_mean = self.plot.plot(pen=pg.mkPen(IS_COLOUR, width=2.5), symbol="o", symbolSize=5,
-                                      symbolBrush=IS_COLOUR, name="importance sampling, z ~ q(z|x)")
-        self.ref_line = pg.InfiniteLine(angle=0, pen=pg.mkPen((240, 240, 240), width=1.5, style=Qt.PenStyle.DashLine),
-                                        label="", labelOpts={"position": 0.22, "color": (240, 240, 240)})
-        self.elbo_line = pg.InfiniteLine(angle=0, pen=pg.mkPen((180, 180, 180), width=1, style=Qt.PenStyle.DotLine),
-                                         label="", labelOpts={"position": 0.85, "color": (190, 190, 190)})
+        self.naive_mean = self.plot.plot(
+            pen=pg.mkPen(NAIVE_COLOUR, width=2.5),
+            symbol="o",
+            symbolSize=5,
+            symbolBrush=NAIVE_COLOUR,
+            name="naive MC, z ~ p(z): mean, min–max",
+        )
+        self.is_mean = self.plot.plot(
+            pen=pg.mkPen(IS_COLOUR, width=2.5),
+            symbol="o",
+            symbolSize=5,
+            symbolBrush=IS_COLOUR,
+            name="importance sampling, z ~ q(z|x)",
+        )
+        self.ref_line = pg.InfiniteLine(
+            angle=0,
+            pen=pg.mkPen((240, 240, 240), width=1.5, style=Qt.PenStyle.DashLine),
+            label="",
+            labelOpts={"position": 0.22, "color": (240, 240, 240)},
+        )
+        self.elbo_line = pg.InfiniteLine(
+            angle=0,
+            pen=pg.mkPen((180, 180, 180), width=1, style=Qt.PenStyle.DotLine),
+            label="",
+            labelOpts={"position": 0.85, "color": (190, 190, 190)},
+        )
         self.plot.addItem(self.ref_line)
         self.plot.addItem(self.elbo_line)
         self.ref_line.setVisible(False)
@@ -123,12 +151,23 @@ class EstimatorLabPanel(QWidget):
         self.hist.setLabel("bottom", "log w − max log w (one run, all k samples)")
         self.hist.setLabel("left", "samples")
         self.hist.setMinimumSize(260, 220)
-        self.hist_legend = self.hist.addLegend(offset=(8, 8), labelTextColor=(230, 230, 230),
-                                               brush=pg.mkBrush(0, 0, 0, 150))
-        self.hist_prior = self.hist.plot(stepMode="center", fillLevel=0, pen=pg.mkPen(NAIVE_COLOUR, width=1.5),
-                                         brush=pg.mkBrush(*NAIVE_COLOUR, 90), name="prior")
-        self.hist_q = self.hist.plot(stepMode="center", fillLevel=0, pen=pg.mkPen(IS_COLOUR, width=1.5),
-                                     brush=pg.mkBrush(*IS_COLOUR, 90), name="q(z|x)")
+        self.hist_legend = self.hist.addLegend(
+            offset=(8, 8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(0, 0, 0, 150)
+        )
+        self.hist_prior = self.hist.plot(
+            stepMode="center",
+            fillLevel=0,
+            pen=pg.mkPen(NAIVE_COLOUR, width=1.5),
+            brush=pg.mkBrush(*NAIVE_COLOUR, 90),
+            name="prior",
+        )
+        self.hist_q = self.hist.plot(
+            stepMode="center",
+            fillLevel=0,
+            pen=pg.mkPen(IS_COLOUR, width=1.5),
+            brush=pg.mkBrush(*IS_COLOUR, 90),
+            name="q(z|x)",
+        )
         self.summary = QLabel("Choose a digit and press Run.")
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(Qt.TextFormat.RichText)
@@ -168,8 +207,9 @@ class EstimatorLabPanel(QWidget):
         self.stop_button.setEnabled(True)
         self.summary.setText(f"Sampling for test digit {self.picker.index()} …")
         self._sweep_step = self.hub.step
-        self.runner.submit(_sweep_task, self.hub.model, self.picker.x(), int(self.k_max.currentData()),
-                           self.runs.value(), self._seed)
+        self.runner.submit(
+            _sweep_task, self.hub.model, self.picker.x(), int(self.k_max.currentData()), self.runs.value(), self._seed
+        )
 
     def _on_run_clicked(self) -> None:
         self.run()
@@ -200,8 +240,10 @@ class EstimatorLabPanel(QWidget):
     def _on_weights_updated(self, step: int) -> None:
         # a sweep costs seconds of CPU: it is not redone on every snapshot; say that it is dated
         if self.sweep is not None and not self.runner.is_busy() and "training has moved on" not in self.summary.text():
-            self.summary.setText(self.summary.text() + f"<br><i style='color:gray'>Computed with the weights of step "
-                                 f"{self._sweep_step}; training has moved on — press Run to update.</i>")
+            self.summary.setText(
+                self.summary.text() + f"<br><i style='color:gray'>Computed with the weights of step "
+                f"{self._sweep_step}; training has moved on — press Run to update.</i>"
+            )
 
     def _on_model_changed(self) -> None:
         self.runner.cancel()
@@ -234,7 +276,7 @@ class EstimatorLabPanel(QWidget):
         for store, data in ((self.naive_runs, naive), (self.is_runs, imp)):
             for i, item in enumerate(store):
                 item.setData(ks, data[i]) if i < len(data) else item.setData([], [])
-        finite = lambda a: np.where(np.isfinite(a), a, np.nan)  # noqa: E731  (−inf when every p(x|z) underflows)
+        finite = lambda a: np.where(np.isfinite(a), a, np.nan)
         self.naive_mean.setData(ks, np.nanmean(finite(naive), 0))
         self.is_mean.setData(ks, np.nanmean(finite(imp), 0))
         for curve, values in zip(self._band_curves, (naive.min(0), naive.max(0), imp.min(0), imp.max(0))):
@@ -264,14 +306,19 @@ class EstimatorLabPanel(QWidget):
         naive_gap = ref - float(np.mean(naive[:, -1]))
         i10 = int(np.searchsorted(ks, 10))
         is_gap10 = ref - float(np.mean(imp[:, min(i10, len(ks) - 1)]))
-        lesson = ("Works in theory, not in practice: p(x|z) is tiny for almost every z ~ p(z), so a handful of "
-                  "lucky samples carry the whole sum." if naive_gap > 1.0 else
-                  "With so few latent dimensions the prior still covers the posterior; try a model with more "
-                  "latent dimensions to see naive Monte Carlo fail.")
+        lesson = (
+            "Works in theory, not in practice: p(x|z) is tiny for almost every z ~ p(z), so a handful of "
+            "lucky samples carry the whole sum."
+            if naive_gap > 1.0
+            else "With so few latent dimensions the prior still covers the posterior; try a model with more "
+            "latent dimensions to see naive Monte Carlo fail."
+        )
         self.summary.setText(
             f"<b>{sweep.runs_done}</b> run(s) of {k_last:,} samples each. With samples from the <span style='color:"
             f"rgb{NAIVE_COLOUR}'>prior</span>, the estimate at k = {k_last:,} is <b>{naive_gap:.1f} nats</b> "
             f"below {'log p(x)' if exact is not None else 'the best estimate'} and varies by "
-            f"{float(np.ptp(naive[:, -1])):.1f} nats between runs. With <span style='color:rgb{IS_COLOUR}'>q(z|x)</span>"
-            f" as the proposal it is {is_gap10:.2f} nats below at k = 10. {lesson}")
+            f"{float(np.ptp(naive[:, -1])):.1f} nats between runs. With "
+            f"<span style='color:rgb{IS_COLOUR}'>q(z|x)</span> as the proposal it is "
+            f"{is_gap10:.2f} nats below at k = 10. {lesson}"
+        )
         self.sweep_updated.emit()

@@ -19,13 +19,12 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from lvm_studio.core.latent import encode_loc_scale, pca
-from lvm_studio.ui.widgets.style import LABEL_COLOURS
-from lvm_studio.ui.widgets.digit_image import DigitImage, grey_qimage
 from lvm_studio.ui.widgets.controls import button, dimension_label
+from lvm_studio.ui.widgets.digit_image import DigitImage, grey_qimage
+from lvm_studio.ui.widgets.style import LABEL_COLOURS
 from lvm_studio.workers.tasks import TaskRunner
 
 REENCODE_S = 2.0  # while training: re-encode the test set at most this often
@@ -34,7 +33,7 @@ MANIFOLD_TILES = 18  # decoded digits per side of the manifold image
 
 def _disc_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
     r = int(np.ceil(radius))
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     keep = dx**2 + dy**2 <= radius**2 + 1e-9
     return dy[keep].astype(np.int64), dx[keep].astype(np.int64)
 
@@ -131,8 +130,20 @@ class PointCloudItem(pg.GraphicsObject):
         if dev.isEmpty():
             return
         dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
-        key = (round(tr.m11(), 9), round(tr.m22(), 9), round(tr.m21(), 9), round(tr.m12(), 9),
-               round(tr.dx(), 4), round(tr.dy(), 4), dev.x(), dev.y(), dev.width(), dev.height(), dpr, self._version)
+        key = (
+            round(tr.m11(), 9),
+            round(tr.m22(), 9),
+            round(tr.m21(), 9),
+            round(tr.m12(), 9),
+            round(tr.dx(), 4),
+            round(tr.dy(), 4),
+            dev.x(),
+            dev.y(),
+            dev.width(),
+            dev.height(),
+            dpr,
+            self._version,
+        )
         if key != self._cache_key:
             self._cache_img = self._rasterise(tr, dev, dpr)
             self._cache_key = key
@@ -144,8 +155,20 @@ class PointCloudItem(pg.GraphicsObject):
 
     def _rasterise(self, tr, dev, dpr: float) -> QImage:
         W, H = int(round(dev.width() * dpr)), int(round(dev.height() * dpr))
-        geo_key = (round(tr.m11(), 9), round(tr.m22(), 9), round(tr.m21(), 9), round(tr.m12(), 9),
-                   round(tr.dx(), 4), round(tr.dy(), 4), dev.x(), dev.y(), W, H, dpr, self._geo_version)
+        geo_key = (
+            round(tr.m11(), 9),
+            round(tr.m22(), 9),
+            round(tr.m21(), 9),
+            round(tr.m12(), 9),
+            round(tr.dx(), 4),
+            round(tr.dy(), 4),
+            dev.x(),
+            dev.y(),
+            W,
+            H,
+            dpr,
+            self._geo_version,
+        )
         if geo_key != self._geo_key:  # the view or the points moved: recompute which pixels each disc covers
             self._geo = self._geometry(tr, dev, dpr, W, H)
             self._geo_key = geo_key
@@ -186,8 +209,7 @@ class PointCloudItem(pg.GraphicsObject):
 
 
 def _encode_task(ctx, model, x):
-    z_loc, _ = encode_loc_scale(model, x, 2000, should_stop=ctx.cancelled,
-                                progress=lambda f: ctx.report(0.9 * f))
+    z_loc, _ = encode_loc_scale(model, x, 2000, should_stop=ctx.cancelled, progress=lambda f: ctx.report(0.9 * f))
     ctx.check()
     proj = pca(z_loc, min(z_loc.shape[1], 10)) if z_loc.shape[1] > 1 else None
     return z_loc.numpy().astype(np.float64), proj
@@ -239,16 +261,22 @@ class LatentMapPanel(QWidget):
         self.hover_ring = pg.ScatterPlotItem(size=14, pen=pg.mkPen("w", width=2), brush=None)
         self.hover_ring.setZValue(20)
         self.plot.addItem(self.hover_ring)
-        self.target = pg.TargetItem(pos=(0, 0), size=16, pen=pg.mkPen((255, 215, 0), width=2),
-                                    label="drag me", labelOpts={"color": (255, 215, 0), "offset": (10, -10)})
+        self.target = pg.TargetItem(
+            pos=(0, 0),
+            size=16,
+            pen=pg.mkPen((255, 215, 0), width=2),
+            label="drag me",
+            labelOpts={"color": (255, 215, 0), "offset": (10, -10)},
+        )
         self.target.setZValue(30)
         self.plot.addItem(self.target)
         self._legends: dict[tuple, pg.LegendItem] = {}  # one per set of entries, built once (building costs ~30 ms)
         self._legend_key = None
         self.legend = self._legend_for(())
         self.hover_preview = QLabel(self.plot)
-        self.hover_preview.setStyleSheet("background: rgba(20,20,20,220); color: white; border: 1px solid gray;"
-                                         "padding: 2px;")
+        self.hover_preview.setStyleSheet(
+            "background: rgba(20,20,20,220); color: white; border: 1px solid gray;padding: 2px;"
+        )
         self.hover_preview.hide()
 
         # --- controls
@@ -260,12 +288,16 @@ class LatentMapPanel(QWidget):
         self.colour_by.addItem("digit label", "label")
         self.colour_by.addItem("mixture p(c|z)", "mixture")
         self.colour_by.addItem("one colour", "none")
-        self.colour_by.setToolTip("Colour points by their true label, or by the responsibilities of a mixture "
-                                  "fitted to the codes (Digit clusters panel)")
+        self.colour_by.setToolTip(
+            "Colour points by their true label, or by the responsibilities of a mixture "
+            "fitted to the codes (Digit clusters panel)"
+        )
         self.manifold_box = QCheckBox("decoded digits behind the points")
         self.manifold_box.setChecked(True)
-        self.manifold_box.setToolTip("Decode a grid of points over the visible area (for more than two dimensions: "
-                                     "the plane through the current z spanned by the two axes)")
+        self.manifold_box.setToolTip(
+            "Decode a grid of points over the visible area (for more than two dimensions: "
+            "the plane through the current z spanned by the two axes)"
+        )
         self.size_spin = QSpinBox()
         self.size_spin.setRange(1, 8)
         self.size_spin.setValue(2)
@@ -451,8 +483,10 @@ class LatentMapPanel(QWidget):
         self._update_points(fit=first)
         self.recolour()
         n = codes.shape[0]
-        self.status.setText(f"{n:,} test digits: μ of q(z|x) with the weights of step {self._encode_step}."
-                            + (f" PCA of {codes.shape[1]}-D codes." if codes.shape[1] > 2 else ""))
+        self.status.setText(
+            f"{n:,} test digits: μ of q(z|x) with the weights of step {self._encode_step}."
+            + (f" PCA of {codes.shape[1]}-D codes." if codes.shape[1] > 2 else "")
+        )
         self.codes_updated.emit()
 
     def _update_points(self, fit: bool = False) -> None:
@@ -529,8 +563,9 @@ class LatentMapPanel(QWidget):
 
     def _on_colour_by_changed(self, *_):
         if self.colour_mode() == "mixture" and not self._mixture_ok():
-            self.status.setText("No mixture fitted to this model's codes yet: fit one in the Digit clusters panel. "
-                                "Showing one colour.")
+            self.status.setText(
+                "No mixture fitted to this model's codes yet: fit one in the Digit clusters panel. Showing one colour."
+            )
         self.recolour()
 
     def _on_cluster_posterior_changed(self) -> None:
@@ -729,5 +764,6 @@ class LatentMapPanel(QWidget):
             return
         lo, hi = np.percentile(xy, 0.2, axis=0), np.percentile(xy, 99.8, axis=0)
         pad = 0.05 * (hi - lo).max()
-        self.vb.setRange(xRange=(float(lo[0] - pad), float(hi[0] + pad)),
-                         yRange=(float(lo[1] - pad), float(hi[1] + pad)), padding=0)
+        self.vb.setRange(
+            xRange=(float(lo[0] - pad), float(hi[0] + pad)), yRange=(float(lo[1] - pad), float(hi[1] + pad)), padding=0
+        )

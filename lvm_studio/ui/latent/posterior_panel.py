@@ -21,14 +21,25 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QRadioButton,
-                               QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lvm_studio.core.gmm import ellipse_points
 from lvm_studio.core.images import to_mnist_format
 from lvm_studio.core.latent import importance_samples, optimise_phi, posterior_grid, posterior_numbers
-from lvm_studio.ui.widgets.digit_image import DigitImage, DrawPad
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button
+from lvm_studio.ui.widgets.digit_image import DigitImage, DrawPad
 from lvm_studio.workers.tasks import TaskRunner
 
 GRID_N = 64  # heat-map cells per side
@@ -41,8 +52,9 @@ SLIDER_TICKS = 1000
 
 def _grid_task(ctx, model, x, include):
     # the zoomed coarse grid is shown first, then the fine one (and its log p(x))
-    return posterior_grid(model, x, n=GRID_N, n_coarse=GRID_COARSE, include=include,
-                          preview=lambda g: (ctx.check(), ctx.report(0.3, g)))
+    return posterior_grid(
+        model, x, n=GRID_N, n_coarse=GRID_COARSE, include=include, preview=lambda g: (ctx.check(), ctx.report(0.3, g))
+    )
 
 
 def _numbers_task(ctx, model, x, loc, scale, log_px, k, seed):
@@ -64,8 +76,9 @@ class _Progress:
 
 
 def _optimise_task(ctx, model, x, loc, scale, log_px, k, steps):
-    res = optimise_phi(model, x, steps=steps, init=(loc, scale), callback=_Progress(ctx, steps),
-                       should_stop=ctx.cancelled)
+    res = optimise_phi(
+        model, x, steps=steps, init=(loc, scale), callback=_Progress(ctx, steps), should_stop=ctx.cancelled
+    )
     ctx.check()
     g = torch.Generator().manual_seed(0)
     num = posterior_numbers(model, x, res.z_loc, res.z_scale, log_px, k=k, generator=g)
@@ -126,16 +139,21 @@ class PosteriorPanel(QWidget):
         self.heat.setColorMap(pg.colormap.get("viridis"))
         self.heat.setZValue(-10)
         self.plot.addItem(self.heat)
-        self.legend = self.plot.addLegend(offset=(-8, 8), labelTextColor=(235, 235, 235),
-                                          brush=pg.mkBrush(0, 0, 0, 160))
+        self.legend = self.plot.addLegend(
+            offset=(-8, 8), labelTextColor=(235, 235, 235), brush=pg.mkBrush(0, 0, 0, 160)
+        )
         white = pg.mkPen((255, 255, 255), width=2)
         self.q1 = self.plot.plot(pen=white, name="q(z|x): 1σ")
-        self.q2 = self.plot.plot(pen=pg.mkPen((255, 255, 255), width=1.5, style=Qt.PenStyle.DashLine), name="q(z|x): 2σ")
-        self.enc_curve = self.plot.plot(pen=pg.mkPen((200, 200, 200), width=1, style=Qt.PenStyle.DotLine),
-                                        name="encoder's q, 1σ")
+        self.q2 = self.plot.plot(
+            pen=pg.mkPen((255, 255, 255), width=1.5, style=Qt.PenStyle.DashLine), name="q(z|x): 2σ"
+        )
+        self.enc_curve = self.plot.plot(
+            pen=pg.mkPen((200, 200, 200), width=1, style=Qt.PenStyle.DotLine), name="encoder's q, 1σ"
+        )
         self.opt_curve = self.plot.plot(pen=pg.mkPen((255, 80, 200), width=2), name="optimised φ*, 1σ")
-        self.samples = pg.ScatterPlotItem(pen=pg.mkPen(60, 30, 0, 160), brush=pg.mkBrush(255, 140, 0, 150),
-                                          name="z ~ q, area ∝ weight w̃")
+        self.samples = pg.ScatterPlotItem(
+            pen=pg.mkPen(60, 30, 0, 160), brush=pg.mkBrush(255, 140, 0, 150), name="z ~ q, area ∝ weight w̃"
+        )
         self.samples.setZValue(5)
         self.plot.addItem(self.samples)
         for curve in (self.q1, self.q2, self.enc_curve, self.opt_curve):
@@ -196,9 +214,12 @@ class PosteriorPanel(QWidget):
             s.valueChanged.connect(self._on_q_slider_changed)
             t.valueChanged.connect(self._on_q_slider_changed)
         self.encoder_button = button("Encoder's q(z|x)", "Put q back to the encoder's guess", self._on_encoder_clicked)
-        self.optimise_button = button("Optimise φ for this digit", "Maximise the ELBO over μ and σ for this digit "
-                                      "alone (200 Adam steps); the gain over the encoder is the amortization gap",
-                                      self._on_optimise_clicked)
+        self.optimise_button = button(
+            "Optimise φ for this digit",
+            "Maximise the ELBO over μ and σ for this digit "
+            "alone (200 Adam steps); the gain over the encoder is the amortization gap",
+            self._on_optimise_clicked,
+        )
         brow = QHBoxLayout()
         brow.addWidget(self.encoder_button)
         brow.addWidget(self.optimise_button)
@@ -315,18 +336,24 @@ class PosteriorPanel(QWidget):
         z1, z2 = self._fit_view(grid)
         d1, d2 = float(z1[1] - z1[0]), float(z2[1] - z2[0])
         self.heat_updated.emit(True)
-        self.status.setText(f"{self.x_description}: p(z|x) on a {len(z1)}×{len(z2)} grid over "
-                            f"[{z1[0] - d1 / 2:.2f}, {z1[-1] + d1 / 2:.2f}] × [{z2[0] - d2 / 2:.2f}, "
-                            f"{z2[-1] + d2 / 2:.2f}]; log p(x) is its integral (midpoint rule).")
+        self.status.setText(
+            f"{self.x_description}: p(z|x) on a {len(z1)}×{len(z2)} grid over "
+            f"[{z1[0] - d1 / 2:.2f}, {z1[-1] + d1 / 2:.2f}] × [{z2[0] - d2 / 2:.2f}, "
+            f"{z2[-1] + d2 / 2:.2f}]; log p(x) is its integral (midpoint rule)."
+        )
         self.encoder_numbers = None
         self.request_numbers()
         self.posterior_updated.emit()
 
     def _fit_view(self, grid):
-        z1, z2 = grid.z1.double().numpy(), grid.z2.double().numpy()  # float64: pyqtgraph's range checks overflow float32
+        z1, z2 = (
+            grid.z1.double().numpy(),
+            grid.z2.double().numpy(),
+        )  # float64: pyqtgraph's range checks overflow float32
         d1, d2 = float(z1[1] - z1[0]), float(z2[1] - z2[0])
-        self.plot.getViewBox().setRange(xRange=(z1[0] - d1 / 2, z1[-1] + d1 / 2),
-                                        yRange=(z2[0] - d2 / 2, z2[-1] + d2 / 2), padding=0.02)
+        self.plot.getViewBox().setRange(
+            xRange=(z1[0] - d1 / 2, z1[-1] + d1 / 2), yRange=(z2[0] - d2 / 2, z2[-1] + d2 / 2), padding=0.02
+        )
         return z1, z2
 
     def _show_heat(self, grid=None) -> None:
@@ -352,7 +379,9 @@ class PosteriorPanel(QWidget):
 
     def _set_q(self, loc: np.ndarray, scale: np.ndarray, request: bool = True) -> None:
         self.q_loc = np.clip(np.array(loc, dtype=np.float64), -MU_RANGE, MU_RANGE)
-        self.q_scale = np.clip(np.array(scale, dtype=np.float64), _sigma_from_slider(0), _sigma_from_slider(SLIDER_TICKS))
+        self.q_scale = np.clip(
+            np.array(scale, dtype=np.float64), _sigma_from_slider(0), _sigma_from_slider(SLIDER_TICKS)
+        )
         for i in range(2):
             self.mu_sliders[i].blockSignals(True)
             self.mu_sliders[i].setValue(int(round(self.q_loc[i] * 100)))
@@ -366,13 +395,18 @@ class PosteriorPanel(QWidget):
         self._curve(self.q1, self.q_loc, self.q_scale, 1.0)
         self._curve(self.q2, self.q_loc, self.q_scale, 2.0)
         with torch.no_grad():
-            self.recon_image.set_image(self.hub.model.decode_mean(torch.tensor(self.q_loc, dtype=torch.float32)[None])[0])
+            self.recon_image.set_image(
+                self.hub.model.decode_mean(torch.tensor(self.q_loc, dtype=torch.float32)[None])[0]
+            )
         if request:
             self._numbers_timer.start()
 
     def _place_handles(self) -> None:
-        for h, pos in ((self.centre, self.q_loc), (self.handle1, self.q_loc + [self.q_scale[0], 0]),
-                       (self.handle2, self.q_loc + [0, self.q_scale[1]])):
+        for h, pos in (
+            (self.centre, self.q_loc),
+            (self.handle1, self.q_loc + [self.q_scale[0], 0]),
+            (self.handle2, self.q_loc + [0, self.q_scale[1]]),
+        ):
             h.blockSignals(True)
             h.setPos(float(pos[0]), float(pos[1]))
             h.blockSignals(False)
@@ -389,8 +423,9 @@ class PosteriorPanel(QWidget):
         self._seed += 1
         loc = torch.tensor(self.q_loc, dtype=torch.float32)[None]
         scale = torch.tensor(self.q_scale, dtype=torch.float32)[None]
-        self.numbers_runner.submit(_numbers_task, self.hub.model, self.x.clone(), loc, scale, self.log_px,
-                                   self.k_spin.value(), self._seed)
+        self.numbers_runner.submit(
+            _numbers_task, self.hub.model, self.x.clone(), loc, scale, self.log_px, self.k_spin.value(), self._seed
+        )
 
     def _on_numbers_finished(self, task_id: int, result) -> None:
         num, z, w = result
@@ -407,18 +442,21 @@ class PosteriorPanel(QWidget):
         n = self.numbers
         if n is None:
             return
-        rows = [("log p(x)", f"{n.log_px:.2f}", "exact: grid integral"),
-                ("ELBO(q)", f"{n.elbo:.2f}", "E<sub>q</sub>[log p(x|z)] − KL(q ‖ p(z))"),
-                ("KL(q ‖ p(z|x))", f"<b>{n.kl_post:.3f}</b>", "= log p(x) − ELBO ≥ 0"),
-                (f"IW-{n.iw_k}", f"{n.iw_log_px:.2f}", "importance sampling with q"),
-                ("E<sub>q</sub>[log p(x|z)]", f"{n.recon:.2f}", "reconstruction"),
-                ("KL(q ‖ p(z))", f"{n.kl_prior:.2f}", "closed form")]
+        rows = [
+            ("log p(x)", f"{n.log_px:.2f}", "exact: grid integral"),
+            ("ELBO(q)", f"{n.elbo:.2f}", "E<sub>q</sub>[log p(x|z)] − KL(q ‖ p(z))"),
+            ("KL(q ‖ p(z|x))", f"<b>{n.kl_post:.3f}</b>", "= log p(x) − ELBO ≥ 0"),
+            (f"IW-{n.iw_k}", f"{n.iw_log_px:.2f}", "importance sampling with q"),
+            ("E<sub>q</sub>[log p(x|z)]", f"{n.recon:.2f}", "reconstruction"),
+            ("KL(q ‖ p(z))", f"{n.kl_prior:.2f}", "closed form"),
+        ]
         if self.encoder_numbers is not None and self.optimised_numbers is not None:
             gap = self.optimised_numbers.elbo - self.encoder_numbers.elbo
             rows.append(("amortization gap", f"<b>{gap:.3f}</b>", "ELBO(φ*) − ELBO(encoder)"))
             rows.append(("approximation gap", f"{self.optimised_numbers.kl_post:.3f}", "KL(q<sub>φ*</sub> ‖ p(z|x))"))
         html = "<table cellspacing='3'>" + "".join(
-            f"<tr><td>{a}</td><td align='right'>{b}</td><td style='color:gray'>&nbsp;{c}</td></tr>" for a, b, c in rows)
+            f"<tr><td>{a}</td><td align='right'>{b}</td><td style='color:gray'>&nbsp;{c}</td></tr>" for a, b, c in rows
+        )
         self.numbers_label.setText(html + "</table><span style='color:gray'>nats per image</span>")
 
     # --- optimisation ---------------------------------------------------------------------------
@@ -429,8 +467,9 @@ class PosteriorPanel(QWidget):
         scale = torch.tensor(self.enc_scale, dtype=torch.float32)[None]
         self.optimise_button.setEnabled(False)
         self.status.setText("Optimising φ = (μ, σ) for this digit …")
-        self.opt_runner.submit(_optimise_task, self.hub.model, self.x.clone(), loc, scale, self.log_px,
-                               self.k_spin.value(), steps)
+        self.opt_runner.submit(
+            _optimise_task, self.hub.model, self.x.clone(), loc, scale, self.log_px, self.k_spin.value(), steps
+        )
 
     def _on_optimise_progress(self, task_id: int, fraction: float, payload) -> None:
         if payload is not None:
@@ -513,15 +552,26 @@ class PosteriorPanel(QWidget):
         ok = self.supported()
         for w in (self.optimise_button, self.encoder_button, self.k_spin, *self.mu_sliders, *self.sigma_sliders):
             w.setEnabled(ok)
-        for item in (self.heat, self.q1, self.q2, self.enc_curve, self.opt_curve, self.samples, self.centre,
-                     self.handle1, self.handle2):
+        for item in (
+            self.heat,
+            self.q1,
+            self.q2,
+            self.enc_curve,
+            self.opt_curve,
+            self.samples,
+            self.centre,
+            self.handle1,
+            self.handle2,
+        ):
             item.setVisible(ok)
         self.message.setVisible(not ok)
         self.grid = self.log_px = self.numbers = None
         self.encoder_numbers = None
         if not ok:
-            self.message.setText(f"The exact posterior needs a 2-D latent;\nthis model has {self.hub.latent_dim} "
-                                 "dimensions.\nOpen or train a 2-D model.")
+            self.message.setText(
+                f"The exact posterior needs a 2-D latent;\nthis model has {self.hub.latent_dim} "
+                "dimensions.\nOpen or train a 2-D model."
+            )
             self.message.setPos(0, 0)
             self.plot.getViewBox().setRange(xRange=(-1, 1), yRange=(-1, 1))
             self.numbers_label.setText("")

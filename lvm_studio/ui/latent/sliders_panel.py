@@ -15,12 +15,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QRadioButton, QScrollArea,
-                               QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QScrollArea,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lvm_studio.core.latent import ACTIVE_KL_THRESHOLD
-from lvm_studio.ui.widgets.digit_image import DigitImage
 from lvm_studio.ui.widgets.controls import KLBar, TestDigitPicker, button
+from lvm_studio.ui.widgets.digit_image import DigitImage
 
 SLIDER_STEPS_PER_SD = 100  # slider resolution: 0.01 prior standard deviations
 SLIDER_RANGE_SD = 4.0
@@ -53,10 +62,16 @@ class _SliderRow(QWidget):
 
     def set_stats(self, kl: float, activity: float, max_kl: float, active: bool) -> None:
         self.bar.set_value(kl / max_kl if max_kl > 0 else 0.0, active)
-        tip = (f"z{self.dim + 1}: average KL(q(z|x) ‖ p(z)) = {kl:.3f} nats over the validation set; "
-               f"activity Cov_x(E_q[z]) = {activity:.3g}\n"
-               + ("active" if active else f"inactive: KL ≤ {ACTIVE_KL_THRESHOLD} nats — the decoder ignores this "
-                  "dimension, so moving it barely changes the digit"))
+        tip = (
+            f"z{self.dim + 1}: average KL(q(z|x) ‖ p(z)) = {kl:.3f} nats over the validation set; "
+            f"activity Cov_x(E_q[z]) = {activity:.3g}\n"
+            + (
+                "active"
+                if active
+                else f"inactive: KL ≤ {ACTIVE_KL_THRESHOLD} nats — the decoder ignores this "
+                "dimension, so moving it barely changes the digit"
+            )
+        )
         for w in (self.name, self.bar, self.slider):
             w.setToolTip(tip)
         self.name.setText(f"z{self.dim + 1}" if active else f"z{self.dim + 1}°")
@@ -125,8 +140,11 @@ class LatentSlidersPanel(QWidget):
         self._mode.addButton(self.sample_radio)
         self._mode.buttonToggled.connect(self._on_mode_toggled)
         self.picker = TestDigitPicker(hub, label="")
-        self.from_test_button = button("Start from test digit", "Encode the chosen test digit and set the sliders "
-                                       "to the mean μ of q(z|x)", self._on_from_test_clicked)
+        self.from_test_button = button(
+            "Start from test digit",
+            "Encode the chosen test digit and set the sliders to the mean μ of q(z|x)",
+            self._on_from_test_clicked,
+        )
         self.random_button = button("Random z ~ p(z)", "Draw z from the prior N(0, I)", self._on_random_clicked)
         self.reset_button = button("Reset", "Set every slider to 0 (the prior mean)", self._on_reset_clicked)
         self.status = QLabel()
@@ -285,6 +303,8 @@ class LatentSlidersPanel(QWidget):
             self._layout_rows(order)
             self.order_changed.emit()
         n = len(self.rows)
-        self.header.setText(f"<b>{stats.n_active} of {n}</b> dimensions active (average KL &gt; "
-                            f"{ACTIVE_KL_THRESHOLD} nats on the validation set); sorted by KL, largest first. "
-                            f"Total KL {float(stats.mean_kl.sum()):.1f} nats.")
+        self.header.setText(
+            f"<b>{stats.n_active} of {n}</b> dimensions active (average KL &gt; "
+            f"{ACTIVE_KL_THRESHOLD} nats on the validation set); sorted by KL, largest first. "
+            f"Total KL {float(stats.mean_kl.sum()):.1f} nats."
+        )

@@ -11,12 +11,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lvm_studio.core.latent import interpolate, tile_images, traversal_grid, traversal_values
-from lvm_studio.ui.widgets.digit_image import DigitImage, save_grey_png
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button, dimension_label
+from lvm_studio.ui.widgets.digit_image import DigitImage, save_grey_png
 
 CURSOR_REFRESH_MS = 60  # follow the sliders at most ~16 times a second
 GAP_FILL = 0.25  # grey between tiles
@@ -55,13 +65,26 @@ class TraversalPanel(QWidget):
         self.grid_caption = QLabel()
         self.grid_caption.setWordWrap(True)
         self.grid_caption.setStyleSheet("color: gray;")
-        zero_button = button("Centre at z = 0", "Hold the other dimensions at the prior mean instead of the "
-                             "current z", self._on_zero_clicked)
-        export_grid = button("Export grid PNG…", "Save the grid as a PNG image (4 × 4 pixels per pixel)",
-                             self._on_export_grid_clicked)
+        zero_button = button(
+            "Centre at z = 0",
+            "Hold the other dimensions at the prior mean instead of the current z",
+            self._on_zero_clicked,
+        )
+        export_grid = button(
+            "Export grid PNG…", "Save the grid as a PNG image (4 × 4 pixels per pixel)", self._on_export_grid_clicked
+        )
         controls = QHBoxLayout()
-        for w in (QLabel("Vary"), self.dim_a, QLabel("and"), self.dim_b, QLabel("over"), self.range_spin,
-                  QLabel("in"), self.steps_spin, QLabel("steps")):
+        for w in (
+            QLabel("Vary"),
+            self.dim_a,
+            QLabel("and"),
+            self.dim_b,
+            QLabel("over"),
+            self.range_spin,
+            QLabel("in"),
+            self.steps_spin,
+            QLabel("steps"),
+        ):
             controls.addWidget(w)
         controls.addStretch(1)
         grid_box = QGroupBox("Traversal around the current z")
@@ -82,15 +105,18 @@ class TraversalPanel(QWidget):
         self.method = QComboBox()
         self.method.addItem("linear", "linear")
         self.method.addItem("spherical (slerp)", "spherical")
-        self.method.setToolTip("Straight line between the two codes, or a great-circle arc (keeps the norm "
-                               "typical of the prior; White 2016)")
+        self.method.setToolTip(
+            "Straight line between the two codes, or a great-circle arc (keeps the norm "
+            "typical of the prior; White 2016)"
+        )
         self.strip_steps = QSpinBox()
         self.strip_steps.setRange(3, 20)
         self.strip_steps.setValue(10)
         self.strip_image = DigitImage(min_side=60, hint_side=120)
         self.strip_image.setMinimumHeight(70)
-        export_strip = button("Export strip PNG…", "Save the interpolation strip as a PNG image",
-                              self._on_export_strip_clicked)
+        export_strip = button(
+            "Export strip PNG…", "Save the interpolation strip as a PNG image", self._on_export_strip_clicked
+        )
         strip_box = QGroupBox("Interpolation between two test digits (μ of q(z|x)); the originals at the ends")
         sl = QGridLayout(strip_box)
         sl.addWidget(self.pick_a, 0, 0)
@@ -115,11 +141,19 @@ class TraversalPanel(QWidget):
         self._strip_timer.setSingleShot(True)
         self._strip_timer.timeout.connect(self.update_strip)
 
-        for sig in (self.dim_a.currentIndexChanged, self.dim_b.currentIndexChanged,
-                    self.range_spin.valueChanged, self.steps_spin.valueChanged):
+        for sig in (
+            self.dim_a.currentIndexChanged,
+            self.dim_b.currentIndexChanged,
+            self.range_spin.valueChanged,
+            self.steps_spin.valueChanged,
+        ):
             sig.connect(self._on_grid_setting_changed)
-        for sig in (self.pick_a.picked, self.pick_b.picked, self.method.currentIndexChanged,
-                    self.strip_steps.valueChanged):
+        for sig in (
+            self.pick_a.picked,
+            self.pick_b.picked,
+            self.method.currentIndexChanged,
+            self.strip_steps.valueChanged,
+        ):
             sig.connect(self._on_strip_setting_changed)
         hub.model_changed.connect(self._on_model_changed)
         hub.weights_updated.connect(self._on_weights_updated)
@@ -202,8 +236,8 @@ class TraversalPanel(QWidget):
         tiles = tile_images(row[None], gap=1, fill=GAP_FILL)
         keep = np.ones(tiles.shape[1], dtype=bool)
         step = 29
-        keep[step + 8:2 * step - 1] = False  # narrow the two spacer tiles to 8 pixels
-        keep[(n + 2) * step + 8:(n + 3) * step - 1] = False
+        keep[step + 8 : 2 * step - 1] = False  # narrow the two spacer tiles to 8 pixels
+        keep[(n + 2) * step + 8 : (n + 3) * step - 1] = False
         self.strip_array = tiles[:, keep]
         self.strip_image.set_image(self.strip_array)
         self.strip_updated.emit()

@@ -27,8 +27,18 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
-                               QSpinBox, QSplitter, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lvm_studio.core.bernoulli_mixture import BernoulliMixture, BernoulliMixtureConfig
 from lvm_studio.core.clustering import confusion_matrix, hungarian_accuracy, match_clusters, normalized_mutual_info, pca
@@ -44,10 +54,23 @@ from lvm_studio.workers.tasks import TaskRunner
 GMM_TOL = 1e-3  # nats per point: EM stops when the mean log-likelihood rises by less
 BMM_TOL = 1e-2  # nats per image (log p(x) of a digit is ~ −100 … −200 nats)
 N_SAMPLES = 5  # samples shown under each component's mean
-FIT_SETS = (("10k", "first 10,000 training digits"), ("train", "all training digits (55,000)"),
-            ("trainval", "training + validation (60,000)"))
-TRACE_COLOURS = [(79, 163, 224), (240, 166, 64), (98, 196, 138), (198, 120, 221), (224, 108, 117),
-                 (200, 200, 120), (120, 200, 200), (180, 180, 180), (255, 140, 180), (140, 140, 255)]
+FIT_SETS = (
+    ("10k", "first 10,000 training digits"),
+    ("train", "all training digits (55,000)"),
+    ("trainval", "training + validation (60,000)"),
+)
+TRACE_COLOURS = [
+    (79, 163, 224),
+    (240, 166, 64),
+    (98, 196, 138),
+    (198, 120, 221),
+    (224, 108, 117),
+    (200, 200, 120),
+    (120, 200, 200),
+    (180, 180, 180),
+    (255, 140, 180),
+    (140, 140, 255),
+]
 
 
 def fit_images(data, which: str, kind: str, likelihood: str = "bernoulli") -> torch.Tensor:
@@ -58,14 +81,18 @@ def fit_images(data, which: str, kind: str, likelihood: str = "bernoulli") -> to
     fixed binarization; 'grey': grey levels in [0, 1]. which: '10k', 'train' or 'trainval'.
     """
     if kind == "eval":
+
         def get(split):
             return eval_images(data, split, likelihood)
     elif kind == "binary":
+
         def get(split):
             return data.binarized(split)
     else:
+
         def get(split):
             return data.float_images(split)
+
     if which == "10k":
         return get("train")[:10000]  # binarized as a whole split, then cut: the same pixels as 'train'
     if which == "train":
@@ -74,6 +101,7 @@ def fit_images(data, which: str, kind: str, likelihood: str = "bernoulli") -> to
 
 
 # --- results (plain data, made in the worker thread) --------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ClusterResult:
@@ -127,6 +155,7 @@ class DensityResult:
 
 # --- tasks (worker thread; plain data in and out) -------------------------------------------------------
 
+
 def _decode_mean(model, z: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         return model.decode_mean(z.to(torch.float32)).numpy()
@@ -141,9 +170,20 @@ def _component_samples(params, n: int, generator: torch.Generator) -> torch.Tens
     return means[:, None, :] + torch.einsum("kij,knj->kni", chol, eps)  # (K, n, D) μ + L ε
 
 
-def fit_clusters_task(ctx, model, data, space: str, fit_on: str = "10k", k: int = 10, covariance: str = "full",
-                      pca_dim: int = 50, seed: int = 0, restarts: int = 1, max_iter: int = 300,
-                      n_samples: int = N_SAMPLES) -> ClusterResult:
+def fit_clusters_task(
+    ctx,
+    model,
+    data,
+    space: str,
+    fit_on: str = "10k",
+    k: int = 10,
+    covariance: str = "full",
+    pca_dim: int = 50,
+    seed: int = 0,
+    restarts: int = 1,
+    max_iter: int = 300,
+    n_samples: int = N_SAMPLES,
+) -> ClusterResult:
     """Features (VAE codes or PCA coordinates), EM with restarts (best training likelihood wins),
     test responsibilities, scores against the labels, and the component images.
 
@@ -160,11 +200,13 @@ def fit_clusters_task(ctx, model, data, space: str, fit_on: str = "10k", k: int 
     ctx.check()
     if space == "vae":
         span = 0.25 * x_fit.shape[0] / (x_fit.shape[0] + x_test.shape[0])
-        f_fit, _ = encode_loc_scale(model, x_fit, 2000, should_stop=ctx.cancelled,
-                                    progress=lambda f: ctx.report(span * f))
+        f_fit, _ = encode_loc_scale(
+            model, x_fit, 2000, should_stop=ctx.cancelled, progress=lambda f: ctx.report(span * f)
+        )
         ctx.check()
-        f_test, _ = encode_loc_scale(model, x_test, 2000, should_stop=ctx.cancelled,
-                                     progress=lambda f: ctx.report(span + (0.25 - span) * f))
+        f_test, _ = encode_loc_scale(
+            model, x_test, 2000, should_stop=ctx.cancelled, progress=lambda f: ctx.report(span + (0.25 - span) * f)
+        )
         ctx.check()
         proj = None
     else:
@@ -178,8 +220,9 @@ def fit_clusters_task(ctx, model, data, space: str, fit_on: str = "10k", k: int 
     f_test = f_test.to(torch.float64)
     best, best_ll, best_r, traces = None, -math.inf, 0, []
     for r in range(int(restarts)):
-        gmm = GaussianMixture(GMMConfig(n_components=int(k), covariance=covariance, seed=int(seed) + r),
-                              dtype=torch.float64)
+        gmm = GaussianMixture(
+            GMMConfig(n_components=int(k), covariance=covariance, seed=int(seed) + r), dtype=torch.float64
+        )
         base = 0.25 + 0.7 * r / restarts
 
         def report(t, ll, r=r, base=base):
@@ -203,20 +246,47 @@ def fit_clusters_task(ctx, model, data, space: str, fit_on: str = "10k", k: int 
         samples_img = proj.inverse_transform(samples.to(proj.mean.dtype)).clamp(0, 1).numpy()
     confusion = confusion_matrix(labels_test, pred, n_labels=10, n_clusters=int(k))
     return ClusterResult(
-        space=space, k=int(k), covariance=covariance, dim=int(f_fit.shape[1]), n_fit=int(f_fit.shape[0]),
-        seed=int(seed), restarts=int(restarts), best_restart=best_r, weights=params.weights.numpy().copy(),
-        means=params.means.numpy().copy(), covariances=params.covariances.numpy().copy(),
-        resp_test=resp.numpy().astype(np.float32), pred_test=pred.astype(np.int64),
-        accuracy=hungarian_accuracy(labels_test, pred), nmi=normalized_mutual_info(labels_test, pred),
-        confusion=confusion, mapping=match_clusters(labels_test, pred) if len(pred) else {},
-        mean_images=np.ascontiguousarray(means_img), sample_images=np.ascontiguousarray(samples_img),
-        train_ll=float(best_ll), test_ll=best.log_likelihood(f_test), iterations=best.n_iter,
-        converged=bool(best.converged), seconds=time.perf_counter() - t0, explained_variance=explained,
-        traces=traces)
+        space=space,
+        k=int(k),
+        covariance=covariance,
+        dim=int(f_fit.shape[1]),
+        n_fit=int(f_fit.shape[0]),
+        seed=int(seed),
+        restarts=int(restarts),
+        best_restart=best_r,
+        weights=params.weights.numpy().copy(),
+        means=params.means.numpy().copy(),
+        covariances=params.covariances.numpy().copy(),
+        resp_test=resp.numpy().astype(np.float32),
+        pred_test=pred.astype(np.int64),
+        accuracy=hungarian_accuracy(labels_test, pred),
+        nmi=normalized_mutual_info(labels_test, pred),
+        confusion=confusion,
+        mapping=match_clusters(labels_test, pred) if len(pred) else {},
+        mean_images=np.ascontiguousarray(means_img),
+        sample_images=np.ascontiguousarray(samples_img),
+        train_ll=float(best_ll),
+        test_ll=best.log_likelihood(f_test),
+        iterations=best.n_iter,
+        converged=bool(best.converged),
+        seconds=time.perf_counter() - t0,
+        explained_variance=explained,
+        traces=traces,
+    )
 
 
-def fit_density_task(ctx, model, data, fit_on: str = "10k", k: int = 10, seed: int = 0, max_iter: int = 100,
-                     n_vae: int = 1000, vae_k: int = 100, n_samples: int = 2) -> DensityResult:
+def fit_density_task(
+    ctx,
+    model,
+    data,
+    fit_on: str = "10k",
+    k: int = 10,
+    seed: int = 0,
+    max_iter: int = 100,
+    n_vae: int = 1000,
+    vae_k: int = 100,
+    n_samples: int = 2,
+) -> DensityResult:
     """EM for a Bernoulli mixture on binarized training digits, its exact log p(x) on the fixed
     binarization of the test digits, and the VAE's IWAE-k estimate on the first n_vae of the same
     digits (n_vae = 0 or model None: skipped)."""
@@ -230,7 +300,7 @@ def fit_density_task(ctx, model, data, fit_on: str = "10k", k: int = 10, seed: i
     def report(t, ll):
         ctx.report(share * min(1.0, t / max_iter), ("trace", 0, t, ll))
 
-    trace = bmm.fit(x_fit, max_iter=max_iter, tol=BMM_TOL, callback=report, should_stop=ctx.cancelled)
+    bmm.fit(x_fit, max_iter=max_iter, tol=BMM_TOL, callback=report, should_stop=ctx.cancelled)
     ctx.check()
     log_px = bmm.log_prob(x_test).to(torch.float64)  # (N_test,) exact
     n_vae = min(int(n_vae), x_test.shape[0]) if model is not None else 0
@@ -240,7 +310,7 @@ def fit_density_task(ctx, model, data, fit_on: str = "10k", k: int = 10, seed: i
         total, batch = 0.0, 50
         for start in range(0, n_vae, batch):
             ctx.check()
-            xb = x_test[start:min(n_vae, start + batch)]
+            xb = x_test[start : min(n_vae, start + batch)]
             with torch.no_grad():
                 total += float(iwae_log_px(model, xb, int(vae_k), generator=g).sum(dtype=torch.float64))
             ctx.report(share + (1 - share) * min(1.0, (start + batch) / n_vae))
@@ -248,14 +318,27 @@ def fit_density_task(ctx, model, data, fit_on: str = "10k", k: int = 10, seed: i
     g = torch.Generator().manual_seed(int(seed))
     samples = torch.bernoulli(bmm.probs[:, None, :].expand(-1, n_samples, -1), generator=g)  # (K, S, 784)
     return DensityResult(
-        k=int(k), n_fit=int(x_fit.shape[0]), seed=int(seed), weights=bmm.weights.numpy().copy(),
-        probs=bmm.probs.numpy().copy(), sample_images=samples.numpy(), test_log_px=float(log_px.mean()),
-        test_log_px_subset=float(log_px[:max(n_vae, 1)].mean()), n_test=int(x_test.shape[0]), vae_log_px=vae,
-        vae_k=int(vae_k), n_vae=n_vae, iterations=bmm.n_iter, converged=bool(bmm.converged),
-        seconds=t1 - t0, vae_seconds=time.perf_counter() - t1)
+        k=int(k),
+        n_fit=int(x_fit.shape[0]),
+        seed=int(seed),
+        weights=bmm.weights.numpy().copy(),
+        probs=bmm.probs.numpy().copy(),
+        sample_images=samples.numpy(),
+        test_log_px=float(log_px.mean()),
+        test_log_px_subset=float(log_px[: max(n_vae, 1)].mean()),
+        n_test=int(x_test.shape[0]),
+        vae_log_px=vae,
+        vae_k=int(vae_k),
+        n_vae=n_vae,
+        iterations=bmm.n_iter,
+        converged=bool(bmm.converged),
+        seconds=t1 - t0,
+        vae_seconds=time.perf_counter() - t1,
+    )
 
 
 # --- small pieces -------------------------------------------------------------------------------------
+
 
 def _trace_plot(ylabel: str) -> tuple[pg.PlotWidget, list[pg.PlotDataItem]]:
     plot = pg.PlotWidget()
@@ -335,13 +418,16 @@ class DigitClustersPanel(QWidget):
         self.space = QComboBox()
         self.space.addItem("a) VAE latent codes μ(x)", "vae")
         self.space.addItem("b) PCA of the pixels", "pca")
-        self.space.setToolTip("Where the Gaussian mixture lives: the current VAE's encoder means (the latent map's "
-                              "codes), or a principal-component projection of the grey-level pixels")
+        self.space.setToolTip(
+            "Where the Gaussian mixture lives: the current VAE's encoder means (the latent map's "
+            "codes), or a principal-component projection of the grey-level pixels"
+        )
         self.pca_dim = QSpinBox()
         self.pca_dim.setRange(2, 200)
         self.pca_dim.setValue(50)
-        self.pca_dim.setToolTip("Number of principal components of the pixels (PCA computed in torch on the "
-                                "training digits)")
+        self.pca_dim.setToolTip(
+            "Number of principal components of the pixels (PCA computed in torch on the training digits)"
+        )
         self.k = QSpinBox()
         self.k.setRange(2, 40)
         self.k.setValue(10)
@@ -355,13 +441,16 @@ class DigitClustersPanel(QWidget):
         self.restarts = QSpinBox()
         self.restarts.setRange(1, 10)
         self.restarts.setValue(1)
-        self.restarts.setToolTip("EM runs from different seeds; the one with the highest training log-likelihood "
-                                 "is kept (chosen without labels)")
+        self.restarts.setToolTip(
+            "EM runs from different seeds; the one with the highest training log-likelihood "
+            "is kept (chosen without labels)"
+        )
         self.fit_on = QComboBox()
         for key, text in FIT_SETS:
             self.fit_on.addItem(text, key)
-        self.fit_on.setToolTip("Digits the mixture is fitted to (no labels). Scores are always on the 10,000 test "
-                               "digits.")
+        self.fit_on.setToolTip(
+            "Digits the mixture is fitted to (no labels). Scores are always on the 10,000 test digits."
+        )
         self.fit_button = button("Fit", "Fit the mixture by EM (in the background)", self._on_fit_clicked)
         self.cancel_button = button("Cancel", "Stop the fit", self._on_cancel_clicked)
         self.cancel_button.setEnabled(False)
@@ -394,19 +483,25 @@ class DigitClustersPanel(QWidget):
 
         self.gallery = ComponentGallery()
         self.gallery.set_message("Component means (top row, framed) and samples z ~ N(μ_k, Σ_k) appear here.")
-        self.gallery.setToolTip("One column per component, ordered by the digit it is matched to: its mean (framed) "
-                                "and samples from its Gaussian, decoded by the VAE (a) or back-projected from PCA (b). "
-                                "The header gives component → matched digit and the weight π_k.")
+        self.gallery.setToolTip(
+            "One column per component, ordered by the digit it is matched to: its mean (framed) "
+            "and samples from its Gaussian, decoded by the VAE (a) or back-projected from PCA (b). "
+            "The header gives component → matched digit and the weight π_k."
+        )
         self.confusion = ConfusionMatrixView()
-        self.confusion.setToolTip("Test digits by true label (rows) and most responsible component (columns, in "
-                                  "the gallery's order). Outlined: the Hungarian matching of components to labels.")
+        self.confusion.setToolTip(
+            "Test digits by true label (rows) and most responsible component (columns, in "
+            "the gallery's order). Outlined: the Hungarian matching of components to labels."
+        )
         self.metrics = QLabel("")
         self.metrics.setWordWrap(True)
         self.metrics.setTextFormat(Qt.TextFormat.RichText)
         self.trace_plot, self.trace_curves = _trace_plot("mean log p (nats)")
 
-        self.gallery_caption = QLabel("Top row (framed): each component's mean; below: samples z ~ N(μ<sub>k</sub>, "
-                                      "Σ<sub>k</sub>). Header: component → the digit it is matched to.")
+        self.gallery_caption = QLabel(
+            "Top row (framed): each component's mean; below: samples z ~ N(μ<sub>k</sub>, "
+            "Σ<sub>k</sub>). Header: component → the digit it is matched to."
+        )
         self.gallery_caption.setWordWrap(True)
         self.gallery_caption.setTextFormat(Qt.TextFormat.RichText)
         self.gallery_caption.setStyleSheet("color: #aab1bd;")
@@ -454,15 +549,17 @@ class DigitClustersPanel(QWidget):
         self.d_vae_n.setRange(0, 10000)
         self.d_vae_n.setSingleStep(500)
         self.d_vae_n.setValue(1000)
-        self.d_vae_n.setToolTip("Test digits for the VAE's importance-sampled log p(x) (0: skip). It costs k decoder "
-                                "passes per digit.")
+        self.d_vae_n.setToolTip(
+            "Test digits for the VAE's importance-sampled log p(x) (0: skip). It costs k decoder passes per digit."
+        )
         self.d_vae_k = QComboBox()
         for k in (10, 100, 1000):
             self.d_vae_k.addItem(f"{k:,}", k)
         self.d_vae_k.setCurrentIndex(1)
         self.d_vae_k.setToolTip("Importance samples k of the VAE's IWAE estimate")
-        self.d_fit_button = button("Fit", "Fit the Bernoulli mixture by EM and evaluate both models",
-                                   self._on_density_fit_clicked)
+        self.d_fit_button = button(
+            "Fit", "Fit the Bernoulli mixture by EM and evaluate both models", self._on_density_fit_clicked
+        )
         self.d_cancel_button = button("Cancel", "Stop", self._on_density_cancel_clicked)
         self.d_cancel_button.setEnabled(False)
         self.d_progress = _progress_bar()
@@ -489,18 +586,22 @@ class DigitClustersPanel(QWidget):
             "A mixture of K Bernoullis p(x) = Σ<sub>k</sub> π<sub>k</sub> Π<sub>d</sub> μ<sub>kd</sub><sup>x<sub>d"
             "</sub></sup>(1 − μ<sub>kd</sub>)<sup>1 − x<sub>d</sub></sup> combines K simple models into a more "
             "complex one; its log p(x) is exact. The VAE is an infinite mixture p(x) = ∫ p(x|z) p(z) dz whose log p(x) "
-            "must be estimated. Both on the same fixed binarization of the test digits, in nats per digit.")
+            "must be estimated. Both on the same fixed binarization of the test digits, in nats per digit."
+        )
         self.d_status.setWordWrap(True)
         self.d_status.setTextFormat(Qt.TextFormat.RichText)
         self.d_gallery = ComponentGallery()
-        self.d_gallery.set_message("The pixel probabilities μ_k of each component (top) and binary samples "
-                                   "x ~ p(x | z = k) appear here.")
+        self.d_gallery.set_message(
+            "The pixel probabilities μ_k of each component (top) and binary samples x ~ p(x | z = k) appear here."
+        )
         self.d_results = QLabel("")
         self.d_results.setWordWrap(True)
         self.d_results.setTextFormat(Qt.TextFormat.RichText)
         self.d_trace_plot, self.d_trace_curves = _trace_plot("mean log p(x) (nats)")
-        caption = QLabel("Top row (framed): each component's pixel probabilities μ<sub>k</sub>, heaviest first "
-                         "(header: weight π<sub>k</sub>); below: binary samples x ~ p(x | z = k).")
+        caption = QLabel(
+            "Top row (framed): each component's pixel probabilities μ<sub>k</sub>, heaviest first "
+            "(header: weight π<sub>k</sub>); below: binary samples x ~ p(x | z = k)."
+        )
         caption.setWordWrap(True)
         caption.setTextFormat(Qt.TextFormat.RichText)
         caption.setStyleSheet("color: #aab1bd;")
@@ -532,8 +633,12 @@ class DigitClustersPanel(QWidget):
         seed, restarts, fit_on ('10k' | 'train' | 'trainval'), max_iter."""
         if space is not None:
             self.space.setCurrentIndex(self.space.findData(space))
-        for name, widget in (("k", self.k), ("pca_dim", self.pca_dim), ("seed", self.seed),
-                             ("restarts", self.restarts)):
+        for name, widget in (
+            ("k", self.k),
+            ("pca_dim", self.pca_dim),
+            ("seed", self.seed),
+            ("restarts", self.restarts),
+        ):
             if name in settings:
                 widget.setValue(int(settings[name]))
         if "covariance" in settings:
@@ -555,10 +660,19 @@ class DigitClustersPanel(QWidget):
         self._fit_step, self._fit_version = self.hub.step, self.hub.version
         what = "encoding the digits with the VAE" if space == "vae" else "computing the PCA"
         self.status.setText(f"Fitting K = {self.k.value()} to the {self.fit_on.currentText()}: {what} …")
-        self.runner.submit(fit_clusters_task, self.hub.model, data, space, self.fit_on.currentData(), k=self.k.value(),
-                           covariance=self.covariance.currentData(), pca_dim=self.pca_dim.value(),
-                           seed=self.seed.value(), restarts=self.restarts.value(),
-                           max_iter=int(settings.get("max_iter", 300)))
+        self.runner.submit(
+            fit_clusters_task,
+            self.hub.model,
+            data,
+            space,
+            self.fit_on.currentData(),
+            k=self.k.value(),
+            covariance=self.covariance.currentData(),
+            pca_dim=self.pca_dim.value(),
+            seed=self.seed.value(),
+            restarts=self.restarts.value(),
+            max_iter=int(settings.get("max_iter", 300)),
+        )
 
     def cancel(self) -> None:
         self.runner.cancel()
@@ -608,14 +722,22 @@ class DigitClustersPanel(QWidget):
         captions = [f"{c + 1}→{res.mapping[c]}" if c in res.mapping else f"{c + 1}" for c in order]
         images = np.concatenate([res.mean_images[:, None], res.sample_images], 1)  # (K, 1 + S, 784)
         self.gallery.set_components(images[order], colours[order], captions)
-        self.gallery.setToolTip("\n".join(f"component {c + 1}: π = {res.weights[c]:.3f}"
-                                          + (f", matched to digit {res.mapping[c]}" if c in res.mapping else "")
-                                          for c in order))
+        self.gallery.setToolTip(
+            "\n".join(
+                f"component {c + 1}: π = {res.weights[c]:.3f}"
+                + (f", matched to digit {res.mapping[c]}" if c in res.mapping else "")
+                for c in order
+            )
+        )
         highlight = [(res.mapping[c], j) for j, c in enumerate(order) if c in res.mapping]
-        self.confusion.set_matrix(res.confusion[:, order], [str(d) for d in range(10)],
-                                  [str(c + 1) for c in order], colours[order], highlight)
-        where = (f"VAE codes ({res.dim}-D, {self.hub.name}, step {self._fit_step})" if res.space == "vae" else
-                 f"PCA of the pixels ({res.dim} components, {100 * res.explained_variance:.1f} % of the variance)")
+        self.confusion.set_matrix(
+            res.confusion[:, order], [str(d) for d in range(10)], [str(c + 1) for c in order], colours[order], highlight
+        )
+        where = (
+            f"VAE codes ({res.dim}-D, {self.hub.name}, step {self._fit_step})"
+            if res.space == "vae"
+            else f"PCA of the pixels ({res.dim} components, {100 * res.explained_variance:.1f} % of the variance)"
+        )
         self.metrics.setText(
             f"<b>Test digits ({res.resp_test.shape[0]:,})</b>: accuracy after matching <b>{res.accuracy:.3f}</b>, "
             f"NMI <b>{res.nmi:.3f}</b><br>K = {res.k} ({res.covariance}) in {where}; fitted to {res.n_fit:,} "
@@ -623,14 +745,18 @@ class DigitClustersPanel(QWidget):
             + (f", best of {res.restarts} runs (run {res.best_restart + 1})" if res.restarts > 1 else "")
             + f"; {res.iterations} EM iterations{' (converged)' if res.converged else ''}, {res.seconds:.1f} s."
             f"<br>mean log p: {res.train_ll:.2f} (fitted digits), {res.test_ll:.2f} (test) nats per point, in the "
-            f"{'latent' if res.space == 'vae' else 'PCA'} space.")
+            f"{'latent' if res.space == 'vae' else 'PCA'} space."
+        )
         if res.space == "vae" and self._fit_version == self.hub.version:
-            desc = (f"Gaussian mixture, K = {res.k} ({res.covariance}), on the VAE codes; step {self._fit_step}; "
-                    f"test accuracy {res.accuracy:.3f}, NMI {res.nmi:.3f}. Each component has the colour of the "
-                    f"digit it is matched to.")
+            desc = (
+                f"Gaussian mixture, K = {res.k} ({res.covariance}), on the VAE codes; step {self._fit_step}; "
+                f"test accuracy {res.accuracy:.3f}, NMI {res.nmi:.3f}. Each component has the colour of the "
+                f"digit it is matched to."
+            )
             self.hub.set_cluster_posterior(res.resp_test, colours, desc)
-            self.status.setText("Done. The latent map can colour the test codes by these responsibilities "
-                                "(Colour by: mixture p(c|z)).")
+            self.status.setText(
+                "Done. The latent map can colour the test codes by these responsibilities (Colour by: mixture p(c|z))."
+            )
         elif res.space == "vae":
             self.status.setText("Done, but the model has changed since the fit started: not published to the map.")
         else:
@@ -641,8 +767,12 @@ class DigitClustersPanel(QWidget):
     def fit_density(self, **settings) -> None:
         """Start a Bernoulli mixture fit; settings override the controls: k, seed, fit_on, max_iter,
         n_vae, vae_k."""
-        for name, widget in (("k", self.d_k), ("seed", self.d_seed), ("max_iter", self.d_iters),
-                             ("n_vae", self.d_vae_n)):
+        for name, widget in (
+            ("k", self.d_k),
+            ("seed", self.d_seed),
+            ("max_iter", self.d_iters),
+            ("n_vae", self.d_vae_n),
+        ):
             if name in settings:
                 widget.setValue(int(settings[name]))
         if "fit_on" in settings:
@@ -667,11 +797,20 @@ class DigitClustersPanel(QWidget):
         self.d_fit_button.setEnabled(False)
         self.d_cancel_button.setEnabled(True)
         self._density_step, self._density_name = self.hub.step, self.hub.name
-        self.d_results.setText(f"Fitting K = {self.d_k.value()} Bernoullis to the {self.d_fit_on.currentText()}, "
-                               "binarized …")
-        self.density_runner.submit(fit_density_task, model, data, self.d_fit_on.currentData(), k=self.d_k.value(),
-                                   seed=self.d_seed.value(), max_iter=self.d_iters.value(),
-                                   n_vae=self.d_vae_n.value(), vae_k=int(self.d_vae_k.currentData()))
+        self.d_results.setText(
+            f"Fitting K = {self.d_k.value()} Bernoullis to the {self.d_fit_on.currentText()}, binarized …"
+        )
+        self.density_runner.submit(
+            fit_density_task,
+            model,
+            data,
+            self.d_fit_on.currentData(),
+            k=self.d_k.value(),
+            seed=self.d_seed.value(),
+            max_iter=self.d_iters.value(),
+            n_vae=self.d_vae_n.value(),
+            vae_k=int(self.d_vae_k.currentData()),
+        )
 
     def cancel_density(self) -> None:
         self.density_runner.cancel()
@@ -712,26 +851,39 @@ class DigitClustersPanel(QWidget):
         self.density_result = res
         order = np.argsort(-res.weights)  # heaviest first
         images = np.concatenate([res.probs[:, None], res.sample_images], 1)  # (K, 1 + S, 784)
-        self.d_gallery.set_components(images[order], component_colours(res.k)[order],
-                                      [f"{res.weights[c]:.2f}" for c in order])
-        rows = [f"<tr><td>mixture of {res.k} Bernoullis (exact)</td><td align='right'><b>{res.test_log_px:.2f}"
-                f"</b></td><td>all {res.n_test:,} test digits</td></tr>"]
+        self.d_gallery.set_components(
+            images[order], component_colours(res.k)[order], [f"{res.weights[c]:.2f}" for c in order]
+        )
+        rows = [
+            f"<tr><td>mixture of {res.k} Bernoullis (exact)</td><td align='right'><b>{res.test_log_px:.2f}"
+            f"</b></td><td>all {res.n_test:,} test digits</td></tr>"
+        ]
         if res.vae_log_px is not None:
-            rows.append(f"<tr><td>mixture of {res.k} Bernoullis (exact)</td><td align='right'>"
-                        f"<b>{res.test_log_px_subset:.2f}</b></td><td>first {res.n_vae:,} test digits</td></tr>")
-            rows.append(f"<tr><td>VAE, IWAE-{res.vae_k:,} estimate</td><td align='right'><b>{res.vae_log_px:.2f}"
-                        f"</b></td><td>first {res.n_vae:,} test digits</td></tr>")
-        table = "<table cellspacing='6'><tr><th align='left'>model</th><th>test log p(x)</th><th align='left'>on</th>" \
-                "</tr>" + "".join(rows) + "</table>"
-        notes = (f"nats per digit, one fixed binarization of the test set (seed 1234). EM: {res.iterations} iterations"
-                 f"{' (converged)' if res.converged else ''} on {res.n_fit:,} binarized training digits, seed "
-                 f"{res.seed}, {res.seconds:.1f} s.")
+            rows.append(
+                f"<tr><td>mixture of {res.k} Bernoullis (exact)</td><td align='right'>"
+                f"<b>{res.test_log_px_subset:.2f}</b></td><td>first {res.n_vae:,} test digits</td></tr>"
+            )
+            rows.append(
+                f"<tr><td>VAE, IWAE-{res.vae_k:,} estimate</td><td align='right'><b>{res.vae_log_px:.2f}"
+                f"</b></td><td>first {res.n_vae:,} test digits</td></tr>"
+            )
+        table = (
+            "<table cellspacing='6'><tr><th align='left'>model</th><th>test log p(x)</th><th align='left'>on</th>"
+            "</tr>" + "".join(rows) + "</table>"
+        )
+        notes = (
+            f"nats per digit, one fixed binarization of the test set (seed 1234). EM: {res.iterations} iterations"
+            f"{' (converged)' if res.converged else ''} on {res.n_fit:,} binarized training digits, seed "
+            f"{res.seed}, {res.seconds:.1f} s."
+        )
         if res.vae_log_px is not None:
             gap = res.vae_log_px - res.test_log_px_subset
-            notes += (f"<br>On the same digits the VAE ({self._density_name}, step {self._density_step}) gives "
-                      f"<b>{abs(gap):.1f} nats</b> per digit {'more' if gap >= 0 else 'less'} than the mixture. Its "
-                      f"IWAE-{res.vae_k} number is a stochastic lower bound on its log p(x) ({res.vae_seconds:.1f} s); "
-                      f"the mixture's is exact.")
+            notes += (
+                f"<br>On the same digits the VAE ({self._density_name}, step {self._density_step}) gives "
+                f"<b>{abs(gap):.1f} nats</b> per digit {'more' if gap >= 0 else 'less'} than the mixture. Its "
+                f"IWAE-{res.vae_k} number is a stochastic lower bound on its log p(x) ({res.vae_seconds:.1f} s); "
+                f"the mixture's is exact."
+            )
         elif not self._density_comparable:
             notes += "<br>The current VAE has a Gaussian decoder: its densities are not comparable with these."
         self.d_results.setText(table + notes)
@@ -749,5 +901,7 @@ class DigitClustersPanel(QWidget):
 
     def _on_weights_updated(self, step: int) -> None:
         if self.result is not None and self.result.space == "vae" and "training has moved on" not in self.status.text():
-            self.status.setText(self.status.text() + f" <i style='color:gray'>Fitted to the codes of step "
-                                f"{self._fit_step}; training has moved on — press Fit to update.</i>")
+            self.status.setText(
+                self.status.text() + f" <i style='color:gray'>Fitted to the codes of step "
+                f"{self._fit_step}; training has moved on — press Fit to update.</i>"
+            )

@@ -19,9 +19,26 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QRadioButton, QSizePolicy, QSlider, QSpinBox, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QRadioButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lvm_studio.core.em_session import EMSession
 from lvm_studio.core.gmm import GMMConfig, ellipse_points
@@ -44,12 +61,14 @@ M_COLOUR = (240, 166, 64)
 F_COLOUR = (79, 163, 224)
 
 FREE_ENERGY_CAPTION = (
-    "<b>F(q, θ)</b> = (1/N) Σ<sub>n</sub> Σ<sub>k</sub> q<sub>nk</sub> [log π<sub>k</sub>N(x<sub>n</sub>; μ<sub>k</sub>, "
-    "Σ<sub>k</sub>) − log q<sub>nk</sub>] = log-likelihood − KL(q ‖ p(z|x, θ)), nats per point (Neal &amp; Hinton "
-    "1998). The <span style='color:rgb{e}'>E-step</span> sets q = p(z|x, θ): the KL vanishes and F equals the "
-    "log-likelihood. The <span style='color:rgb{m}'>M-step</span> maximises F over θ with q fixed; the dashed "
+    "<b>F(q, θ)</b> = (1/N) Σ<sub>n</sub> Σ<sub>k</sub> q<sub>nk</sub> [log π<sub>k</sub>"
+    "N(x<sub>n</sub>; μ<sub>k</sub>, Σ<sub>k</sub>) − log q<sub>nk</sub>] = log-likelihood − KL(q ‖ p(z|x, θ)), "
+    "nats per point (Neal &amp; Hinton 1998). "
+    f"The <span style='color:rgb{E_COLOUR}'>E-step</span> sets q = p(z|x, θ): the KL vanishes and F equals the "
+    f"log-likelihood. The <span style='color:rgb{M_COLOUR}'>M-step</span> maximises F over θ with q fixed; the dashed "
     "log-likelihood of the new θ lies above F by the KL that the next E-step removes. Both half-steps raise F, so "
-    "the log-likelihood never falls.").format(e=E_COLOUR, m=M_COLOUR)
+    "the log-likelihood never falls."
+)
 
 # the generating mixture offered for "mixture you set up": π, μ1, μ2, σ1, σ2, angle (degrees)
 DEFAULT_TRUE_MIXTURE = [
@@ -146,8 +165,9 @@ class EMPlaygroundPanel(QWidget):
         self.contours = pg.PlotDataItem(pen=pg.mkPen((230, 230, 230, 150), width=1), connect="finite")
         self.contours.setZValue(-15)
         self.plot.addItem(self.contours)
-        self.true_curves = pg.PlotDataItem(pen=pg.mkPen((235, 235, 235, 170), width=1.2, style=Qt.PenStyle.DashLine),
-                                           connect="finite")
+        self.true_curves = pg.PlotDataItem(
+            pen=pg.mkPen((235, 235, 235, 170), width=1.2, style=Qt.PenStyle.DashLine), connect="finite"
+        )
         self.true_curves.setZValue(-5)
         self.plot.addItem(self.true_curves)
         self.true_pick = pg.PlotDataItem(pen=pg.mkPen((255, 215, 0), width=2.5))
@@ -177,8 +197,9 @@ class EMPlaygroundPanel(QWidget):
         self.hover_ring.setZValue(20)
         self.plot.addItem(self.hover_ring)
         self.hover_label = QLabel(self.plot)
-        self.hover_label.setStyleSheet("background: rgba(20,20,20,225); color: white; border: 1px solid gray;"
-                                       "padding: 3px;")
+        self.hover_label.setStyleSheet(
+            "background: rgba(20,20,20,225); color: white; border: 1px solid gray;padding: 3px;"
+        )
         self.hover_label.setTextFormat(Qt.TextFormat.RichText)
         self.hover_label.hide()
 
@@ -188,12 +209,19 @@ class EMPlaygroundPanel(QWidget):
         self.ll_plot.setLabel("bottom", "EM iteration (E-step of iteration t at t − ½, its M-step at t)")
         self.ll_plot.setLabel("left", "nats per point")
         self.ll_plot.showGrid(x=True, y=True, alpha=0.15)
-        self.ll_legend = self.ll_plot.addLegend(offset=(8, 8),  # top left: F rises from the bottom left, away from it labelTextColor=(230, 230, 230),
-                                                brush=pg.mkBrush(0, 0, 0, 150))
+        self.ll_legend = self.ll_plot.addLegend(
+            offset=(8, 8),  # top left: F rises from the bottom left, away from it labelTextColor=(230, 230, 230),
+            brush=pg.mkBrush(0, 0, 0, 150),
+        )
         self.f_curve = self.ll_plot.plot(pen=pg.mkPen(F_COLOUR, width=2), name="F(q, θ)")
-        self.ll_curve = self.ll_plot.plot(pen=pg.mkPen((215, 215, 215), width=1.2, style=Qt.PenStyle.DashLine),
-                                          symbol="d", symbolSize=6, symbolBrush=(215, 215, 215), symbolPen=None,
-                                          name="log-likelihood ℓ(θ)")
+        self.ll_curve = self.ll_plot.plot(
+            pen=pg.mkPen((215, 215, 215), width=1.2, style=Qt.PenStyle.DashLine),
+            symbol="d",
+            symbolSize=6,
+            symbolBrush=(215, 215, 215),
+            symbolPen=None,
+            name="log-likelihood ℓ(θ)",
+        )
         self.e_markers = pg.ScatterPlotItem(size=8, symbol="o", brush=pg.mkBrush(*E_COLOUR), pen=None)
         self.m_markers = pg.ScatterPlotItem(size=8, symbol="s", brush=pg.mkBrush(*M_COLOUR), pen=None)
         self.ll_plot.addItem(self.e_markers)
@@ -213,8 +241,9 @@ class EMPlaygroundPanel(QWidget):
             self.point_set.addItem(name, name)
         self.point_set.addItem(CUSTOM, CUSTOM)
         self.point_set.addItem(EMPTY, EMPTY)
-        self.point_set.setToolTip("Built-in point sets, points sampled from a mixture you set up, or an empty "
-                                  "canvas to click points into")
+        self.point_set.setToolTip(
+            "Built-in point sets, points sampled from a mixture you set up, or an empty canvas to click points into"
+        )
         self.n_points = QSpinBox()
         self.n_points.setRange(20, 3000)
         self.n_points.setValue(300)
@@ -225,8 +254,9 @@ class EMPlaygroundPanel(QWidget):
         self.data_seed.setToolTip("Seed of the generated points")
         for spin in (self.n_points, self.data_seed):
             spin.setKeyboardTracking(False)  # regenerate once the number is typed, not per keystroke
-        self.new_points_button = button("New points", "Draw a new set of points (the next seed) and restart EM",
-                                        self._on_new_points_clicked)
+        self.new_points_button = button(
+            "New points", "Draw a new set of points (the next seed) and restart EM", self._on_new_points_clicked
+        )
         self.clear_button = button("Clear", "Remove every point", self._on_clear_clicked)
         self.true_k = QSpinBox()
         self.true_k.setRange(1, len(DEFAULT_TRUE_MIXTURE))
@@ -236,11 +266,16 @@ class EMPlaygroundPanel(QWidget):
         self.true_table.setHorizontalHeaderLabels(TRUE_COLUMNS)
         self.true_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.true_table.verticalHeader().setDefaultSectionSize(20)
-        self.true_table.setToolTip("The generating mixture: weight π_k (renormalised), mean μ_k, standard deviations "
-                                   "along the rotated axes, and the rotation. Edit a cell, then New points.")
+        self.true_table.setToolTip(
+            "The generating mixture: weight π_k (renormalised), mean μ_k, standard deviations "
+            "along the rotated axes, and the rotation. Edit a cell, then New points."
+        )
         self.true_table.setMaximumHeight(150)
-        self.sample_one_button = button("Sample one", "The generative process, once: pick z ~ Cat(π), then draw "
-                                        "x ~ N(μ_z, Σ_z) and add it", self._on_sample_one_clicked)
+        self.sample_one_button = button(
+            "Sample one",
+            "The generative process, once: pick z ~ Cat(π), then draw x ~ N(μ_z, Σ_z) and add it",
+            self._on_sample_one_clicked,
+        )
         self.show_true = QCheckBox("show the generating components")
         self.show_true.setChecked(True)
         self.sample_info = QLabel("")
@@ -278,11 +313,14 @@ class EMPlaygroundPanel(QWidget):
         self.mouse_buttons = QButtonGroup(self)
         mouse_box = QGroupBox("Mouse on the plot")
         ml = QGridLayout(mouse_box)
-        for i, (mode, text, tip) in enumerate((
+        for i, (mode, text, tip) in enumerate(
+            (
                 ("add", "add points", "Click or drag to add points"),
                 ("erase", "erase points", "Click or drag over points to remove them"),
                 ("place", "place means", "Click to place the K starting means (initialisation 'click to place')"),
-                ("inspect", "pan / zoom", "Drag to pan, wheel to zoom; hover a point to see its γ"))):
+                ("inspect", "pan / zoom", "Drag to pan, wheel to zoom; hover a point to see its γ"),
+            )
+        ):
             rb = QRadioButton(text)
             rb.setToolTip(tip)
             rb.setProperty("mode", mode)
@@ -303,8 +341,10 @@ class EMPlaygroundPanel(QWidget):
         self.init.addItem("k-means++", "kmeans++")
         self.init.addItem("random points", "random")
         self.init.addItem("click to place", "given")
-        self.init.setToolTip("Starting means: k-means++ seeding (Arthur & Vassilvitskii 2007), K random data "
-                             "points, or means you click in. Weights start uniform, every Σ_k at the data covariance.")
+        self.init.setToolTip(
+            "Starting means: k-means++ seeding (Arthur & Vassilvitskii 2007), K random data "
+            "points, or means you click in. Weights start uniform, every Σ_k at the data covariance."
+        )
         self.seed = QSpinBox()
         self.seed.setRange(0, 9999)
         self.seed.setToolTip("Seed of the initialisation")
@@ -316,17 +356,22 @@ class EMPlaygroundPanel(QWidget):
         form.addRow("seed", self.seed)
 
         # --- controls: EM -----------------------------------------------------------------------------
-        self.e_button = button("E-step", "q ← p(z|x, θ): recompute every point's responsibilities γ_nk",
-                               self._on_e_clicked)
-        self.m_button = button("M-step", "θ ← argmax F(q, θ): new weights, means and covariances from γ",
-                               self._on_m_clicked)
-        self.iter_button = button("Iteration", "One EM iteration: E-step (unless just taken), then M-step",
-                                  self._on_iteration_clicked)
-        self.run_button = button("Run", "Iterate until the log-likelihood stops rising, one iteration per tick",
-                                 self._on_run_clicked)
+        self.e_button = button(
+            "E-step", "q ← p(z|x, θ): recompute every point's responsibilities γ_nk", self._on_e_clicked
+        )
+        self.m_button = button(
+            "M-step", "θ ← argmax F(q, θ): new weights, means and covariances from γ", self._on_m_clicked
+        )
+        self.iter_button = button(
+            "Iteration", "One EM iteration: E-step (unless just taken), then M-step", self._on_iteration_clicked
+        )
+        self.run_button = button(
+            "Run", "Iterate until the log-likelihood stops rising, one iteration per tick", self._on_run_clicked
+        )
         self.run_button.setCheckable(True)
-        self.reset_button = button("Reset", "Back to the starting parameters θ₀ (same initialisation and seed)",
-                                   self._on_reset_clicked)
+        self.reset_button = button(
+            "Reset", "Back to the starting parameters θ₀ (same initialisation and seed)", self._on_reset_clicked
+        )
         self.speed = QSlider(Qt.Orientation.Horizontal)
         self.speed.setRange(1, 60)
         self.speed.setValue(8)
@@ -424,8 +469,12 @@ class EMPlaygroundPanel(QWidget):
 
     # --- public API (used by the tests and the screenshot script) ----------------------------------
     def config(self) -> GMMConfig:
-        return GMMConfig(n_components=self.k_spin.value(), covariance=self.covariance.currentData(),
-                         init=self.init.currentData(), seed=self.seed.value())
+        return GMMConfig(
+            n_components=self.k_spin.value(),
+            covariance=self.covariance.currentData(),
+            init=self.init.currentData(),
+            seed=self.seed.value(),
+        )
 
     def set_point_set(self, name: str) -> None:
         i = self.point_set.findData(name)
@@ -465,7 +514,7 @@ class EMPlaygroundPanel(QWidget):
             return 0
         pw, ph = self._pixel_size()
         d2 = ((self.points[:, 0] - x) / pw) ** 2 + ((self.points[:, 1] - y) / ph) ** 2
-        keep = d2 > radius_px ** 2
+        keep = d2 > radius_px**2
         removed = int((~keep).sum())
         if removed:
             self.true_labels = None
@@ -583,8 +632,9 @@ class EMPlaygroundPanel(QWidget):
     def point_brush_colours(self) -> np.ndarray:
         """The colours of the brushes the scatter actually paints with, (N, 3) uint8."""
         brushes = self.scatter.data["brush"] if len(self.scatter.data) else []
-        return np.array([[b.color().red(), b.color().green(), b.color().blue()] for b in brushes],
-                        dtype=np.uint8).reshape(-1, 3)
+        return np.array(
+            [[b.color().red(), b.color().green(), b.color().blue()] for b in brushes], dtype=np.uint8
+        ).reshape(-1, 3)
 
     def hover_text(self, i: int) -> str:
         """What hovering point i shows: its γ vector (rich text)."""
@@ -639,7 +689,7 @@ class EMPlaygroundPanel(QWidget):
         pw, ph = self._pixel_size()
         d2 = ((self.points[:, 0] - x) / pw) ** 2 + ((self.points[:, 1] - y) / ph) ** 2
         i = int(np.argmin(d2))
-        return i if d2[i] <= max_px ** 2 else -1
+        return i if d2[i] <= max_px**2 else -1
 
     # --- drawing ---------------------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -655,14 +705,15 @@ class EMPlaygroundPanel(QWidget):
         n = self.points.shape[0]
         q = self.session.responsibilities()
         if q is not None and q.shape[0] == n:
-            self._colours = mix_colours(q, self.component_colours[:q.shape[1]])  # Σ_k γ_nk colour_k
+            self._colours = mix_colours(q, self.component_colours[: q.shape[1]])  # Σ_k γ_nk colour_k
         else:
             self._colours = np.tile(UNASSIGNED, (n, 1))
         if n == 0:
             self.scatter.setData([], [])
             return
-        self.scatter.setData(x=self.points[:, 0], y=self.points[:, 1],
-                             brush=self.palette_brushes.brushes(self._colours))
+        self.scatter.setData(
+            x=self.points[:, 0], y=self.points[:, 1], brush=self.palette_brushes.brushes(self._colours)
+        )
 
     def _update_components(self, *_):
         show = self.show_ellipses.isChecked() and self.session.ready
@@ -686,9 +737,12 @@ class EMPlaygroundPanel(QWidget):
                 for item in (one, two, text):
                     item.setVisible(False)
         if k_used:
-            self.mean_markers.setData(x=means[:, 0], y=means[:, 1],
-                                      brush=[pg.mkBrush(*self.component_colours[k]) for k in range(k_used)],
-                                      pen=[pg.mkPen(*self.component_colours[k], width=2.5) for k in range(k_used)])
+            self.mean_markers.setData(
+                x=means[:, 0],
+                y=means[:, 1],
+                brush=[pg.mkBrush(*self.component_colours[k]) for k in range(k_used)],
+                pen=[pg.mkPen(*self.component_colours[k], width=2.5) for k in range(k_used)],
+            )
         else:
             self.mean_markers.setData([], [])
 
@@ -709,8 +763,9 @@ class EMPlaygroundPanel(QWidget):
     def _update_placed_markers(self) -> None:
         if self.init.currentData() == "given" and self.placed_means:
             pts = np.array(self.placed_means)
-            self.placed_markers.setData(x=pts[:, 0], y=pts[:, 1],
-                                        brush=[pg.mkBrush(*self.component_colours[k]) for k in range(len(pts))])
+            self.placed_markers.setData(
+                x=pts[:, 0], y=pts[:, 1], brush=[pg.mkBrush(*self.component_colours[k]) for k in range(len(pts))]
+            )
         else:
             self.placed_markers.setData([], [])
 
@@ -739,8 +794,10 @@ class EMPlaygroundPanel(QWidget):
         k = self.k_spin.value()
         if not ready:
             if self.init.currentData() == "given" and len(self.placed_means) < k:
-                msg = (f"Click to place the starting means: {len(self.placed_means)} of {k} placed "
-                       "(mouse mode 'place means').")
+                msg = (
+                    f"Click to place the starting means: {len(self.placed_means)} of {k} placed "
+                    "(mouse mode 'place means')."
+                )
             else:
                 msg = s.can_reset(None)[1] or "Press Reset to initialise."
             self.status.setText(msg[0].upper() + msg[1:])
@@ -754,7 +811,8 @@ class EMPlaygroundPanel(QWidget):
         ftext = "—" if math.isnan(f) else f"{f:.4f}"
         self.status.setText(
             f"{s.n_points} points, K = {s.gmm.n_components} ({s.gmm.covariance_type}). Iteration {it}; next: "
-            f"{nxt}.<br>log-likelihood ℓ(θ) = <b>{ll:.4f}</b> nats/point<br>F(q, θ) = {ftext}{conv}")
+            f"{nxt}.<br>log-likelihood ℓ(θ) = <b>{ll:.4f}</b> nats/point<br>F(q, θ) = {ftext}{conv}"
+        )
 
     # --- density ----------------------------------------------------------------------------------------
     def _on_density_mode_changed(self, *_):
@@ -872,8 +930,10 @@ class EMPlaygroundPanel(QWidget):
         e = ellipse_points(means[z], covs[z], 2.0, 72)
         self.true_pick.setData(e[:, 0], e[:, 1])
         self.hover_ring.setData([x[0]], [x[1]])
-        self.sample_info.setText(f"z = {z + 1} (chance π{_subscript(z + 1)} = {weights[z]:.2f}), then "
-                                 f"x ~ N(μ{_subscript(z + 1)}, Σ{_subscript(z + 1)}) = ({x[0]:+.2f}, {x[1]:+.2f})")
+        self.sample_info.setText(
+            f"z = {z + 1} (chance π{_subscript(z + 1)} = {weights[z]:.2f}), then "
+            f"x ~ N(μ{_subscript(z + 1)}, Σ{_subscript(z + 1)}) = ({x[0]:+.2f}, {x[1]:+.2f})"
+        )
         return z, x
 
     def _on_mouse_mode_toggled(self, idx: int, checked: bool) -> None:
@@ -886,7 +946,7 @@ class EMPlaygroundPanel(QWidget):
             return
         self.stop()
         if self.init.currentData() == "given" and len(self.placed_means) > self.k_spin.value():
-            self.placed_means = self.placed_means[:self.k_spin.value()]
+            self.placed_means = self.placed_means[: self.k_spin.value()]
         self.session.set_config(self.config())
         self.reset()
 
@@ -968,8 +1028,9 @@ class EMPlaygroundPanel(QWidget):
         lo, hi = self.points.min(0), self.points.max(0)
         span = max(float((hi - lo).max()), 2.0)
         c = (lo + hi) / 2
-        self.vb.setRange(xRange=(c[0] - 0.65 * span, c[0] + 0.65 * span),
-                         yRange=(c[1] - 0.65 * span, c[1] + 0.65 * span), padding=0)
+        self.vb.setRange(
+            xRange=(c[0] - 0.65 * span, c[0] + 0.65 * span), yRange=(c[1] - 0.65 * span, c[1] + 0.65 * span), padding=0
+        )
 
     # --- hover ------------------------------------------------------------------------------------------
     def _on_scene_mouse_moved(self, pos) -> None:
@@ -1012,4 +1073,3 @@ _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 def _subscript(n: int) -> str:
     return str(n).translate(_SUB)
-

@@ -107,18 +107,31 @@ class ModelHub(QObject):
         self._eval_x.clear()
         self.data_changed.emit()
 
-    def set_cluster_posterior(self, responsibilities: np.ndarray | None, colours: np.ndarray | None = None,
-                              description: str = "") -> None:
+    def set_cluster_posterior(
+        self, responsibilities: np.ndarray | None, colours: np.ndarray | None = None, description: str = ""
+    ) -> None:
         if responsibilities is None:
             self._cluster_posterior = None
         else:
-            self._cluster_posterior = (np.array(responsibilities, dtype=np.float32, copy=True),
-                                       np.array(colours, dtype=np.uint8, copy=True), description)
+            self._cluster_posterior = (
+                np.array(responsibilities, dtype=np.float32, copy=True),
+                np.array(colours, dtype=np.uint8, copy=True),
+                description,
+            )
         self.cluster_posterior_changed.emit()
 
-    def set_model(self, model: VAE, *, name: str | None = None, history: History | None = None, step: int = 0,
-                  epoch: float = 0.0, path: str | Path | None = None, train_config: dict | None = None,
-                  optimizer_state: dict | None = None) -> None:
+    def set_model(
+        self,
+        model: VAE,
+        *,
+        name: str | None = None,
+        history: History | None = None,
+        step: int = 0,
+        epoch: float = 0.0,
+        path: str | Path | None = None,
+        train_config: dict | None = None,
+        optimizer_state: dict | None = None,
+    ) -> None:
         self._model = _freeze(copy.deepcopy(model))
         self.name = name or model.config.describe()
         self.history = history or History()

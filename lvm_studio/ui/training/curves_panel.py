@@ -27,7 +27,7 @@ from lvm_studio.ui.widgets import style
 REDRAW_INTERVAL_MS = 66  # ≈ 15 Hz
 SMOOTHING = 0.9  # EMA weight of the past in the smoothed training curves (one record = log_every steps)
 FOLLOW_SKIP = 0.1  # "follow" y-ranges leave out the first 10 % of the epochs: the first steps
-                   # (ELBO ≈ −540 nats) would squash the part worth reading
+# (ELBO ≈ −540 nats) would squash the part worth reading
 
 
 class _Series:
@@ -71,7 +71,7 @@ class _Ema:
     def update(self, y: float) -> float:
         self.t += 1
         self.m = self.a * self.m + (1.0 - self.a) * y
-        return self.m / (1.0 - self.a ** self.t)
+        return self.m / (1.0 - self.a**self.t)
 
     def reset(self) -> None:
         self.m, self.t = 0.0, 0
@@ -139,12 +139,25 @@ class CurvesPanel(QWidget):
         self.train_raw_curve = self.bounds_plot.plot(pen=_pen(c["train_elbo"], 1.0), name="train ELBO")
         # dense curves get 1-pixel pens: a wider pen takes the raster engine's slow stroker,
         # doubling the cost of a repaint (measured 22 vs 10 ms per new record, offscreen)
-        self.train_smooth_curve = self.bounds_plot.plot(pen=_pen(c["train_elbo_smooth"], 1.0),
-                                                        name="train ELBO (smoothed)")
-        self.val_elbo_curve = self.bounds_plot.plot(pen=_pen(c["val_elbo"], 2.0), symbol="o", symbolSize=5,
-                                                    symbolBrush=c["val_elbo"], symbolPen=None, name="val ELBO")
-        self.log_px_curve = self.bounds_plot.plot(pen=_pen(c["log_px"], 2.0), symbol="s", symbolSize=5,
-                                                  symbolBrush=c["log_px"], symbolPen=None, name="val log p(x), IWAE-k")
+        self.train_smooth_curve = self.bounds_plot.plot(
+            pen=_pen(c["train_elbo_smooth"], 1.0), name="train ELBO (smoothed)"
+        )
+        self.val_elbo_curve = self.bounds_plot.plot(
+            pen=_pen(c["val_elbo"], 2.0),
+            symbol="o",
+            symbolSize=5,
+            symbolBrush=c["val_elbo"],
+            symbolPen=None,
+            name="val ELBO",
+        )
+        self.log_px_curve = self.bounds_plot.plot(
+            pen=_pen(c["log_px"], 2.0),
+            symbol="s",
+            symbolSize=5,
+            symbolBrush=c["log_px"],
+            symbolPen=None,
+            name="val log p(x), IWAE-k",
+        )
         for curve in (self.val_elbo_curve, self.log_px_curve):
             curve.setDownsampling(auto=False)  # a few points each; keep every one
         self.gap_fill = pg.FillBetweenItem(self.val_elbo_curve, self.log_px_curve, brush=pg.mkBrush(c["gap"]))
@@ -172,11 +185,17 @@ class CurvesPanel(QWidget):
         self._kl_vb.setXLink(t)
         t.vb.sigResized.connect(self._on_terms_resized)
         self.recon_curve = t.plot(pen=_pen(c["recon"], 1.0))
-        self.val_recon_curve = t.plot(pen=_pen(c["recon"], 1.2, Qt.PenStyle.DashLine), symbol="o", symbolSize=5,
-                                      symbolBrush=c["recon"], symbolPen=None)
+        self.val_recon_curve = t.plot(
+            pen=_pen(c["recon"], 1.2, Qt.PenStyle.DashLine),
+            symbol="o",
+            symbolSize=5,
+            symbolBrush=c["recon"],
+            symbolPen=None,
+        )
         self.kl_curve = pg.PlotDataItem(pen=_pen(c["kl"], 1.0))
-        self.val_kl_curve = pg.PlotDataItem(pen=_pen(c["kl"], 1.2, Qt.PenStyle.DashLine), symbol="o",
-                                            symbolSize=5, symbolBrush=c["kl"], symbolPen=None)
+        self.val_kl_curve = pg.PlotDataItem(
+            pen=_pen(c["kl"], 1.2, Qt.PenStyle.DashLine), symbol="o", symbolSize=5, symbolBrush=c["kl"], symbolPen=None
+        )
         for curve in (self.kl_curve, self.val_kl_curve):
             curve.setClipToView(True)
             self._kl_vb.addItem(curve)
@@ -189,17 +208,19 @@ class CurvesPanel(QWidget):
             line.setVisible(False)
             p.addItem(line, ignoreBounds=True)
             self._hover_lines.append(line)
-        self._hover_text = {p: pg.TextItem("", anchor=(0, 0), fill=pg.mkBrush(22, 24, 29, 225),
-                                           border=pg.mkPen("#3a3f4a"))
-                            for p in (self.bounds_plot, self.terms_plot)}
+        self._hover_text = {
+            p: pg.TextItem("", anchor=(0, 0), fill=pg.mkBrush(22, 24, 29, 225), border=pg.mkPen("#3a3f4a"))
+            for p in (self.bounds_plot, self.terms_plot)
+        }
         for p, item in self._hover_text.items():
             item.setVisible(False)
             item.setZValue(100)
             p.addItem(item, ignoreBounds=True)
         # items that change only with a new range are painted from a pixmap cache: the axes (which
         # also draw the grid across the plot) and the legend; a new record then repaints curves only
-        self._cached_items = [p.getAxis(name) for p in (self.bounds_plot, self.terms_plot)
-                              for name in ("left", "bottom", "right")] + [legend]
+        self._cached_items = [
+            p.getAxis(name) for p in (self.bounds_plot, self.terms_plot) for name in ("left", "bottom", "right")
+        ] + [legend]
         self._set_item_caching(True)
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
 
@@ -214,8 +235,10 @@ class CurvesPanel(QWidget):
         self.show_iw.toggled.connect(self._on_show_iw_toggled)
         self.follow = QCheckBox("follow")
         self.follow.setChecked(True)
-        self.follow.setToolTip("Keep the axes on the whole run, leaving out the first steps' large values; "
-                               "zooming or panning by hand turns this off")
+        self.follow.setToolTip(
+            "Keep the axes on the whole run, leaving out the first steps' large values; "
+            "zooming or panning by hand turns this off"
+        )
         self.follow.toggled.connect(self._on_follow_toggled)
         for vb in (self.bounds_plot.vb, self.terms_plot.vb, self._kl_vb):
             vb.sigRangeChangedManually.connect(self._on_range_changed_manually)
@@ -247,8 +270,18 @@ class CurvesPanel(QWidget):
 
     # --- data -------------------------------------------------------------------------
     def _reset(self) -> None:
-        for s in (self._train_raw, self._train_smooth, self._recon_smooth, self._kl_smooth, self._steps,
-                  self._val_elbo, self._log_px, self._val_recon, self._val_kl, *self._iw.values()):
+        for s in (
+            self._train_raw,
+            self._train_smooth,
+            self._recon_smooth,
+            self._kl_smooth,
+            self._steps,
+            self._val_elbo,
+            self._log_px,
+            self._val_recon,
+            self._val_kl,
+            *self._iw.values(),
+        ):
             s.clear()
         for e in self._ema:
             e.reset()
@@ -267,7 +300,7 @@ class CurvesPanel(QWidget):
         train = h.train
         if len(train) > self._n_train:
             ema_elbo, ema_recon, ema_kl = self._ema
-            for r in train[self._n_train:]:
+            for r in train[self._n_train :]:
                 e = r.epoch
                 self._train_raw.append(e, r.elbo)
                 self._train_smooth.append(e, ema_elbo.update(r.elbo))
@@ -278,7 +311,7 @@ class CurvesPanel(QWidget):
             self._train_changed = new = True
         evals = h.evals
         if len(evals) > self._n_evals:
-            for r in evals[self._n_evals:]:
+            for r in evals[self._n_evals :]:
                 self._val_elbo.append(r.epoch, r.elbo)
                 self._log_px.append(r.epoch, r.log_px)
                 self._val_recon.append(r.epoch, r.recon)
@@ -358,9 +391,11 @@ class CurvesPanel(QWidget):
         for p in (self.bounds_plot, self.terms_plot):
             if p.vb.viewRange()[0] != [x_lo, x_hi]:
                 p.vb.setXRange(x_lo, x_hi, padding=0)
-        for vb, group in ((self.bounds_plot.vb, series),
-                          (self.terms_plot.vb, (self._recon_smooth, self._val_recon)),
-                          (self._kl_vb, (self._kl_smooth, self._val_kl))):
+        for vb, group in (
+            (self.bounds_plot.vb, series),
+            (self.terms_plot.vb, (self._recon_smooth, self._val_recon)),
+            (self._kl_vb, (self._kl_smooth, self._val_kl)),
+        ):
             y_range = _range_after(group, x_from)
             if y_range is not None:
                 lo, hi = y_range
@@ -374,8 +409,14 @@ class CurvesPanel(QWidget):
         if curve is None:
             shades = style.COLORS["iw"]
             color = shades[min(len(self._iw_curves), len(shades) - 1)]
-            curve = self.bounds_plot.plot(pen=_pen(color, 1.2, Qt.PenStyle.DashLine), symbol="t", symbolSize=6,
-                                          symbolBrush=color, symbolPen=None, name=f"IW-{k} bound")
+            curve = self.bounds_plot.plot(
+                pen=_pen(color, 1.2, Qt.PenStyle.DashLine),
+                symbol="t",
+                symbolSize=6,
+                symbolBrush=color,
+                symbolPen=None,
+                name=f"IW-{k} bound",
+            )
             curve.setDownsampling(auto=False)
             curve.setVisible(self.show_iw.isChecked())
             self._iw_curves[k] = curve
@@ -386,16 +427,20 @@ class CurvesPanel(QWidget):
             self.gap_label.setText("")
             return
         lo, hi = self._val_elbo.ys[-1], self._log_px.ys[-1]
-        self.gap_label.setText(f"shaded: log p(x) − ELBO ≈ KL(q‖p(z|x)) on average\n"
-                               f"latest: {hi - lo:.2f} nats at epoch {self._log_px.xs[-1]:.2f}")
+        self.gap_label.setText(
+            f"shaded: log p(x) − ELBO ≈ KL(q‖p(z|x)) on average\n"
+            f"latest: {hi - lo:.2f} nats at epoch {self._log_px.xs[-1]:.2f}"
+        )
 
     def _update_summary(self) -> None:
         parts = []
         if self._train_smooth.n:
             parts.append(f"train ELBO {self._train_smooth.ys[-1]:.2f}")
         if self._log_px.n:
-            parts.append(f"val ELBO {self._val_elbo.ys[-1]:.2f}   log p(x) ≈ {self._log_px.ys[-1]:.2f} "
-                         f"(IWAE-{self._eval_k})   gap {self._log_px.ys[-1] - self._val_elbo.ys[-1]:.2f} nats")
+            parts.append(
+                f"val ELBO {self._val_elbo.ys[-1]:.2f}   log p(x) ≈ {self._log_px.ys[-1]:.2f} "
+                f"(IWAE-{self._eval_k})   gap {self._log_px.ys[-1] - self._val_elbo.ys[-1]:.2f} nats"
+            )
         self.summary.setText("   ".join(parts))
 
     # --- hover ------------------------------------------------------------------------
@@ -443,11 +488,15 @@ class CurvesPanel(QWidget):
         if i >= 0:
             rows.append(f"<b>epoch {self._train_raw.xs[i]:.2f}</b> &nbsp;step {int(self._steps.ys[i])}")
             if bounds:
-                rows.append(f"<span style='color:{c['train_elbo_smooth']}'>train ELBO {self._train_raw.ys[i]:.2f}"
-                            f" (smoothed {self._train_smooth.ys[i]:.2f})</span>")
+                rows.append(
+                    f"<span style='color:{c['train_elbo_smooth']}'>train ELBO {self._train_raw.ys[i]:.2f}"
+                    f" (smoothed {self._train_smooth.ys[i]:.2f})</span>"
+                )
             else:
-                rows.append(f"<span style='color:{c['recon']}'>train recon {self._recon_smooth.ys[i]:.2f}</span>"
-                            f" &nbsp;<span style='color:{c['kl']}'>KL {self._kl_smooth.ys[i]:.2f}</span>")
+                rows.append(
+                    f"<span style='color:{c['recon']}'>train recon {self._recon_smooth.ys[i]:.2f}</span>"
+                    f" &nbsp;<span style='color:{c['kl']}'>KL {self._kl_smooth.ys[i]:.2f}</span>"
+                )
         j = self._nearest(self._log_px, x)
         if j >= 0:
             rows.append(f"<i>evaluation at epoch {self._log_px.xs[j]:.2f}</i>")
@@ -462,8 +511,10 @@ class CurvesPanel(QWidget):
                     if jj >= 0:
                         rows.append(f"IW-{k} {s.ys[jj]:.2f}")
             else:
-                rows.append(f"<span style='color:{c['recon']}'>val recon {self._val_recon.ys[j]:.2f}</span>"
-                            f" &nbsp;<span style='color:{c['kl']}'>val KL {self._val_kl.ys[j]:.2f}</span>")
+                rows.append(
+                    f"<span style='color:{c['recon']}'>val recon {self._val_recon.ys[j]:.2f}</span>"
+                    f" &nbsp;<span style='color:{c['kl']}'>val KL {self._val_kl.ys[j]:.2f}</span>"
+                )
         return f"<div style='color:{style.FOREGROUND}; font-size:8pt'>" + "<br>".join(rows) + "</div>"
 
     def _set_item_caching(self, on: bool) -> None:
@@ -480,8 +531,7 @@ class CurvesPanel(QWidget):
         path = Path(path)
         self.redraw()
         src = self._scene_rect()
-        image = QImage(max(1, int(src.width() * scale)), max(1, int(src.height() * scale)),
-                       QImage.Format.Format_ARGB32)
+        image = QImage(max(1, int(src.width() * scale)), max(1, int(src.height() * scale)), QImage.Format.Format_ARGB32)
         image.fill(QColor(style.PLOT_BACKGROUND))
         painter = QPainter(image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)

@@ -5,8 +5,17 @@ from __future__ import annotations
 import re
 
 from PySide6.QtCore import Slot
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lvm_studio.core.vae import ACTIVATIONS, LIKELIHOODS, VAEConfig
 
@@ -28,8 +37,9 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 
 
 class NewModelDialog(QDialog):
-    def __init__(self, parent: QWidget | None = None, config: VAEConfig | None = None,
-                 objective: str = "elbo", k: int = 5):
+    def __init__(
+        self, parent: QWidget | None = None, config: VAEConfig | None = None, objective: str = "elbo", k: int = 5
+    ):
         super().__init__(parent)
         self.setWindowTitle("New model")
         c = config or VAEConfig()
@@ -77,8 +87,12 @@ class NewModelDialog(QDialog):
 
     def config(self) -> VAEConfig:
         """The model asked for; ValueError if the fields do not describe one."""
-        return VAEConfig(latent_dim=self.latent_dim.value(), hidden=parse_hidden(self.hidden.text()),
-                         likelihood=self.likelihood.currentData(), activation=self.activation.currentData())
+        return VAEConfig(
+            latent_dim=self.latent_dim.value(),
+            hidden=parse_hidden(self.hidden.text()),
+            likelihood=self.likelihood.currentData(),
+            activation=self.activation.currentData(),
+        )
 
     def objective_choice(self) -> tuple[str, int]:
         return self.objective.currentData(), self.k.value()

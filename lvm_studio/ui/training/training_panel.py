@@ -7,10 +7,23 @@ while a run is active.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lvm_studio.core.device import cuda_available
 from lvm_studio.core.training import TrainConfig
@@ -68,8 +81,9 @@ class TrainingPanel(QWidget):
         self.objective.currentIndexChanged.connect(self._on_objective_changed)
         self.beta = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=100.0, singleStep=0.1, value=defaults.beta)
         self.beta.setToolTip("Weight of the KL term (β-VAE); 1 is the true ELBO")
-        self.warmup = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=1000.0, singleStep=1.0,
-                                     value=defaults.kl_warmup_epochs)
+        self.warmup = QDoubleSpinBox(
+            decimals=1, minimum=0.0, maximum=1000.0, singleStep=1.0, value=defaults.kl_warmup_epochs
+        )
         self.warmup.setSuffix(" epochs")
         self.warmup.setToolTip("The KL weight rises linearly from 0 to β over this many epochs")
         self.device = QComboBox()
@@ -129,8 +143,19 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.log, 1)
 
         # everything a running Trainer cannot change
-        self._fixed_while_running = (self.epochs, self.batch_size, self.objective, self.k, self.beta, self.warmup,
-                                     self.device, self.eval_k, self.eval_every, self.eval_n, self.iw_bounds)
+        self._fixed_while_running = (
+            self.epochs,
+            self.batch_size,
+            self.objective,
+            self.k,
+            self.beta,
+            self.warmup,
+            self.device,
+            self.eval_k,
+            self.eval_every,
+            self.eval_n,
+            self.iw_bounds,
+        )
         self._on_objective_changed()
         self.set_state("idle")
 
@@ -201,8 +226,15 @@ class TrainingPanel(QWidget):
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(state in ("running", "paused", "starting"))
         self.eval_button.setEnabled(state in ("running", "paused"))
-        self.state_label.setText({"idle": "Idle", "starting": "Starting…", "running": "Running",
-                                  "paused": "Paused", "stopping": "Stopping…"}.get(state, state))
+        self.state_label.setText(
+            {
+                "idle": "Idle",
+                "starting": "Starting…",
+                "running": "Running",
+                "paused": "Paused",
+                "stopping": "Stopping…",
+            }.get(state, state)
+        )
         if state == "idle":
             self.eval_bar.setValue(0)
             self.eval_bar.setFormat("evaluation")

@@ -45,11 +45,14 @@ def read_grey(path: str | Path) -> np.ndarray:
     image = reader.read()
     if image.isNull():
         kinds = ", ".join(s.upper() for s in ("png", "jpg", "bmp", "gif", "tiff", "webp") if s in supported_suffixes())
-        raise ImageLoadError(f"{path.name} is not an image file that can be read "
-                             f"({reader.errorString()}). Choose a picture such as {kinds}.")
+        raise ImageLoadError(
+            f"{path.name} is not an image file that can be read "
+            f"({reader.errorString()}). Choose a picture such as {kinds}."
+        )
     if max(image.width(), image.height()) > MAX_SIDE:
-        image = image.scaled(MAX_SIDE, MAX_SIDE, Qt.AspectRatioMode.KeepAspectRatio,
-                             Qt.TransformationMode.SmoothTransformation)
+        image = image.scaled(
+            MAX_SIDE, MAX_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
     return qimage_to_grey(image)
 
 

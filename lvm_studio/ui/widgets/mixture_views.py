@@ -10,15 +10,13 @@ ConfusionMatrixView: counts of labels (rows) against clusters (columns), shaded 
 
 from __future__ import annotations
 
-import colorsys
-
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from lvm_studio.ui.widgets.style import LABEL_COLOURS
 from lvm_studio.ui.widgets.digit_image import to_grey_u8
+
 
 class ComponentGallery(QWidget):
     """Columns of digit images, one per component: a coloured header with a caption, the mean,
@@ -49,8 +47,15 @@ class ComponentGallery(QWidget):
         self._images = to_grey_u8(a.reshape(k * r * 28, 28)).reshape(k, r, 28, 28)  # 2-D for to_grey_u8
         self._colours = None if colours is None else np.asarray(colours, dtype=np.uint8)
         self._captions = list(captions) if captions is not None else [str(i + 1) for i in range(k)]
-        self._qimages = [[QImage(np.ascontiguousarray(self._images[i, j]).data, 28, 28, 28,
-                                 QImage.Format.Format_Grayscale8).copy() for j in range(r)] for i in range(k)]
+        self._qimages = [
+            [
+                QImage(
+                    np.ascontiguousarray(self._images[i, j]).data, 28, 28, 28, QImage.Format.Format_Grayscale8
+                ).copy()
+                for j in range(r)
+            ]
+            for i in range(k)
+        ]
         self._message = ""
         self.update()
 
@@ -76,8 +81,11 @@ class ComponentGallery(QWidget):
         if self._images is None:
             if self._message:
                 p.setPen(self.palette().placeholderText().color())
-                p.drawText(QRectF(self.rect()).adjusted(8, 8, -8, -8),
-                           Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._message)
+                p.drawText(
+                    QRectF(self.rect()).adjusted(8, 8, -8, -8),
+                    Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                    self._message,
+                )
             p.end()
             return
         k, r = self._images.shape[:2]
@@ -157,8 +165,11 @@ class ConfusionMatrixView(QWidget):
         font.setPointSizeF(max(6.0, min(9.0, min(cw, ch) / 3.2)))
         p.setFont(font)
         p.setPen(text)
-        p.drawText(QRectF(0, top - 16, left - 4, 14), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                   self.row_title)
+        p.drawText(
+            QRectF(0, top - 16, left - 4, 14),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            self.row_title,
+        )
         p.drawText(QRectF(left, 0, self.width() - left, top - 18), Qt.AlignmentFlag.AlignCenter, self.column_title)
         row_sum = np.maximum(self._counts.sum(1, keepdims=True), 1)
         frac = self._counts / row_sum  # (R, C)
@@ -173,8 +184,11 @@ class ConfusionMatrixView(QWidget):
             p.drawText(r, Qt.AlignmentFlag.AlignCenter, self._cols[j])
         for i in range(n_r):
             p.setPen(text)
-            p.drawText(QRectF(0, top + i * ch, left - 4, ch), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                       self._rows[i])
+            p.drawText(
+                QRectF(0, top + i * ch, left - 4, ch),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                self._rows[i],
+            )
             for j in range(n_c):
                 cell = QRectF(left + j * cw, top + i * ch, cw, ch)
                 f = float(frac[i, j])

@@ -5,10 +5,10 @@ Panels take their curve colours from COLORS so that, say, log p(x) is the same c
 
 from __future__ import annotations
 
-import pyqtgraph as pg
 import colorsys
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -62,16 +62,40 @@ def apply(app: QApplication) -> None:
 
 
 # Ten label colours (matplotlib's tab10): distinct, and fine for the common colour-vision deficiencies
-LABEL_COLOURS = np.array([(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                          (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)],
-                         dtype=np.uint8)
+LABEL_COLOURS = np.array(
+    [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ],
+    dtype=np.uint8,
+)
 
 LEVEL = 17  # 255 / 15: the palette has 16 levels per channel
 
 # matplotlib's tab20 light shades, after tab10 (LABEL_COLOURS)
-_TAB20_LIGHT = np.array([(174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
-                         (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229)],
-                        dtype=np.float64)
+_TAB20_LIGHT = np.array(
+    [
+        (174, 199, 232),
+        (255, 187, 120),
+        (152, 223, 138),
+        (255, 152, 150),
+        (197, 176, 213),
+        (196, 156, 148),
+        (247, 182, 210),
+        (199, 199, 199),
+        (219, 219, 141),
+        (158, 218, 229),
+    ],
+    dtype=np.float64,
+)
 
 
 def snap(rgb) -> np.ndarray:
@@ -89,7 +113,7 @@ def component_colours(k: int) -> np.ndarray:
         extra.append([255 * c for c in colorsys.hsv_to_rgb(hue, 0.55 + 0.3 * (i % 2), 0.92)])
     if extra:
         base.append(np.array(extra))
-    return snap(np.concatenate(base)[:int(k)])
+    return snap(np.concatenate(base)[: int(k)])
 
 
 def mix_colours(resp: np.ndarray, colours: np.ndarray) -> np.ndarray:

@@ -1,0 +1,60 @@
+"""The model protocol: what the estimators, the training loop and the evaluation need of a model.
+
+A latent variable model p(x, z) = p(x|z) p(z) with an amortised Gaussian q(z|x) is anything
+that has these members (structural typing: no base class to inherit). The VAE (core/vae.py)
+implements it with p(z) = N(0, I); a mixture-prior VAE plugs in by giving its own prior.
+See docs/architecture.md, "How to add a model".
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from lvm_studio.core.estimators import log_standard_normal
+
+
+@runtime_checkable
+class LatentVariableModel(Protocol):
+    latent_dim: int
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x) = N(z_loc, diag z_scale²): x (batch, D) -> z_loc, z_scale, each (batch, latent)."""
+        ...
+
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) summed over pixels: x (batch, D), z (..., batch, latent) -> (..., batch)."""
+        ...
+
+    def log_px_given_z_pixels(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Per-pixel log p(x_i|z), (..., batch, D): for likelihoods of the observed pixels only."""
+        ...
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) summed over the latent dimensions: z (..., latent) -> (...)."""
+        ...
+
+    def sample_prior(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z), shape (*shape, latent), on the model's device and dtype."""
+        ...
+
+
+class StandardNormalPrior:
+    """p(z) = N(0, I): the prior half of the protocol for models that use it (the VAE, the
+    linear-Gaussian model). The model gives `latent_dim` and `prior_reference()`, a tensor whose
+    device and dtype the prior's samples take."""
+
+    latent_dim: int
+
+    def prior_reference(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log N(z; 0, I) summed over the latent dimensions, (...) for z (..., latent)."""
+        return log_standard_normal(z)
+
+    def sample_prior(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I), (*shape, latent), on the device and dtype of prior_reference()."""
+        ref = self.prior_reference()
+        return torch.randn((*shape, self.latent_dim), generator=generator, device=ref.device, dtype=ref.dtype)

@@ -1,0 +1,152 @@
+"""The digit clusters panel, the panel registry and the latent map's mixture colouring.
+
+The playground's buttons must move the model exactly as the core's own E-step, M-step and
+iteration do from the same start; the free energy it plots must equal the log-likelihood after
+every E-step and never fall; colours mix component colours by γ. The digits panel fits in the
+background on a tiny model, scores in [0, 1], publishes the test responsibilities to the hub,
+and can be cancelled.
+"""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+from lvm_studio.core.bernoulli_mixture import BernoulliMixture, BernoulliMixtureConfig
+from lvm_studio.core.clustering import hungarian_accuracy, pca
+from lvm_studio.core.gmm import GaussianMixture, GMMConfig
+from lvm_studio.ui.mixtures import digit_clusters_panel as dcp
+from lvm_studio.ui.mixtures.em_playground_panel import EMPlaygroundPanel
+from lvm_studio.ui.panels import PANELS, load_panel_class
+from lvm_studio.workers.tasks import shutdown_all
+
+WAIT_MS = 60000  # generous: the machine is shared
+
+_KEPT = []
+
+
+@pytest.fixture(autouse=True)
+def _no_threads_left(qtbot):
+    """Stop every TaskRunner while the panels still exist, then let them go."""
+    yield
+    assert shutdown_all(10.0)
+    _KEPT.clear()
+
+
+def add(qtbot, widget):
+    qtbot.addWidget(widget)
+    _KEPT.append(widget)
+    return widget
+
+
+def params(gmm):
+    p = gmm.get_parameters()
+    return p.weights.numpy(), p.means.numpy(), p.covariances.numpy()
+
+
+def assert_same_parameters(a, b):
+    for x, y in zip(params(a), params(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture
+def playground(qtbot):
+    panel = add(qtbot, EMPlaygroundPanel(None))
+    panel.set_point_set("overlapping blobs")
+    return panel
+
+
+# --- digits ------------------------------------------------------------------------------------------
+
+
+def test_digit_clusters_fit_vae_codes_and_publish(qtbot, hub):
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
+        panel.fit("vae", k=4, fit_on="10k", seed=0, max_iter=40)
+    r = panel.result
+    n_test = hub.eval_x("test").shape[0]
+    assert 0.0 <= r.accuracy <= 1.0 and 0.0 <= r.nmi <= 1.0
+    assert r.n_fit == min(10000, hub.data.x_train.shape[0]) and r.dim == hub.latent_dim
+    resp, colours, desc = hub.cluster_posterior
+    assert resp.shape == (n_test, 4) and colours.shape == (4, 3) and "K = 4" in desc
+    np.testing.assert_allclose(resp.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(r.pred_test, resp.argmax(1))
+    assert r.confusion.sum() == n_test
+    assert r.accuracy == pytest.approx(hungarian_accuracy(hub.labels("test"), r.pred_test))
+    # the means shown are p(x | z = μ_k) of the current model
+    with torch.no_grad():
+        decoded = hub.model.decode_mean(torch.as_tensor(r.means, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(r.mean_images, decoded, atol=1e-6)
+    assert panel.gallery.images().shape == (4, 1 + dcp.N_SAMPLES, 28, 28)
+    assert panel.confusion.counts().sum() == n_test
+    # the published responsibilities are the mixture's p(c | z) at the map's test codes μ(x)
+    codes, _ = hub.model.encode(hub.eval_x("test"))
+    gmm = GaussianMixture(GMMConfig(n_components=4), dtype=torch.float64)
+    gmm.set_parameters(r.weights, r.means, r.covariances)
+    np.testing.assert_allclose(resp, gmm.responsibilities(codes.double()).numpy(), atol=1e-4)
+
+
+def test_digit_clusters_pca_space(qtbot, hub):
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
+        panel.fit("pca", k=3, pca_dim=6, fit_on="10k", covariance="diag", max_iter=30)
+    r = panel.result
+    assert r.space == "pca" and r.dim == 6 and 0 < r.explained_variance < 1
+    assert 0.0 <= r.accuracy <= 1.0
+    assert hub.cluster_posterior is None  # only the latent-code mixture goes to the map
+    proj = pca(hub.data.float_images("train")[:10000], 6)
+    back = proj.inverse_transform(torch.as_tensor(r.means, dtype=proj.mean.dtype)).clamp(0, 1).numpy()
+    np.testing.assert_allclose(r.mean_images, back, atol=1e-4)
+
+
+def test_digit_clusters_cancel(qtbot, hub, monkeypatch):
+    monkeypatch.setattr(dcp, "GMM_TOL", 0.0)  # never converges: runs until cancelled
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    fitted = []
+    panel.clusters_fitted.connect(lambda: fitted.append(1))
+    panel.fit("vae", k=5, fit_on="trainval", max_iter=100000)
+    qtbot.waitUntil(lambda: len(panel._traces.get(0, [])) >= 3, timeout=WAIT_MS)  # EM is running
+    assert panel.runner.is_busy() and not panel.fit_button.isEnabled()
+    with qtbot.waitSignal(panel.fit_cancelled, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.runner.is_busy(), timeout=WAIT_MS)
+    assert panel.fit_button.isEnabled() and panel.result is None and not fitted
+    assert hub.cluster_posterior is None
+
+
+def test_bernoulli_density_reports_exact_log_px(qtbot, hub):
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    with qtbot.waitSignal(panel.density_fitted, timeout=WAIT_MS):
+        panel.fit_density(k=3, fit_on="10k", max_iter=5, n_vae=20, vae_k=5)
+    r = panel.density_result
+    x_test = hub.data.binarized("test")
+    bmm = BernoulliMixture(BernoulliMixtureConfig(n_components=3)).set_parameters(r.weights, r.probs)
+    assert r.test_log_px == pytest.approx(float(bmm.log_prob(x_test).double().mean()), abs=1e-3)
+    assert r.test_log_px_subset == pytest.approx(float(bmm.log_prob(x_test[:20]).double().mean()), abs=1e-3)
+    assert r.n_vae == 20 and np.isfinite(r.vae_log_px) and r.vae_log_px < 0
+    assert "IWAE-5" in panel.d_results.text()
+    assert panel.d_gallery.images().shape == (3, 3, 28, 28)
+
+
+def test_panels_are_registered(qtbot, hub):
+    specs = {s.key: s for s in PANELS}
+    assert load_panel_class(specs["em_playground"]) is EMPlaygroundPanel
+    assert load_panel_class(specs["digit_clusters"]) is dcp.DigitClustersPanel
+
+
+def test_latent_map_colours_by_the_published_mixture(qtbot, hub):
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
+
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
+        panel.fit("vae", k=3, fit_on="10k", max_iter=20)
+    latent_map = add(qtbot, LatentMapPanel(hub))
+    qtbot.waitUntil(lambda: latent_map.codes is not None, timeout=WAIT_MS)
+    latent_map.set_colour_mode("mixture")
+    resp, colours, _ = hub.cluster_posterior
+    expected = np.clip(resp @ colours.astype(np.float32), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(latent_map.cloud.colours(), expected)
