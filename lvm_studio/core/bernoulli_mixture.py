@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from lvm_studio.core.gmm import as_tensor, kmeans_plusplus_indices
+from lvm_studio.core.em import kmeans_plusplus_indices, run_em
+from lvm_studio.core.gmm import as_tensor
 
 BERNOULLI_INIT_METHODS = ("kmeans++", "random")
 
@@ -195,21 +196,12 @@ class BernoulliMixture:
         x = self._as_data(x)
         if not self.is_initialized:
             self.initialize(x)
-        trace: list[float] = []
-        self.converged, self.n_iter = False, 0
-        for t in range(max_iter + 1):
-            log_resp, ll = self.e_step(x)
-            trace.append(ll)
-            if callback is not None:
-                callback(t, ll)
-            if t > 0 and abs(ll - trace[-2]) < tol:
-                self.converged = True
-                break
-            if t == max_iter or (should_stop is not None and should_stop()):
-                break
-            self.m_step(x, log_resp)
-            self.n_iter = t + 1
-        return trace
+        self.n_iter, self.converged = 0, False
+        run = run_em(
+            lambda: self.e_step(x), lambda log_resp: self.m_step(x, log_resp), max_iter, tol, callback, should_stop
+        )
+        self.n_iter, self.converged = run.n_iter, run.converged
+        return run.trace
 
     def log_prior(self) -> float:
         """log p(μ) + log p(π) up to constants: Σ_kd a [log μ_kd + log(1 − μ_kd)] + b Σ_k log π_k.

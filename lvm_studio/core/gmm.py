@@ -26,6 +26,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from lvm_studio.core.em import kmeans_plusplus_indices, run_em
+
+# ellipse_points lived here; ui modules still import it from this module (core.gaussian has it)
+from lvm_studio.core.gaussian import (
+    covariance_root,
+    ellipse_points,  # noqa: F401
+    sample_gaussian,
+)
+
 LOG_2PI = math.log(2 * math.pi)
 COVARIANCE_TYPES = ("full", "diag")
 INIT_METHODS = ("kmeans++", "random", "given")
@@ -449,22 +458,12 @@ class GaussianMixture:
         x = self._as_data(x)
         if not self.is_initialized:
             self.initialize(x)
-        trace: list[float] = []
-        self.converged = False
-        self.n_iter = 0
-        for t in range(max_iter + 1):
-            log_resp, ll = self.e_step(x)
-            trace.append(ll)
-            if callback is not None:
-                callback(t, ll)
-            if t > 0 and abs(ll - trace[-2]) < tol:
-                self.converged = True
-                break
-            if t == max_iter or (should_stop is not None and should_stop()):
-                break
-            self.m_step(x, log_resp)
-            self.n_iter = t + 1
-        return trace
+        self.n_iter, self.converged = 0, False
+        run = run_em(
+            lambda: self.e_step(x), lambda log_resp: self.m_step(x, log_resp), max_iter, tol, callback, should_stop
+        )
+        self.n_iter, self.converged = run.n_iter, run.converged
+        return run.trace
 
     @torch.no_grad()
     def log_prob(self, x) -> torch.Tensor:
@@ -498,12 +497,8 @@ class GaussianMixture:
         """
         self._require_init()
         z = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)  # (n,)
-        eps = torch.randn(int(n), self.dim, generator=generator, device=self.device, dtype=self.dtype)
-        if self.covariance_type == "full":
-            x = self.means[z] + torch.einsum("nij,nj->ni", self._chol[z], eps)  # (n, D) μ + L ε
-        else:
-            x = self.means[z] + self.covariances[z].sqrt() * eps  # (n, D)
-        return x, z
+        roots = covariance_root(self.covariances, diagonal=self.covariance_type == "diag")  # (K, D, D) or (K, D)
+        return sample_gaussian(self.means, roots, z, generator), z
 
     def n_free_parameters(self) -> int:
         """Free parameters: (K − 1) weights, K·D means, K·D(D+1)/2 or K·D covariance entries."""
@@ -530,47 +525,3 @@ def _logsumexp_rows(a: torch.Tensor) -> torch.Tensor:
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     total = (a - top).clamp_min_(_log_tiny(a.dtype)).exp_().sum(1)  # (N,)
     return total.log_().add_(top.squeeze(1))
-
-
-@torch.no_grad()
-def kmeans_plusplus_indices(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007, §2.2): the first centre uniformly, each
-    next one with probability D(x)² / Σ D(x)², D the distance to the nearest chosen centre.
-
-    Draws on the CPU generator, so the indices are the same on any device. Returns K distinct
-    indices (int64, CPU): chosen points have D = 0; when every remaining D is 0 (duplicates),
-    the next centre is drawn uniformly among the points not chosen yet.
-    """
-    n = x.shape[0]
-    if k > n:
-        raise ValueError(f"cannot choose {k} centres from {n} points")
-    chosen = [int(torch.randint(n, (1,), generator=generator))]
-    dist2 = (x - x[chosen[0]]).square().sum(1)  # (N,)
-    for _ in range(1, k):
-        weights = dist2.to(device="cpu", dtype=torch.float64)  # (N,)
-        total = float(weights.sum())
-        if not math.isfinite(total) or total <= 0:
-            weights = torch.ones(n, dtype=torch.float64)
-            weights[chosen] = 0
-        nxt = int(torch.multinomial(weights, 1, generator=generator))
-        chosen.append(nxt)
-        dist2 = torch.minimum(dist2, (x - x[nxt]).square().sum(1))
-    return torch.tensor(chosen, dtype=torch.int64)
-
-
-def ellipse_points(mean2, cov2x2, n_sigma: float = 1.0, n: int = 64) -> np.ndarray:
-    """Points (n + 1, 2) of the n_sigma contour of N(mean2, cov2x2), closed (last = first).
-
-    {μ + n_sigma · L u : ‖u‖ = 1} with Σ = L Lᵀ; via the eigendecomposition, which copes with
-    a singular Σ (a segment). In 2-D, 1σ holds 39.3 % of the mass and 2σ 86.5 %.
-    """
-    mean2 = np.asarray(mean2, dtype=np.float64).reshape(2)
-    cov = np.asarray(cov2x2, dtype=np.float64).reshape(2, 2)
-    cov = 0.5 * (cov + cov.T)
-    eigval, eigvec = np.linalg.eigh(cov)
-    root = eigvec * np.sqrt(np.clip(eigval, 0.0, None))  # (2, 2) columns: axes
-    angle = np.linspace(0.0, 2.0 * np.pi, int(n) + 1)
-    circle = np.stack([np.cos(angle), np.sin(angle)])  # (2, n+1)
-    pts = mean2[:, None] + n_sigma * root @ circle  # (2, n+1)
-    pts[:, -1] = pts[:, 0]
-    return pts.T.copy()

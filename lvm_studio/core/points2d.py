@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lvm_studio.core.gaussian import covariance_root, sample_gaussian
+
 PointSet = tuple[np.ndarray, "np.ndarray | None"]
 
 
@@ -40,11 +42,8 @@ def from_mixture(weights, means, covs, n: int = 300, seed: int = 0) -> PointSet:
         raise ValueError("weights must be non-negative with a positive sum")
     rng = np.random.default_rng(seed)
     z = rng.choice(k, size=int(n), p=weights / weights.sum())  # (n,)
-    # Cholesky of a PSD matrix: eigen-root copes with singular (degenerate) covariances
-    eigval, eigvec = np.linalg.eigh(0.5 * (covs + covs.transpose(0, 2, 1)))
-    roots = eigvec * np.sqrt(np.clip(eigval, 0.0, None))[:, None, :]  # (K, D, D), root rootᵀ = Σ
-    eps = rng.standard_normal((int(n), d))  # (n, D)
-    x = means[z] + np.einsum("nij,nj->ni", roots[z], eps)  # (n, D)
+    roots = covariance_root(covs)  # (K, D, D) eigen-roots: a singular (degenerate) Σ_k is fine
+    x = sample_gaussian(means, roots, z, rng)  # (n, D)
     return x, z.astype(np.int64)
 
 

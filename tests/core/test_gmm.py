@@ -10,7 +10,9 @@ from scipy.optimize import linear_sum_assignment
 from scipy.stats import multivariate_normal
 
 from lvm_studio.core.clustering import hungarian_accuracy
-from lvm_studio.core.gmm import GaussianMixture, GMMConfig, ellipse_points, kmeans_plusplus_indices
+from lvm_studio.core.em import kmeans_plusplus_indices
+from lvm_studio.core.gaussian import ellipse_points
+from lvm_studio.core.gmm import GaussianMixture, GMMConfig
 from lvm_studio.core.points2d import POINT_SETS, SUGGESTED_COMPONENTS, from_mixture, well_separated_blobs
 
 TRUE_WEIGHTS = np.array([0.5, 0.3, 0.2])

@@ -1,11 +1,8 @@
-"""Pieces shared by the mixture panels (EM playground, digit clusters).
+"""Views the digit clusters panel draws with (the colours themselves: ui.widgets.style).
 
-component_colours(K): one colour per mixture component (tab10, then tab20's light shades, then
-    golden-ratio hues), every channel a multiple of 17 so that BrushPalette keeps them exact.
-mix_colours(γ, colours): the colour of a point is Σ_k γ_nk colour_k, so uncertain points look mixed.
-BrushPalette: at most 16³ = 4,096 cached QBrushes for any number of points (never one per point).
 ComponentGallery: each component's mean image with sample images below, under a coloured header.
-ConfusionMatrixView: counts of labels (rows) against clusters (columns), shaded by row fraction.
+ConfusionMatrixView: counts of labels (rows) against clusters (columns), shaded by row fraction,
+    from the background colour (no points) to the accent colour (the whole row).
 """
 
 from __future__ import annotations
@@ -15,7 +12,13 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from lvm_studio.core.images import SIDE
 from lvm_studio.ui.widgets.digit_image import to_grey_u8
+from lvm_studio.ui.widgets.style import ACCENT
+
+NO_COLOUR = QColor(90, 90, 90)  # header of a component given no colour
+EMPTY_CELL = QColor(30, 34, 40)  # a confusion cell with no points; a full one is ACCENT
+MATCHED = QColor(255, 215, 0)  # outline of a matched (label, component) cell
 
 
 class ComponentGallery(QWidget):
@@ -24,7 +27,7 @@ class ComponentGallery(QWidget):
 
     def __init__(self, parent=None, min_height: int = 160):
         super().__init__(parent)
-        self._images: np.ndarray | None = None  # (K, R, 28, 28) uint8
+        self._images: np.ndarray | None = None  # (K, R, SIDE, SIDE) uint8
         self._colours: np.ndarray | None = None
         self._captions: list[str] = []
         self._qimages: list[list[QImage]] = []
@@ -41,16 +44,16 @@ class ComponentGallery(QWidget):
         self.update()
 
     def set_components(self, images, colours=None, captions=None) -> None:
-        """images (K, R, 784) or (K, R, 28, 28) in [0, 1]: row 0 the mean, rows 1.. samples."""
+        """images (K, R, N_PIXELS) or (K, R, SIDE, SIDE) in [0, 1]: row 0 the mean, rows 1.. samples."""
         a = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
         k, r = a.shape[:2]
-        self._images = to_grey_u8(a.reshape(k * r * 28, 28)).reshape(k, r, 28, 28)  # 2-D for to_grey_u8
+        self._images = to_grey_u8(a.reshape(k * r * SIDE, SIDE)).reshape(k, r, SIDE, SIDE)  # 2-D for to_grey_u8
         self._colours = None if colours is None else np.asarray(colours, dtype=np.uint8)
         self._captions = list(captions) if captions is not None else [str(i + 1) for i in range(k)]
         self._qimages = [
             [
                 QImage(
-                    np.ascontiguousarray(self._images[i, j]).data, 28, 28, 28, QImage.Format.Format_Grayscale8
+                    np.ascontiguousarray(self._images[i, j]).data, SIDE, SIDE, SIDE, QImage.Format.Format_Grayscale8
                 ).copy()
                 for j in range(r)
             ]
@@ -60,7 +63,7 @@ class ComponentGallery(QWidget):
         self.update()
 
     def images(self) -> np.ndarray | None:
-        """The shown images, (K, R, 28, 28) uint8."""
+        """The shown images, (K, R, SIDE, SIDE) uint8."""
         return None if self._images is None else self._images.copy()
 
     def layout_for(self, w: float, h: float) -> tuple[int, float]:
@@ -102,7 +105,7 @@ class ComponentGallery(QWidget):
         for i in range(k):
             band, col = divmod(i, cols)
             x, y = x0 + col * cell, band * band_h
-            colour = QColor(*[int(v) for v in self._colours[i]]) if self._colours is not None else QColor(90, 90, 90)
+            colour = QColor(*[int(v) for v in self._colours[i]]) if self._colours is not None else NO_COLOUR
             p.fillRect(QRectF(x + 1, y + 1, cell - 2, head - 3), colour)
             p.setPen(QColor(0, 0, 0) if colour.lightness() > 120 else QColor(255, 255, 255))
             p.drawText(QRectF(x + 1, y + 1, cell - 2, head - 3), Qt.AlignmentFlag.AlignCenter, self._captions[i])
@@ -173,6 +176,7 @@ class ConfusionMatrixView(QWidget):
         p.drawText(QRectF(left, 0, self.width() - left, top - 18), Qt.AlignmentFlag.AlignCenter, self.column_title)
         row_sum = np.maximum(self._counts.sum(1, keepdims=True), 1)
         frac = self._counts / row_sum  # (R, C)
+        empty, accent = EMPTY_CELL.getRgb()[:3], QColor(ACCENT).getRgb()[:3]
         for j in range(n_c):
             r = QRectF(left + j * cw, top - 16, cw, 14)
             if self._col_colours is not None:
@@ -192,10 +196,10 @@ class ConfusionMatrixView(QWidget):
             for j in range(n_c):
                 cell = QRectF(left + j * cw, top + i * ch, cw, ch)
                 f = float(frac[i, j])
-                shade = QColor(int(30 + 49 * f), int(34 + 129 * f), int(40 + 184 * f))  # dark -> accent blue
+                shade = QColor(*(int(e + (a - e) * f) for e, a in zip(empty, accent)))  # empty → accent
                 p.fillRect(cell.adjusted(0.5, 0.5, -0.5, -0.5), shade)
                 if (i, j) in self._highlight:
-                    p.setPen(QPen(QColor(255, 215, 0), 1.5))
+                    p.setPen(QPen(MATCHED, 1.5))
                     p.setBrush(Qt.BrushStyle.NoBrush)
                     p.drawRect(cell.adjusted(1, 1, -1, -1))
                 if cw >= 22 and ch >= 12 and self._counts[i, j] > 0:

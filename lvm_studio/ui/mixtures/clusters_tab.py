@@ -1,0 +1,275 @@
+"""The digit clusters panel's "Clusters" tab: a Gaussian mixture on VAE codes or PCA coordinates.
+
+The computation is core.digit_clusters.fit_clusters_task, run by a FitLifecycle; this tab reads
+its controls, shows the EM traces while it runs, and draws the result: each component's mean and
+samples (ordered by the digit it is matched to), the confusion matrix and the scores. For VAE
+codes the test responsibilities go to the hub, and the latent map can colour by them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+
+from lvm_studio.core.digit_clusters import FIT_SETS, N_LABELS, ClusterResult, fit_clusters_task
+from lvm_studio.ui.mixtures.fit_lifecycle import FitLifecycle, rich_label, split_view, trace_plot
+from lvm_studio.ui.widgets.mixture_views import ComponentGallery, ConfusionMatrixView
+from lvm_studio.ui.widgets.style import component_colours
+
+DEFAULT_MAX_ITER = 300
+
+
+def cluster_colours(k: int, mapping: dict) -> np.ndarray:
+    """(K, 3) colours: a component matched to digit d takes digit d's colour (the map's label colours,
+    so 'mixture' and 'label' colourings compare at a glance); the others take further palette colours."""
+    palette = component_colours(N_LABELS + k)
+    out = np.zeros((k, 3), dtype=np.uint8)
+    extra = N_LABELS
+    for c in range(k):
+        if c in mapping and 0 <= int(mapping[c]) < N_LABELS:
+            out[c] = palette[int(mapping[c])]
+        else:
+            out[c] = palette[extra]
+            extra += 1
+    return out
+
+
+class ClustersTab(QWidget):
+    fitted = Signal()  # a result is shown (and, for VAE codes, published)
+
+    def __init__(self, hub, parent=None):
+        super().__init__(parent)
+        self.hub = hub
+        self.result: ClusterResult | None = None
+        self.traces: dict[int, list] = {}  # restart -> mean log-likelihoods so far
+        self._fit_step: int | None = None
+        self._fit_version: int | None = None
+        self.lifecycle = FitLifecycle(
+            "digit-clusters", "Fit the mixture by EM (in the background)", "Stop the fit", self.fit, self
+        )
+        self.lifecycle.progressed.connect(self._on_progress)
+        self.lifecycle.finished.connect(self._on_finished)
+        self._build()
+        hub.model_changed.connect(self._on_model_changed)
+        hub.weights_updated.connect(self._on_weights_updated)
+        self._on_space_changed()
+
+    # --- building ---------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.space = QComboBox()
+        self.space.addItem("a) VAE latent codes μ(x)", "vae")
+        self.space.addItem("b) PCA of the pixels", "pca")
+        self.space.setToolTip(
+            "Where the Gaussian mixture lives: the current VAE's encoder means (the latent map's "
+            "codes), or a principal-component projection of the grey-level pixels"
+        )
+        self.pca_dim = QSpinBox()
+        self.pca_dim.setRange(2, 200)
+        self.pca_dim.setValue(50)
+        self.pca_dim.setToolTip(
+            "Number of principal components of the pixels (PCA computed in torch on the training digits)"
+        )
+        self.k = QSpinBox()
+        self.k.setRange(2, 40)
+        self.k.setValue(10)
+        self.k.setToolTip("Mixture components K")
+        self.covariance = QComboBox()
+        self.covariance.addItem("full", "full")
+        self.covariance.addItem("diagonal", "diag")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 9999)
+        self.seed.setToolTip("Seed of the k-means++ initialisation (restart r uses seed + r)")
+        self.restarts = QSpinBox()
+        self.restarts.setRange(1, 10)
+        self.restarts.setValue(1)
+        self.restarts.setToolTip(
+            "EM runs from different seeds; the one with the highest training log-likelihood "
+            "is kept (chosen without labels)"
+        )
+        self.fit_on = QComboBox()
+        for key, text in FIT_SETS:
+            self.fit_on.addItem(text, key)
+        self.fit_on.setToolTip(
+            "Digits the mixture is fitted to (no labels). Scores are always on the 10,000 test digits."
+        )
+        self.status = rich_label("Choose a space and press Fit.")
+        self.lifecycle.status_changed.connect(self.status.setText)
+
+        grid = QGridLayout()
+        for col, (text, widget) in enumerate(
+            (("space", self.space), ("PCA dims", self.pca_dim), ("K", self.k), ("covariance", self.covariance))
+        ):
+            grid.addWidget(QLabel(text), 0, 2 * col)
+            grid.addWidget(widget, 0, 2 * col + 1)
+        for col, (text, widget) in enumerate(
+            (("fit on", self.fit_on), ("seed", self.seed), ("restarts", self.restarts))
+        ):
+            grid.addWidget(QLabel(text), 1, 2 * col)
+            grid.addWidget(widget, 1, 2 * col + 1)
+        row = QHBoxLayout()
+        row.addWidget(self.lifecycle.fit_button)
+        row.addWidget(self.lifecycle.cancel_button)
+        row.addWidget(self.lifecycle.progress)
+        grid.addLayout(row, 1, 6, 1, 2)
+        grid.setColumnStretch(8, 1)
+
+        self.gallery = ComponentGallery()
+        self.gallery.set_message("Component means (top row, framed) and samples z ~ N(μ_k, Σ_k) appear here.")
+        self.gallery.setToolTip(
+            "One column per component, ordered by the digit it is matched to: its mean (framed) "
+            "and samples from its Gaussian, decoded by the VAE (a) or back-projected from PCA (b). "
+            "The header gives component → matched digit and the weight π_k."
+        )
+        self.confusion = ConfusionMatrixView()
+        self.confusion.setToolTip(
+            "Test digits by true label (rows) and most responsible component (columns, in "
+            "the gallery's order). Outlined: the Hungarian matching of components to labels."
+        )
+        self.metrics = rich_label()
+        self.trace_plot, self.trace_curves = trace_plot("mean log p (nats)")
+        self.gallery_caption = rich_label(
+            "Top row (framed): each component's mean; below: samples z ~ N(μ<sub>k</sub>, "
+            "Σ<sub>k</sub>). Header: component → the digit it is matched to.",
+            caption=True,
+        )
+        split = split_view(
+            [(self.gallery, 1), (self.gallery_caption, 0)],
+            [(self.metrics, 0), (self.confusion, 3), (self.trace_plot, 1)],
+        )
+        lay = QVBoxLayout(self)
+        lay.addLayout(grid)
+        lay.addWidget(self.status)
+        lay.addWidget(split, 1)
+        self.space.currentIndexChanged.connect(self._on_space_changed)
+
+    # --- running ----------------------------------------------------------------------------------------
+    def fit(self, space: str | None = None, **settings) -> None:
+        """Start a fit. space 'vae' | 'pca'; settings override the controls: k, covariance, pca_dim,
+        seed, restarts, fit_on ('10k' | 'train' | 'trainval'); and max_iter, tol (EM's, not shown)."""
+        if space is not None:
+            self.space.setCurrentIndex(self.space.findData(space))
+        for name in ("k", "pca_dim", "seed", "restarts"):
+            if name in settings:
+                getattr(self, name).setValue(int(settings[name]))
+        for name in ("covariance", "fit_on"):
+            if name in settings:
+                combo = getattr(self, name)
+                combo.setCurrentIndex(combo.findData(settings[name]))
+        space = self.space.currentData()
+        try:
+            data = self.hub.data
+        except Exception as e:
+            self.lifecycle.set_status(f"No data: {e}")
+            return
+        self.traces = {}
+        for c in self.trace_curves:
+            c.setData([], [])
+        self._fit_step, self._fit_version = self.hub.step, self.hub.version
+        what = "encoding the digits with the VAE" if space == "vae" else "computing the PCA"
+        extra = {"tol": float(settings["tol"])} if "tol" in settings else {}
+        self.lifecycle.start(
+            f"Fitting K = {self.k.value()} to the {self.fit_on.currentText()}: {what} …",
+            fit_clusters_task,
+            self.hub.model,
+            data,
+            space,
+            self.fit_on.currentData(),
+            k=self.k.value(),
+            covariance=self.covariance.currentData(),
+            pca_dim=self.pca_dim.value(),
+            seed=self.seed.value(),
+            restarts=self.restarts.value(),
+            max_iter=int(settings.get("max_iter", DEFAULT_MAX_ITER)),
+            **extra,
+        )
+
+    def cancel(self) -> None:
+        self.lifecycle.cancel()
+
+    def _on_progress(self, fraction: float, payload) -> None:
+        if payload is None:
+            return
+        trace = self.traces.setdefault(payload.run, [])
+        trace.append(payload.ll)
+        if payload.t == 0:
+            runs = self.restarts.value()
+            self.lifecycle.set_status("EM …" if runs == 1 else f"EM (run {payload.run + 1} of {runs}) …")
+        self.trace_curves[payload.run % len(self.trace_curves)].setData(np.arange(len(trace)), np.array(trace))
+
+    # --- drawing ----------------------------------------------------------------------------------------
+    def _on_finished(self, res: ClusterResult) -> None:
+        self.result = res
+        for r, trace in enumerate(res.traces):
+            self.trace_curves[r % len(self.trace_curves)].setData(np.arange(len(trace)), np.array(trace))
+        order = sorted(range(res.k), key=lambda c: (res.mapping.get(c, 99), c))  # by matched digit
+        colours = cluster_colours(res.k, res.mapping)
+        captions = [f"{c + 1}→{res.mapping[c]}" if c in res.mapping else f"{c + 1}" for c in order]
+        images = np.concatenate([res.mean_images[:, None], res.sample_images], 1)  # (K, 1 + S, N_PIXELS)
+        self.gallery.set_components(images[order], colours[order], captions)
+        self.gallery.setToolTip(
+            "\n".join(
+                f"component {c + 1}: π = {res.weights[c]:.3f}"
+                + (f", matched to digit {res.mapping[c]}" if c in res.mapping else "")
+                for c in order
+            )
+        )
+        highlight = [(res.mapping[c], j) for j, c in enumerate(order) if c in res.mapping]
+        self.confusion.set_matrix(
+            res.confusion[:, order],
+            [str(d) for d in range(N_LABELS)],
+            [str(c + 1) for c in order],
+            colours[order],
+            highlight,
+        )
+        self.metrics.setText(self._metrics_text(res))
+        if res.space == "vae" and self._fit_version == self.hub.version:
+            desc = (
+                f"Gaussian mixture, K = {res.k} ({res.covariance}), on the VAE codes; step {self._fit_step}; "
+                f"test accuracy {res.accuracy:.3f}, NMI {res.nmi:.3f}. Each component has the colour of the "
+                f"digit it is matched to."
+            )
+            self.hub.set_cluster_posterior(res.resp_test, colours, desc)
+            self.lifecycle.set_status(
+                "Done. The latent map can colour the test codes by these responsibilities (Colour by: mixture p(c|z))."
+            )
+        elif res.space == "vae":
+            self.lifecycle.set_status(
+                "Done, but the model has changed since the fit started: not published to the map."
+            )
+        else:
+            self.lifecycle.set_status("Done.")
+        self.fitted.emit()
+
+    def _metrics_text(self, res: ClusterResult) -> str:
+        where = (
+            f"VAE codes ({res.dim}-D, {self.hub.name}, step {self._fit_step})"
+            if res.space == "vae"
+            else f"PCA of the pixels ({res.dim} components, {100 * res.explained_variance:.1f} % of the variance)"
+        )
+        return (
+            f"<b>Test digits ({res.resp_test.shape[0]:,})</b>: accuracy after matching <b>{res.accuracy:.3f}</b>, "
+            f"NMI <b>{res.nmi:.3f}</b><br>K = {res.k} ({res.covariance}) in {where}; fitted to {res.n_fit:,} "
+            f"digits, seed {res.seed}"
+            + (f", best of {res.restarts} runs (run {res.best_restart + 1})" if res.restarts > 1 else "")
+            + f"; {res.iterations} EM iterations{' (converged)' if res.converged else ''}, {res.seconds:.1f} s."
+            f"<br>mean log p: {res.train_ll:.2f} (fitted digits), {res.test_ll:.2f} (test) nats per point, in the "
+            f"{'latent' if res.space == 'vae' else 'PCA'} space."
+        )
+
+    # --- the model changes ------------------------------------------------------------------------------
+    def _on_space_changed(self, *_) -> None:
+        self.pca_dim.setEnabled(self.space.currentData() == "pca")
+
+    def _on_model_changed(self) -> None:
+        if self.lifecycle.busy() and self.space.currentData() == "vae":
+            self.cancel()
+        if self.result is not None and self.result.space == "vae":
+            self.lifecycle.set_status("A different model is loaded: the codes changed. Press Fit to cluster its codes.")
+
+    def _on_weights_updated(self, step: int) -> None:
+        if self.result is not None and self.result.space == "vae":
+            self.lifecycle.mark_stale(
+                f" <i style='color:gray'>Fitted to the codes of step {self._fit_step}; training has moved on — "
+                "press Fit to update.</i>"
+            )
