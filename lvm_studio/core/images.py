@@ -8,10 +8,12 @@ Measured on the shipped training set, the centre of mass sits in [13.5, 14.5] on
 We do the same. Images are floats in [0, 1] with bright ink on a dark background.
 
 File decoding (PNG, JPEG, ...) needs an image codec, so it lives in the UI layer
-(lvm_studio/ui/image_io.py, via QImage); this module is plain array maths.
+(lvm_studio/ui/widgets/image_io.py, via QImage); this module is plain array maths.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,36 +55,117 @@ def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
     return float(r), float(c)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where center_by_mass puts a digit: the one transform that both a digit and its mask follow.
+
+    The ink's bounding box (rows r0 … r0 + h − 1, columns c0 … c0 + w − 1 of the input) is resized
+    to new_h × new_w (longer side BOX) and pasted with its top-left corner at (top, left) of the
+    28×28 field. Output pixel (i, j) shows input position
+    (r0 + (i − top + ½) · h / new_h − ½, c0 + (j − left + ½) · w / new_w − ½): see source_pixels.
+    """
+
+    r0: int
+    c0: int
+    h: int
+    w: int
+    new_h: int
+    new_w: int
+    top: int
+    left: int
+
+    def source_pixels(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(SIDE,) row and (SIDE,) column indices: the input pixel nearest to each output pixel's
+        centre under the inverse of this placement, clipped to an input of `shape` (edges extended)."""
+        i = np.arange(SIDE)
+        src_r = np.floor(self.r0 + (i - self.top + 0.5) * self.h / self.new_h).astype(int)
+        src_c = np.floor(self.c0 + (i - self.left + 0.5) * self.w / self.new_w).astype(int)
+        return src_r.clip(0, shape[0] - 1), src_c.clip(0, shape[1] - 1)
+
+
+def find_placement(img: np.ndarray) -> Placement | None:
+    """The placement center_by_mass gives `img` (2-D, values in [0, 1]); None when there is no ink.
+
+    Crop to the ink's bounding box, scale it (aspect preserved) so that the longer side is BOX
+    pixels, and shift it by the integer offset that puts the resized crop's centre of mass nearest
+    CENTRE (LeCun et al. 1998, §III-A).
+    """
+    img = _checked_grey(img)
+    ink = img > INK_THRESHOLD
+    if not ink.any():
+        return None
+    rows, cols = np.nonzero(ink.any(1))[0], np.nonzero(ink.any(0))[0]
+    r0, c0 = int(rows[0]), int(cols[0])
+    h, w = int(rows[-1]) - r0 + 1, int(cols[-1]) - c0 + 1
+    scale = BOX / max(h, w)
+    new_h, new_w = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    com_r, com_c = centre_of_mass(_resized_crop(img, r0, c0, h, w, new_h, new_w))
+    top, left = int(np.floor(CENTRE - com_r + 0.5)), int(np.floor(CENTRE - com_c + 0.5))
+    return Placement(r0, c0, h, w, new_h, new_w, top, left)
+
+
+def apply_placement(
+    placement: Placement | None, img: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Move a digit, and optionally its mask, by one placement: (28, 28) float32 image, (28, 28) bool mask.
+
+    The image is area-resized and pasted (ink shifted past the border is clipped); the mask goes
+    through the same transform by nearest neighbour (each output pixel takes the mask of the input
+    pixel under its centre, edges extended), so hidden pixels stay on the ink they hid. A None
+    placement (no ink) returns the image clipped to [0, 1] and the mask unchanged; that path is
+    only for SIDE × SIDE inputs.
+    """
+    img = _checked_grey(img)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool).reshape(img.shape)
+    if placement is None:
+        return img.astype(np.float32), (None if mask is None else mask.copy())
+    p = placement
+    out = np.zeros((SIDE, SIDE), dtype=np.float32)
+    digit = _resized_crop(img, p.r0, p.c0, p.h, p.w, p.new_h, p.new_w)
+    # paste with clipping: the source window that lands inside the 28×28 field
+    r0, c0 = max(p.top, 0), max(p.left, 0)
+    r1, c1 = min(p.top + p.new_h, SIDE), min(p.left + p.new_w, SIDE)
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = digit[r0 - p.top : r1 - p.top, c0 - p.left : c1 - p.left]
+    if mask is None:
+        return out, None
+    src_r, src_c = p.source_pixels(mask.shape)
+    return out, mask[np.ix_(src_r, src_c)]
+
+
 def center_by_mass(img: np.ndarray) -> np.ndarray:
     """MNIST-normalise a digit image of any size (bright ink on dark, values in [0, 1]).
 
     Crops to the ink's bounding box, scales it (aspect preserved, area averaging) so that the
     longer side is 20 pixels, and pastes it into a 28×28 black field with an integer shift that
-    puts the centre of mass nearest (14, 14). Ink shifted past the border is clipped (only a
-    digit with nearly all its mass at one edge loses any). No ink at all gives a black image.
-    Returns (28, 28) float32 in [0, 1].
+    puts the centre of mass nearest (14, 14) (find_placement, apply_placement). Ink shifted past
+    the border is clipped (only a digit with nearly all its mass at one edge loses any). No ink at
+    all gives a black image. Returns (28, 28) float32 in [0, 1].
     """
+    placement = find_placement(img)
+    if placement is None:
+        return np.zeros((SIDE, SIDE), dtype=np.float32)
+    return apply_placement(placement, img)[0]
+
+
+def centre_with_mask(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-centre a 28×28 drawing as center_by_mass does and carry its mask along by the same
+    placement; a blank image is returned as it is, with its mask. (28, 28) float32, (28, 28) bool."""
+    image = np.asarray(image, dtype=np.float64).reshape(SIDE, SIDE)
+    mask = np.asarray(mask, dtype=bool).reshape(SIDE, SIDE)
+    return apply_placement(find_placement(image), image, mask)
+
+
+def _checked_grey(img: np.ndarray) -> np.ndarray:
     img = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
     if img.ndim != 2:
         raise ValueError(f"expected a 2-D grey image, got shape {img.shape}")
-    out = np.zeros((SIDE, SIDE), dtype=np.float32)
-    ink = img > INK_THRESHOLD
-    if not ink.any():
-        return out
-    rows, cols = np.nonzero(ink.any(1))[0], np.nonzero(ink.any(0))[0]
-    crop = img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    h, w = crop.shape
-    scale = BOX / max(h, w)
-    new_h, new_w = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-    digit = np.clip(area_resize(crop, new_h, new_w), 0.0, 1.0)
-    com_r, com_c = centre_of_mass(digit)
-    top, left = int(np.floor(CENTRE - com_r + 0.5)), int(np.floor(CENTRE - com_c + 0.5))
-    # paste with clipping: the source window that lands inside the 28×28 field
-    r0, c0 = max(top, 0), max(left, 0)
-    r1, c1 = min(top + new_h, SIDE), min(left + new_w, SIDE)
-    if r1 > r0 and c1 > c0:
-        out[r0:r1, c0:c1] = digit[r0 - top : r1 - top, c0 - left : c1 - left]
-    return out
+    return img
+
+
+def _resized_crop(img: np.ndarray, r0: int, c0: int, h: int, w: int, new_h: int, new_w: int) -> np.ndarray:
+    return np.clip(area_resize(img[r0 : r0 + h, c0 : c0 + w], new_h, new_w), 0.0, 1.0)
 
 
 def to_grey(img: np.ndarray) -> np.ndarray:

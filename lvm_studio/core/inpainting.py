@@ -1,4 +1,5 @@
-"""Inpainting: completing a digit from the pixels that are seen (DESIGN.md §3).
+"""Inpainting: completing a digit from the pixels that are seen (docs/architecture.md, §1 "The model
+protocol": any model that implements it, and the one log_weights given log p(x_o|z)).
 
 Masks follow lvm_studio.core.masks: a boolean array, **True = MISSING**, False = observed.
 x_o are the observed pixels, x_m the missing ones.
@@ -10,15 +11,18 @@ The fit. q(z; φ) = N(φ_μ, diag φ_σ²) maximises the ELBO of the observed pi
 starting from the encoder's guess q(z|x̃) (x̃: x with its missing pixels filled, see
 amortized_guess), by Adam (Kingma & Ba 2015, Alg. 1) on (φ_μ, log φ_σ) with S reparameterized
 samples per step and the KL in closed form. The gradient of log p(x_o|z) in z is propagated
-through the decoder MLP by hand (no autograd graph, no parameter gradients), which makes a
-200-step fit of one digit take a few tens of milliseconds on a CPU; models whose decoder is
-not a plain Linear/activation stack fall back to autograd.
+through the decoder MLP by hand (core.observed_likelihood: no autograd graph, no parameter
+gradients), which makes a 200-step fit of one digit take a few tens of milliseconds on a CPU;
+models whose decoder is not a plain Linear/activation stack fall back to autograd. The ELBO numbers
+take the KL from the model's kl_to_prior; the fit's KL gradient (∂KL/∂μ = μ, ∂KL/∂log σ = σ² − 1,
+App. B) is that of the N(0, I) prior (StandardNormalPrior, the VAE's and the linear-Gaussian's).
 
 The completion is the variational approximation to p(x_m|x_o): mean-field Bernoulli over the
 missing pixels with probabilities φ_i = E_q[p(x_i = 1|z)]; samples decode z ~ q; the per-pixel
 uncertainty is the spread of E[x_i|z] over z ~ q. Observed pixels are always copied from x.
-Importance resampling with q as the proposal, w = p(x_o|z) p(z) / q(z), gives posterior
-samples from p(z|x_o) for comparison (and a consistent estimate of p(x_m|x_o)).
+Importance resampling with q as the proposal, w = p(x_o|z) p(z) / q(z) (core.estimators.log_weights
+given log p(x_o|z), with the model's prior), gives posterior samples from p(z|x_o) for comparison
+(and a consistent estimate of p(x_m|x_o)).
 
 Everything takes x as (784,), (28, 28), (batch, 784) or (batch, 28, 28), and a mask of the
 same forms (one mask for the whole batch, or one per digit). Returned tensors are batched:
@@ -34,13 +38,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from lvm_studio.core.estimators import log_normal, log_standard_normal
+from lvm_studio.core.data import N_PIXELS
+from lvm_studio.core.estimators import log_weights
+from lvm_studio.core.images import SIDE
+from lvm_studio.core.observed_likelihood import ObservedLikelihood
 
-LOG_2PI = math.log(2 * math.pi)
-N_PIXELS = 784
 MIN_LOG_SCALE = math.log(1e-4)  # floor on log φ_σ: keeps log q finite if a fit collapses a dimension
 MAX_LOG_SCALE = math.log(10.0)
 MAX_ROWS = 1 << 14  # decoder rows per chunk in the sampling estimators: bounds memory
@@ -163,14 +166,14 @@ def _as_tensor(a, device, dtype=None) -> torch.Tensor:
 def prepare(x, missing, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """x -> (batch, 784) float32; missing -> (batch, 784) or (1, 784) bool (one mask shared)."""
     x = _as_tensor(x, device, torch.float32)
-    if x.shape[-2:] == (28, 28):
+    if x.shape[-2:] == (SIDE, SIDE):
         x = x.reshape(*x.shape[:-2], N_PIXELS)
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2 or x.shape[1] != N_PIXELS:
         raise ValueError(f"x must be (784,), (28, 28), (batch, 784) or (batch, 28, 28), got {tuple(x.shape)}")
     m = _as_tensor(missing, device).to(torch.bool)
-    if m.shape[-2:] == (28, 28):
+    if m.shape[-2:] == (SIDE, SIDE):
         m = m.reshape(*m.shape[:-2], N_PIXELS)
     if m.ndim == 1:
         m = m[None]
@@ -195,158 +198,6 @@ def _keep_observed(x: torch.Tensor, missing: torch.Tensor, filled: torch.Tensor)
     return torch.where(missing, filled, x)
 
 
-# --- log p(x_o|z) and its gradient in z, by hand --------------------------------------------
-
-
-def _activation_backward(act: nn.Module) -> Callable | None:
-    """g ↦ g · d post/d pre for an activation, from (g, pre, post); None if unknown (autograd is used).
-
-    The fused aten backward kernels do it in one pass (the same kernels autograd calls).
-    """
-    aten = torch.ops.aten
-    if isinstance(act, nn.ELU):
-        a = float(act.alpha)
-        return lambda g, pre, post: aten.elu_backward(g, a, 1, 1, True, post)
-    if isinstance(act, nn.ReLU):
-        return lambda g, pre, post: aten.threshold_backward(g, post, 0)
-    if isinstance(act, nn.LeakyReLU):
-        s = float(act.negative_slope)
-        return lambda g, pre, post: aten.leaky_relu_backward(g, pre, s, False)
-    if isinstance(act, nn.Tanh):
-        return lambda g, pre, post: aten.tanh_backward(g, post)
-    if isinstance(act, nn.Sigmoid):
-        return lambda g, pre, post: aten.sigmoid_backward(g, post)
-    if isinstance(act, nn.Softplus):
-        b, th = float(act.beta), float(act.threshold)
-        return lambda g, pre, post: aten.softplus_backward(g, pre, b, th)
-    if isinstance(act, nn.Identity):
-        return lambda g, pre, post: g
-    return None
-
-
-def _mlp_layers(decoder) -> list | None:
-    """[(linear, activation or None, derivative or None), ...] for a Linear/activation stack, else None."""
-    if not isinstance(decoder, nn.Sequential):
-        return None
-    mods = list(decoder)
-    layers = []
-    i = 0
-    while i < len(mods):
-        lin = mods[i]
-        if not isinstance(lin, nn.Linear):
-            return None
-        act = mods[i + 1] if i + 1 < len(mods) else None
-        if act is None:
-            layers.append((lin, None, None))
-            i += 1
-            continue
-        d = _activation_backward(act)
-        if d is None:
-            return None
-        layers.append((lin, act, d))
-        i += 2
-    if not layers or layers[-1][1] is not None:
-        return None
-    return layers
-
-
-class ObservedLikelihood:
-    """log p(x_o|z) summed over the observed pixels, and its gradient in z.
-
-    For a VAE with a plain MLP decoder the backward pass is written out (no autograd graph and
-    no parameter gradients: the cost is one forward and one input-gradient pass). When one mask
-    is shared by the whole batch, only the observed rows of the last layer are evaluated.
-    Other models use autograd through model.log_px_given_z_pixels.
-    """
-
-    def __init__(self, model, x: torch.Tensor, missing: torch.Tensor):
-        self.model = model
-        self.x = x  # (batch, 784)
-        self.missing = missing  # (batch | 1, 784)
-        cfg = getattr(model, "config", None)
-        self.likelihood = getattr(cfg, "likelihood", "bernoulli")
-        self.min_scale = getattr(cfg, "min_scale", 1e-3)
-        layers = _mlp_layers(getattr(model, "decoder", None))
-        if self.likelihood not in ("bernoulli", "gaussian"):
-            layers = None
-        self.manual = layers is not None
-        if not self.manual:
-            self.observed = (~missing).to(x.dtype)  # (batch | 1, 784)
-            return
-        self.hidden = [
-            (lin.weight.detach(), lin.bias.detach() if lin.bias is not None else None, act, d)
-            for lin, act, d in layers[:-1]
-        ]
-        last = layers[-1][0]
-        w, b = last.weight.detach(), (last.bias.detach() if last.bias is not None else None)
-        if missing.shape[0] == 1:
-            obs_idx = (~missing[0]).nonzero().squeeze(1)  # (n_obs,)
-            rows = obs_idx if self.likelihood == "bernoulli" else torch.cat([obs_idx, obs_idx + N_PIXELS])
-            self.w_out, self.b_out = w[rows], (b[rows] if b is not None else None)  # (n_out, hidden)
-            self.x_obs = x[:, obs_idx]  # (batch, n_obs)
-            self.observed = None  # every evaluated pixel is observed
-        else:
-            self.w_out, self.b_out = w, b
-            self.x_obs = x
-            self.observed = (~missing).to(x.dtype)  # (batch, 784)
-
-    # the likelihood of the decoder output, and d/d output
-    def _lik(self, out: torch.Tensor, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = self.x_obs
-        if self.likelihood == "bernoulli":
-            # log Bern(x; σ(l)) = x l − softplus(l) = −BCE(l, x), one fused, stable kernel
-            lp = -F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none")  # (S, batch, n)
-            dout = (x - torch.sigmoid(out)) if need_grad else None
-        else:
-            u, v = out.chunk(2, dim=-1)
-            loc, scale = torch.sigmoid(u), F.softplus(v) + self.min_scale
-            r = (x - loc) / scale
-            lp = -0.5 * r * r - scale.log() - 0.5 * LOG_2PI
-            dout = None
-            if need_grad:
-                du = r / scale * loc * (1.0 - loc)  # ∂lp/∂u through loc = σ(u)
-                dv = (r * r - 1.0) / scale * torch.sigmoid(v)  # ∂lp/∂v through scale = softplus(v) + c
-                dout = torch.cat([du, dv], dim=-1)
-        if self.observed is not None:
-            lp = lp * self.observed
-            if dout is not None:
-                dout = dout * (self.observed if self.likelihood == "bernoulli" else self.observed.repeat(1, 2))
-        return lp.sum(-1), dout
-
-    @torch.no_grad()
-    def value(self, z: torch.Tensor) -> torch.Tensor:
-        """z (S, batch, latent) -> log p(x_o|z) (S, batch)."""
-        if not self.manual:
-            return (self.model.log_px_given_z_pixels(self.x, z) * self.observed).sum(-1)
-        h = z
-        for w, b, act, _ in self.hidden:
-            h = act(F.linear(h, w, b))
-        return self._lik(F.linear(h, self.w_out, self.b_out), need_grad=False)[0]
-
-    def value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z (S, batch, latent) -> log p(x_o|z) (S, batch) and ∂/∂z (S, batch, latent)."""
-        if not self.manual:
-            with torch.enable_grad():
-                zz = z.detach().requires_grad_(True)
-                lp = (self.model.log_px_given_z_pixels(self.x, zz) * self.observed).sum(-1)  # (S, batch)
-                (g,) = torch.autograd.grad(lp.sum(), zz)
-            return lp.detach(), g
-        with torch.no_grad():
-            S, B, L = z.shape
-            h = z.reshape(S * B, L)
-            cache = []
-            for w, b, act, _ in self.hidden:
-                pre = F.linear(h, w, b)  # (S·batch, hidden)
-                h = act(pre)
-                cache.append((pre, h))
-            out = F.linear(h, self.w_out, self.b_out).view(S, B, -1)  # (S, batch, n_out)
-            lp, dout = self._lik(out, need_grad=True)
-            g = dout.view(S * B, -1) @ self.w_out  # (S·batch, hidden)
-            for (w, _, _, backward), (pre, post) in zip(reversed(self.hidden), reversed(cache)):
-                g = backward(g, pre, post) @ w  # (S·batch, fan-in)
-            return lp, g.view(S, B, L)
-
-
 # --- the encoder's guess ---------------------------------------------------------------------
 
 DEFAULT_FILL = "prior_mean"  # see amortized_guess
@@ -360,7 +211,7 @@ def prior_mean_image(model, n: int = 512, seed: int = 0) -> torch.Tensor:
     is close to the prior), and it needs no data.
     """
     device = _device(model)
-    z = torch.randn((n, model.latent_dim), generator=torch.Generator().manual_seed(seed)).to(device)  # (n, latent)
+    z = model.sample_prior((n,), generator=torch.Generator(device=device).manual_seed(seed))  # (n, latent)
     return model.decode_mean(z).mean(0)
 
 
@@ -453,7 +304,7 @@ def observed_elbo(
     for s in range(0, k, step):
         eps = torch.randn((min(step, k - s), *z_loc.shape), generator=generator, device=x.device, dtype=x.dtype)
         total += lik.value(z_loc + z_scale * eps).sum(0, dtype=torch.float64)
-    kl = 0.5 * (z_loc**2 + z_scale**2 - 1.0 - 2.0 * z_scale.log()).sum(-1)  # Kingma & Welling 2014, App. B
+    kl = model.kl_to_prior(z_loc, z_scale)  # (batch,) closed form for N(0, I), Kingma & Welling 2014, App. B
     return (total / k).to(x.dtype) - kl
 
 
@@ -537,8 +388,8 @@ def fit_q(
 
     def elbo_trace(upto: int) -> torch.Tensor:
         """(upto + 1, batch): E_q[log p(x_o|z)] estimates minus the closed-form KL at each step's φ."""
-        m, ls = phi_hist[: upto + 1, 0], phi_hist[: upto + 1, 1]
-        kl = 0.5 * (m * m + (2 * ls).exp() - 1.0 - 2.0 * ls).sum(-1)  # (upto + 1, batch)
+        m, ls = phi_hist[: upto + 1, 0], phi_hist[: upto + 1, 1]  # (upto + 1, batch, latent) each
+        kl = model.kl_to_prior(m.reshape(-1, L), ls.exp().reshape(-1, L)).view(upto + 1, B)  # (upto + 1, batch)
         return lp_hist[: upto + 1] - kl
 
     def report(step: int):
@@ -620,7 +471,7 @@ def _log_weights_and_z(lik: ObservedLikelihood, q_loc, q_scale, k, generator):
             (min(step, k - s), *q_loc.shape), generator=generator, device=q_loc.device, dtype=q_loc.dtype
         )  # (c, batch, latent)
         zs.append(z)
-        log_ws.append(lik.value(z) + log_standard_normal(z) - log_normal(z, q_loc, q_scale))  # (c, batch)
+        log_ws.append(log_weights(lik.value(z), z, q_loc, q_scale, lik.model))  # (c, batch)
     return torch.cat(zs), torch.cat(log_ws)
 
 
@@ -702,7 +553,7 @@ def missing_pixel_scores(
         lp_pix = model.log_px_given_z_pixels(x, z)  # (c, batch, 784)
         lp_m = (lp_pix * miss_f).sum(-1)  # (c, batch) log p(x_m|z_j)
         lp_o = (lp_pix * obs_f).sum(-1)  # (c, batch) log p(x_o|z_j)
-        log_w = lp_o + log_standard_normal(z) - log_normal(z, q_loc, q_scale)  # (c, batch)
+        log_w = log_weights(lp_o, z, q_loc, q_scale, model)  # (c, batch)
         pix_lse = torch.logaddexp(pix_lse, torch.logsumexp(lp_pix, 0))
         mix_lse = torch.logaddexp(mix_lse, torch.logsumexp(lp_m, 0))
         iw_num = torch.logaddexp(iw_num, torch.logsumexp(log_w + lp_m, 0))

@@ -117,6 +117,57 @@ def brush_stroke(
     return out
 
 
+# --- stroke and outline geometry (the canvas draws with these) -------------------------------
+
+_ROWS = np.arange(SIDE, dtype=np.float32)[:, None]  # (28, 1) pixel-centre rows
+_COLS = np.arange(SIDE, dtype=np.float32)[None, :]  # (1, 28) pixel-centre columns
+
+
+def segment_distance(r0: float, c0: float, r1: float, c1: float) -> np.ndarray:
+    """(28, 28) distance from each pixel centre to the segment (r0, c0)–(r1, c1), in pixels."""
+    dr, dc = r1 - r0, c1 - c0
+    length2 = dr * dr + dc * dc
+    pr, pc = _ROWS - r0, _COLS - c0  # (28, 1), (1, 28)
+    if length2 < 1e-12:
+        return np.sqrt(pr * pr + pc * pc)
+    t = np.clip((pr * dr + pc * dc) / length2, 0.0, 1.0)  # (28, 28) the closest point's position on the segment
+    er, ec = pr - t * dr, pc - t * dc
+    return np.sqrt(er * er + ec * ec)
+
+
+def capsule_coverage(r0: float, c0: float, r1: float, c1: float, radius: float) -> np.ndarray:
+    """(28, 28) float32 in [0, 1]: how much of each pixel a round brush of `radius` dragged along
+    the segment covers, with a one-pixel linear edge (1 inside radius − ½, 0 beyond radius + ½)."""
+    d = segment_distance(r0, c0, r1, c1)
+    return np.clip(radius + 0.5 - d, 0.0, 1.0).astype(np.float32)
+
+
+def mask_outline(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Unit edges (x0, y0, x1, y1) in pixel-corner coordinates between missing and observed pixels
+    (and between missing pixels and the image border)."""
+    m = np.pad(np.asarray(mask, dtype=bool), 1)  # (30, 30), border observed
+    edges = []
+    horiz = m[1:, 1:-1] != m[:-1, 1:-1]  # (29, 28): edge above row r (r = 0..28) in column c
+    for r, c in zip(*np.nonzero(horiz)):
+        edges.append((int(c), int(r), int(c) + 1, int(r)))
+    vert = m[1:-1, 1:] != m[1:-1, :-1]  # (28, 29): edge left of column c in row r
+    for r, c in zip(*np.nonzero(vert)):
+        edges.append((int(c), int(r), int(c), int(r) + 1))
+    return edges
+
+
+def mask_runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
+    """Horizontal runs (row, first column, end column) of missing pixels: a few rectangles per row."""
+    out = []
+    m = np.asarray(mask, dtype=bool)
+    for r in range(m.shape[0]):
+        row = np.concatenate([[False], m[r], [False]])
+        d = np.diff(row.astype(np.int8))
+        starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]
+        out.extend((r, int(s), int(e)) for s, e in zip(starts, ends))
+    return out
+
+
 def invert(mask: np.ndarray) -> np.ndarray:
     """Missing ↔ observed."""
     return ~np.asarray(mask, dtype=bool)

@@ -101,3 +101,96 @@ def test_to_grey_formats():
     assert np.allclose(images.to_grey(np.array([[0, 65535]], np.uint16)), [[0.0, 1.0]])
     with pytest.raises(ValueError):
         images.to_grey(np.zeros((2, 2, 2)))
+
+
+# --- one placement for a digit and its mask -------------------------------------------------------
+
+
+def test_placement_of_a_uniform_box_in_closed_form():
+    img = np.zeros((28, 28))
+    img[3:13, 7:12] = 1.0  # 10 × 5: scaled by 2 to 20 × 10, centre of mass (9.5, 4.5) in the resized crop
+    p = images.find_placement(img)
+    assert (p.r0, p.c0, p.h, p.w) == (3, 7, 10, 5)
+    assert (p.new_h, p.new_w) == (20, 10)
+    assert (p.top, p.left) == (5, 10)  # floor(14 − 9.5 + ½), floor(14 − 4.5 + ½)
+    out = images.center_by_mass(img)
+    expected = np.zeros((28, 28), np.float32)
+    expected[5:25, 10:20] = 1.0
+    np.testing.assert_array_equal(out, expected)
+    assert images.find_placement(np.zeros((28, 28))) is None
+
+
+def test_center_by_mass_is_its_placement_applied(digits):
+    for img in digits[:20]:
+        moved = np.roll(img, (2, -3), (0, 1))
+        out, none = images.apply_placement(images.find_placement(moved), moved)
+        assert none is None
+        np.testing.assert_array_equal(out, images.center_by_mass(moved))
+
+
+@pytest.mark.parametrize("box", [(2, 1, 22, 9), (15, 10, 25, 16), (0, 18, 6, 28)])  # scale 1, 2 and 2 (at the border)
+def test_image_and_mask_stay_aligned_pixel_for_pixel(box):
+    # integer scales (longer side 20 or 10): every centred pixel is one input pixel, so the mask
+    # carried along must hide exactly the pixels whose values it hid before
+    rng = np.random.default_rng(sum(box))
+    r0, c0, r1, c1 = box
+    img = np.zeros((28, 28))
+    img[r0:r1, c0:c1] = rng.uniform(0.2, 1.0, (r1 - r0, c1 - c0))
+    mask = rng.random((28, 28)) < 0.4
+    out, out_mask = images.centre_with_mask(img, mask)
+    p = images.find_placement(img)
+    assert max(p.h, p.w) in (10, 20)
+    src_r, src_c = p.source_pixels(img.shape)
+    rows = slice(max(p.top, 0), min(p.top + p.new_h, 28))
+    cols = slice(max(p.left, 0), min(p.left + p.new_w, 28))
+    np.testing.assert_allclose(out[rows, cols], img[np.ix_(src_r, src_c)][rows, cols], atol=1e-6)
+    np.testing.assert_array_equal(out_mask, mask[np.ix_(src_r, src_c)])
+    # the hidden ink is the same ink: the same values, as many times as the scale repeats them
+    scale = p.new_h // p.h
+    hidden_before = np.sort(np.repeat(img[mask & (img > 0)], scale * scale))
+    hidden_after = np.sort(out[out_mask & (out > 0)].astype(np.float64))
+    np.testing.assert_allclose(hidden_after, hidden_before, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_ink_mask_follows_the_ink_at_any_scale(seed):
+    # a blob of any size: the mask "ink" carried along hides every fully inked centred pixel and
+    # no blank one (inside the pasted digit; outside it the mask's edges are extended)
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(3, 25, 2)
+    r0, c0 = rng.integers(1, 28 - h), rng.integers(1, 28 - w)
+    img = np.zeros((28, 28))
+    img[r0 : r0 + h, c0 : c0 + w] = rng.random((h, w)) < 0.6
+    out, out_mask = images.centre_with_mask(img, img > 0)
+    p = images.find_placement(img)
+    inside = np.zeros((28, 28), bool)
+    inside[max(p.top, 0) : p.top + p.new_h, max(p.left, 0) : p.left + p.new_w] = True
+    assert out_mask[inside & (out >= 1 - 1e-6)].all()
+    assert not out_mask[inside & (out == 0)].any()
+
+
+def test_centre_with_mask_moves_the_mask_with_the_ink():
+    rng = np.random.default_rng(0)
+    blob = np.zeros((28, 28))
+    blob[6:18, 9:15] = rng.uniform(0.5, 1.0, (12, 6))
+    centred = images.center_by_mass(blob)
+    mask = np.zeros((28, 28), bool)
+    mask[:14] = True
+    # an already centred digit stays put, and so does its mask
+    img2, mask2 = images.centre_with_mask(centred, mask)
+    np.testing.assert_array_equal(img2, centred)
+    np.testing.assert_array_equal(mask2, mask)
+    # shifted away: centring brings back the digit and the mask, shifted alike
+    shifted, shifted_mask = np.roll(centred, (3, -2), (0, 1)), np.roll(mask, (3, -2), (0, 1))
+    shifted_mask[:3] = True  # the rolled-in rows: extend the hidden band
+    img3, mask3 = images.centre_with_mask(shifted, shifted_mask)
+    np.testing.assert_array_equal(img3, centred)
+    np.testing.assert_array_equal(mask3, mask)
+
+
+def test_centre_with_mask_leaves_a_blank_drawing_and_its_mask():
+    mask = np.zeros((28, 28), bool)
+    mask[3:9, 4:20] = True
+    img, out_mask = images.centre_with_mask(np.zeros(784), mask.reshape(-1))
+    assert img.shape == (28, 28) and img.dtype == np.float32 and not img.any()
+    np.testing.assert_array_equal(out_mask, mask)

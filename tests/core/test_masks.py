@@ -90,3 +90,30 @@ def test_registry_builds_every_preset():
     assert masks.preset("random_pixels", fraction=0.25, seed=0).sum() == 196
     with pytest.raises(ValueError, match="unknown mask preset"):
         masks.preset("nope")
+
+
+# --- stroke and outline geometry ---------------------------------------------------------------
+
+
+def test_segment_distance_and_coverage_closed_forms():
+    d = masks.segment_distance(5.0, 3.0, 5.0, 20.0)  # a horizontal segment on row 5
+    assert d[5, 3:21] == pytest.approx(0.0, abs=1e-6)
+    assert d[8, 10] == pytest.approx(3.0)  # straight above the segment's middle
+    assert d[5, 0] == pytest.approx(3.0)  # beyond its end: distance to the end point
+    assert d[9, 23] == pytest.approx(5.0)  # 3-4-5 from the end point (5, 20)
+    cov = masks.capsule_coverage(5.0, 3.0, 5.0, 20.0, radius=1.0)
+    assert cov[5, 10] == 1.0 and cov[6, 10] == pytest.approx(0.5) and cov[7, 10] == 0.0
+    assert ((cov >= 0) & (cov <= 1)).all()
+
+
+def test_mask_runs_and_outline():
+    m = masks.box(2, 3, 5, 7)  # 3 × 4 pixels
+    assert masks.mask_runs(m) == [(2, 3, 7), (3, 3, 7), (4, 3, 7)]
+    assert len(masks.mask_outline(m)) == 2 * (3 + 4)  # the perimeter in unit edges
+    assert len(masks.mask_outline(masks.empty())) == 0
+    # a mask touching the border is closed by the border; two separate pixels have 4 edges each
+    assert len(masks.mask_outline(masks.top_half())) == 2 * (14 + 28)
+    two = masks.empty()
+    two[0, 0] = two[5, 5] = True
+    assert len(masks.mask_outline(two)) == 8
+    assert masks.mask_runs(two) == [(0, 0, 1), (5, 5, 6)]

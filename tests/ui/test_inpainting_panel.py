@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 import torch
 from PySide6.QtCore import Qt
@@ -15,9 +16,10 @@ from PySide6.QtWidgets import QMessageBox
 
 from lvm_studio.core import estimators as est
 from lvm_studio.core import masks
-from lvm_studio.core.images import center_by_mass, centre_of_mass
+from lvm_studio.core.colour_maps import STD_LEVEL, uncertainty_rgb
+from lvm_studio.core.images import centre_of_mass
 from lvm_studio.core.vae import VAE, VAEConfig
-from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel, centre_with_mask
+from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel
 from lvm_studio.ui.state.model_hub import ModelHub
 from lvm_studio.ui.widgets.digit_image import to_grey_u8
 from lvm_studio.workers.tasks import shutdown_all
@@ -172,8 +174,7 @@ def test_newest_stroke_wins_while_drawing(qtbot, panel):
     with qtbot.waitSignal(panel.fit_finished, timeout=WAIT_MS):
         QTest.mouseRelease(c, LEFT, NO_MOD, q[-1])
     assert len(started) >= 2  # fits were started during the stroke, not only at its end
-    qtbot.wait(50)
-    assert not panel.runner.is_busy()
+    qtbot.waitUntil(lambda: not panel.runner.is_busy(), timeout=WAIT_MS)
     # what is shown was fitted to the final drawing
     np.testing.assert_array_equal(panel.outcome.x, c.image().reshape(-1))
 
@@ -221,25 +222,6 @@ def test_loading_a_picture_centres_it_as_mnist(qtbot, panel, tmp_path):
     np.testing.assert_array_equal(panel.canvas.mask(), masks.left_half())  # the mask stays
 
 
-def test_centre_with_mask_moves_the_mask_with_the_ink():
-    rng = np.random.default_rng(0)
-    blob = np.zeros((28, 28))
-    blob[6:18, 9:15] = rng.uniform(0.5, 1.0, (12, 6))
-    centred = center_by_mass(blob)
-    mask = np.zeros((28, 28), bool)
-    mask[:14] = True
-    # an already centred digit stays put, and so does its mask
-    img2, mask2 = centre_with_mask(centred, mask)
-    np.testing.assert_array_equal(img2, centred)
-    np.testing.assert_array_equal(mask2, mask)
-    # shifted away: centring brings back the digit and the mask, shifted alike
-    shifted, shifted_mask = np.roll(centred, (3, -2), (0, 1)), np.roll(mask, (3, -2), (0, 1))
-    shifted_mask[:3] = True  # the rolled-in rows: extend the hidden band
-    img3, mask3 = centre_with_mask(shifted, shifted_mask)
-    np.testing.assert_array_equal(img3, centred)
-    np.testing.assert_array_equal(mask3, mask)
-
-
 def test_auto_centre_when_first_hiding_part_of_a_drawing(qtbot, panel):
     panel.canvas.clear()
     c = panel.canvas
@@ -271,3 +253,13 @@ def test_save_pngs(qtbot, panel, tmp_path):
     expected = to_grey_u8(out.result.completion.mean[0])
     got = np.array([[QColor(completion.pixel(5 * c + 2, 5 * r + 2)).red() for c in range(28)] for r in range(28)])
     np.testing.assert_array_equal(got, expected)
+
+
+def test_the_core_inferno_map_is_pyqtgraphs():
+    # core.colour_maps holds the table, so the core stays Qt-free; the colours are pyqtgraph's, byte for byte
+    inferno = pg.colormap.get("inferno")
+    std = np.random.default_rng(0).uniform(-0.1, 0.7, (28, 28))  # beyond both ends: clipped
+    std[0, :3] = (0.0, STD_LEVEL / 2, STD_LEVEL)
+    v = np.clip(std / STD_LEVEL, 0.0, 1.0).reshape(-1)
+    expected = inferno.map(v, mode="byte")[:, :3].reshape(28, 28, 3)
+    np.testing.assert_array_equal(uncertainty_rgb(std), expected)

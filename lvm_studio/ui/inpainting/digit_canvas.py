@@ -2,8 +2,8 @@
 
 DigitCanvas paints the image itself with QPainter: nearest-neighbour pixels, grid lines between
 pixels once a pixel is large enough on screen, and the MISSING pixels (mask True, the convention
-of lvm_studio.core.masks) tinted and hatched in orange with an outline, so that a hidden pixel is
-never mistaken for black paper or ink.
+of lvm_studio.core.masks) as mask_overlay shows them: tinted and hatched in orange with an
+outline, so that a hidden pixel is never mistaken for black paper or ink.
 
 Tools (set_mode):
     draw   left button inks, right button erases;
@@ -14,9 +14,9 @@ Tools (set_mode):
 Strokes are continuous: every mouse event adds the capsule (the segment from the previous mouse
 position to this one, thickened by the brush radius) to the stroke's coverage, so a fast drag
 whose events are several pixels apart leaves no gaps (pyqtgraph's setDrawKernel stamps only at
-the events). Ink edges are anti-aliased: coverage = clip(radius + ½ − distance, 0, 1), and a
-pixel becomes lerp(its value before the stroke, grey level, coverage), so going over the same
-place twice in one stroke does not darken it further.
+the events; core.masks.capsule_coverage is the geometry). Ink edges are anti-aliased: coverage =
+clip(radius + ½ − distance, 0, 1), and a pixel becomes lerp(its value before the stroke, grey
+level, coverage), so going over the same place twice in one stroke does not darken it further.
 
 Every stroke, box, load or preset is one undo step of (image, mask). image_edited / mask_edited
 carry final=True when an edit is complete, and final=False at most every `live_interval_ms`
@@ -28,149 +28,19 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtCore import QLineF, QPointF, QRect, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QTransform
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from lvm_studio.core import masks
-from lvm_studio.ui.widgets.digit_image import DigitImage, to_grey_u8
+from lvm_studio.core.images import BOX, SIDE
+from lvm_studio.ui.inpainting.mask_overlay import MISSING_EDGE, MaskOverlay, masked_digit_qimage, paint_grey
 
-SIDE = masks.SIDE  # 28
 MODES = ("draw", "erase", "mask", "box")
 UNDO_DEPTH = 200
 GRID_MIN_CELL = 9.0  # screen pixels per image pixel from which the pixel grid is drawn
-
-# the look of missing pixels: a translucent orange tint, an orange hatch and an outline
-MISSING_TINT = QColor(255, 140, 0, 70)
-MISSING_HATCH = QColor(255, 150, 30, 210)
-MISSING_EDGE = QColor(255, 150, 30)
-GRID_COLOUR = QColor(120, 120, 120, 90)
-GUIDE_COLOUR = QColor(80, 160, 230, 110)
-
-_ROWS = np.arange(SIDE, dtype=np.float32)[:, None]  # (28, 1) pixel-centre rows
-_COLS = np.arange(SIDE, dtype=np.float32)[None, :]  # (1, 28) pixel-centre columns
-
-
-# --- pure array helpers -------------------------------------------------------------------------
-
-
-def segment_distance(r0: float, c0: float, r1: float, c1: float) -> np.ndarray:
-    """(28, 28) distance from each pixel centre to the segment (r0, c0)–(r1, c1), in pixels."""
-    dr, dc = r1 - r0, c1 - c0
-    length2 = dr * dr + dc * dc
-    pr, pc = _ROWS - r0, _COLS - c0  # (28, 1), (1, 28)
-    if length2 < 1e-12:
-        return np.sqrt(pr * pr + pc * pc)
-    t = np.clip((pr * dr + pc * dc) / length2, 0.0, 1.0)  # (28, 28) the closest point's position on the segment
-    er, ec = pr - t * dr, pc - t * dc
-    return np.sqrt(er * er + ec * ec)
-
-
-def capsule_coverage(r0: float, c0: float, r1: float, c1: float, radius: float) -> np.ndarray:
-    """(28, 28) float32 in [0, 1]: how much of each pixel a round brush of `radius` dragged along
-    the segment covers, with a one-pixel linear edge (1 inside radius − ½, 0 beyond radius + ½)."""
-    d = segment_distance(r0, c0, r1, c1)
-    return np.clip(radius + 0.5 - d, 0.0, 1.0).astype(np.float32)
-
-
-def mask_outline(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Unit edges (x0, y0, x1, y1) in pixel-corner coordinates between missing and observed pixels
-    (and between missing pixels and the image border)."""
-    m = np.pad(np.asarray(mask, dtype=bool), 1)  # (30, 30), border observed
-    edges = []
-    horiz = m[1:, 1:-1] != m[:-1, 1:-1]  # (29, 28): edge above row r (r = 0..28) in column c
-    for r, c in zip(*np.nonzero(horiz)):
-        edges.append((int(c), int(r), int(c) + 1, int(r)))
-    vert = m[1:-1, 1:] != m[1:-1, :-1]  # (28, 29): edge left of column c in row r
-    for r, c in zip(*np.nonzero(vert)):
-        edges.append((int(c), int(r), int(c), int(r) + 1))
-    return edges
-
-
-def mask_runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
-    """Horizontal runs (row, first column, end column) of missing pixels: a few rectangles per row."""
-    out = []
-    m = np.asarray(mask, dtype=bool)
-    for r in range(m.shape[0]):
-        row = np.concatenate([[False], m[r], [False]])
-        d = np.diff(row.astype(np.int8))
-        starts, ends = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]
-        out.extend((r, int(s), int(e)) for s, e in zip(starts, ends))
-    return out
-
-
-class MaskOverlay:
-    """The cached geometry that shows a mask: clip path of missing pixels and their outline, in
-    pixel units (one image pixel = 1 × 1). Rebuilt only when the mask changes."""
-
-    def __init__(self):
-        self._mask = None
-        self.path = QPainterPath()
-        self.lines: list[QLineF] = []
-
-    def update(self, mask: np.ndarray) -> None:
-        if self._mask is not None and np.array_equal(self._mask, mask):
-            return
-        self._mask = np.array(mask, dtype=bool, copy=True)
-        path = QPainterPath()
-        for r, c0, c1 in mask_runs(self._mask):
-            path.addRect(QRectF(c0, r, c1 - c0, 1))
-        self.path = path
-        self.lines = [QLineF(x0, y0, x1, y1) for x0, y0, x1, y1 in mask_outline(self._mask)]
-
-    def paint(
-        self, p: QPainter, target: QRectF, tint: bool = True, hatch: bool = True, edge_width: float = 2.0
-    ) -> None:
-        """Draw onto `target`, the rectangle the 28 × 28 image occupies."""
-        if self._mask is None or not self._mask.any():
-            return
-        scale = target.width() / SIDE
-        to_screen = QTransform(scale, 0, 0, scale, target.x(), target.y())
-        p.save()
-        if tint or hatch:
-            # in screen coordinates, so that the hatch keeps its spacing at any zoom
-            p.setClipPath(to_screen.map(self.path))
-            if tint:
-                p.fillRect(target, MISSING_TINT)
-            if hatch:
-                p.fillRect(target, QBrush(MISSING_HATCH, Qt.BrushStyle.BDiagPattern))
-            p.setClipping(False)
-        p.setTransform(to_screen, True)
-        pen = QPen(MISSING_EDGE, edge_width)
-        pen.setCosmetic(True)  # width in screen pixels, whatever the scale
-        p.setPen(pen)
-        p.drawLines(self.lines)
-        p.restore()
-
-
-def masked_digit_qimage(image: np.ndarray, mask: np.ndarray, scale: int = 10, grid: bool = False) -> QImage:
-    """The image as the canvas shows it (missing pixels hatched in orange), scale × scale per pixel."""
-    side = SIDE * int(scale)
-    out = QImage(side, side, QImage.Format.Format_RGB32)
-    out.fill(QColor(0, 0, 0))
-    overlay = MaskOverlay()
-    overlay.update(mask)
-    p = QPainter(out)
-    target = QRectF(0, 0, side, side)
-    _paint_grey(p, target, image, grid)
-    overlay.paint(p, target)
-    p.end()
-    return out
-
-
-def _paint_grey(p: QPainter, target: QRectF, image: np.ndarray, grid: bool) -> None:
-    a = to_grey_u8(image)
-    qimg = QImage(a.data, SIDE, SIDE, SIDE, QImage.Format.Format_Grayscale8)
-    p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-    p.drawImage(target, qimg)
-    if grid:
-        # one-pixel rectangles: several times faster than drawLines in the raster engine
-        cell = target.width() / SIDE
-        x0, y0, side = int(round(target.x())), int(round(target.y())), int(round(target.width()))
-        for i in range(1, SIDE):
-            k = int(round(i * cell))
-            p.fillRect(QRect(x0 + k, y0, 1, side), GRID_COLOUR)
-            p.fillRect(QRect(x0, y0 + k, side, 1), GRID_COLOUR)
+GUIDE_COLOUR = QColor(80, 160, 230, 110)  # MNIST's BOX × BOX box, where a digit's ink lies
+GUIDE_MARGIN = (SIDE - BOX) // 2  # 4
 
 
 # --- the canvas ----------------------------------------------------------------------------------
@@ -413,7 +283,8 @@ class DigitCanvas(QWidget):
     def _extend(self, a: tuple[float, float], b: tuple[float, float]) -> None:
         """Add the segment a → b (row, col) to the stroke in progress."""
         if self._stroke == "ink":
-            np.maximum(self._coverage, capsule_coverage(a[0], a[1], b[0], b[1], self.brush_radius), out=self._coverage)
+            cover = masks.capsule_coverage(a[0], a[1], b[0], b[1], self.brush_radius)  # (28, 28)
+            np.maximum(self._coverage, cover, out=self._coverage)
             # paint over: lerp from the image at the stroke's start towards the grey level
             image = self._stroke_base + self._coverage * (self._stroke_value - self._stroke_base)
             if not np.array_equal(image, self._image):
@@ -476,14 +347,15 @@ class DigitCanvas(QWidget):
         p.fillRect(self.rect(), self.palette().window())
         target = self.target_rect()
         cell = target.width() / SIDE
-        _paint_grey(p, target, self._image, grid=cell >= GRID_MIN_CELL)
+        paint_grey(p, target, self._image, grid=cell >= GRID_MIN_CELL)
         self._overlay.paint(p, target)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         if self.show_guide:
             pen = QPen(GUIDE_COLOUR, 1, Qt.PenStyle.DashLine)
             p.setPen(pen)
             p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawRect(QRectF(target.x() + 4 * cell, target.y() + 4 * cell, 20 * cell, 20 * cell))
+            g0, g = GUIDE_MARGIN * cell, BOX * cell
+            p.drawRect(QRectF(target.x() + g0, target.y() + g0, g, g))
         if self._box_start is not None and self._box_end is not None:
             (r0, c0), (r1, c1) = self._box_start, self._box_end
             rect = QRectF(
@@ -513,36 +385,3 @@ class DigitCanvas(QWidget):
     def grab_masked(self, scale: int = 10) -> QImage:
         """The image with its mask drawn as on screen, scale × scale screen pixels per pixel (for saving)."""
         return masked_digit_qimage(self._image, self._mask, scale)
-
-
-class MaskedDigitImage(DigitImage):
-    """A DigitImage with a mask's outline on top (which pixels were filled in), and colour images."""
-
-    def __init__(self, parent=None, min_side: int = 96, hint_side: int = 160, caption: str = ""):
-        super().__init__(parent, min_side=min_side, hint_side=hint_side, caption=caption)
-        self._overlay = MaskOverlay()
-        self._show_mask = False
-
-    def set_mask(self, mask: np.ndarray | None) -> None:
-        self._show_mask = mask is not None
-        if mask is not None:
-            self._overlay.update(mask)
-        self.update()
-
-    def set_rgb(self, rgb: np.ndarray | None) -> None:
-        """An (H, W, 3) uint8 colour image (e.g. an uncertainty map through a colour map)."""
-        if rgb is None:
-            self.set_image(None)
-            return
-        a = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
-        h, w = a.shape[:2]
-        self._array = a
-        self._image = QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888)
-        self.update()
-
-    def paintEvent(self, event) -> None:
-        super().paintEvent(event)
-        if self._show_mask and not self._image.isNull() and self._image.width() == SIDE:
-            p = QPainter(self)
-            self._overlay.paint(p, self.target_rect(), tint=False, hatch=False, edge_width=1.5)
-            p.end()
