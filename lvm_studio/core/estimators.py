@@ -1,19 +1,20 @@
 """Estimators of the ELBO and of log p(x), for any latent variable model.
 
-A model needs only
-    encode(x) -> (z_loc, z_scale)        q(z|x) = N(z_loc, diag z_scale²), each (batch, latent)
-    log_px_given_z(x, z) -> (..., batch)  for z of shape (..., batch, latent)
-    latent_dim
-and the prior is p(z) = N(0, I). Every normalising constant is kept, so the numbers
-are real log-densities in nats per image.
+The model is anything with the protocol of core/model.py (LatentVariableModel), whose
+docstring is the one description of it; the prior is always the model's own. Every
+normalising constant is kept, so the numbers are real log-densities in nats per image.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:  # core.model imports this module (for the N(0, I) formulas)
+    from lvm_studio.core.model import LatentVariableModel
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_MAX_ROWS = 1 << 15  # decoder rows per chunk: bounds memory for any k and batch
@@ -30,12 +31,13 @@ def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
 
 
 def kl_normal_standard(z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, diag σ²) ‖ N(0, I)) in closed form (Kingma & Welling 2014, App. B), (batch,)."""
+    """KL(N(μ, diag σ²) ‖ N(0, I)) in closed form (Kingma & Welling 2014, App. B), (batch,);
+    StandardNormalPrior.kl_to_prior. Estimators call model.kl_to_prior, never this directly."""
     return 0.5 * (z_loc**2 + z_scale**2 - 1.0 - 2.0 * z_scale.log()).sum(-1)
 
 
 def kl_per_dimension(z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:
-    """The same KL, one term per latent dimension, (batch, latent)."""
+    """The same KL to N(0, I), one term per latent dimension, (batch, latent)."""
     return 0.5 * (z_loc**2 + z_scale**2 - 1.0 - 2.0 * z_scale.log())
 
 
@@ -54,20 +56,20 @@ class ElboTerms:
 
     elbo: torch.Tensor
     recon: torch.Tensor  # E_q[log p(x|z)], one sample
-    kl: torch.Tensor  # KL(q(z|x) ‖ p(z)), closed form
+    kl: torch.Tensor  # KL(q(z|x) ‖ p(z)), the model's kl_to_prior (closed form for N(0, I))
 
 
-def elbo(model, x: torch.Tensor, generator: torch.Generator | None = None) -> ElboTerms:
-    """One-sample reparameterized ELBO with the KL in closed form (Kingma & Welling 2014, eq. 10)."""
+def elbo(model: LatentVariableModel, x: torch.Tensor, generator: torch.Generator | None = None) -> ElboTerms:
+    """One-sample reparameterized ELBO with the model's KL to its prior (Kingma & Welling 2014, eq. 10)."""
     z_loc, z_scale = model.encode(x)  # (batch, latent)
     z = reparameterize(z_loc, z_scale, generator=generator)  # (batch, latent)
     recon = model.log_px_given_z(x, z)  # (batch,)
-    kl = kl_normal_standard(z_loc, z_scale)  # (batch,)
+    kl = model.kl_to_prior(z_loc, z_scale)  # (batch,)
     return ElboTerms(elbo=recon - kl, recon=recon, kl=kl)
 
 
 def log_weights(
-    log_lik: torch.Tensor, z: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor, model
+    log_lik: torch.Tensor, z: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor, model: LatentVariableModel
 ) -> torch.Tensor:
     """log w = log p(x|z) + log p(z) − log q(z|x) for samples z (..., batch, latent) of
     q = N(z_loc, diag z_scale²) (Burda et al. 2016, eq. 8's summand); (..., batch).
@@ -79,7 +81,7 @@ def log_weights(
 
 
 def log_importance_weights(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     k: int,
     generator: torch.Generator | None = None,
@@ -91,7 +93,9 @@ def log_importance_weights(
     return log_weights(model.log_px_given_z(x, z), z, z_loc, z_scale, model)  # (k, batch)
 
 
-def iwae_bound(model, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def iwae_bound(
+    model: LatentVariableModel, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """The IWAE-k bound (Burda et al. 2016, eq. 8), differentiable, no chunking; (batch,)."""
     log_w = log_importance_weights(model, x, k, generator)  # (k, batch)
     return torch.logsumexp(log_w, 0) - math.log(k)
@@ -103,7 +107,11 @@ def _k_chunk(k: int, batch: int, max_rows: int) -> int:
 
 @torch.no_grad()
 def iwae_log_px(
-    model, x: torch.Tensor, k: int, generator: torch.Generator | None = None, max_rows: int = DEFAULT_MAX_ROWS
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> torch.Tensor:
     """Importance-sampled log p̂(x) = logsumexp_j log w_j − log k, with q(z|x) as proposal; (batch,).
 
@@ -124,7 +132,11 @@ def iwae_log_px(
 
 @torch.no_grad()
 def naive_mc_log_px(
-    model, x: torch.Tensor, k: int, generator: torch.Generator | None = None, max_rows: int = DEFAULT_MAX_ROWS
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> torch.Tensor:
     """Naive Monte Carlo: z_j ~ p(z), log p̂(x) = logsumexp_j log p(x|z_j) − log k; (batch,)."""
     if k < 1:
@@ -134,14 +146,14 @@ def naive_mc_log_px(
     partial = []
     for start in range(0, k, step):
         kc = min(step, k - start)
-        z = torch.randn((kc, batch, model.latent_dim), generator=generator, device=x.device, dtype=x.dtype)
+        z = model.sample_prior((kc, batch), generator)  # (kc, batch, latent)
         partial.append(torch.logsumexp(model.log_px_given_z(x, z), 0))  # (batch,)
     return torch.logsumexp(torch.stack(partial), 0) - math.log(k)
 
 
 @torch.no_grad()
 def sample_log_weights(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     k: int,
     proposal: str = "q",
@@ -161,7 +173,7 @@ def sample_log_weights(
         if proposal == "q":
             out.append(log_importance_weights(model, x, kc, generator, encoded))
         elif proposal == "prior":
-            z = torch.randn((kc, batch, model.latent_dim), generator=generator, device=x.device, dtype=x.dtype)
+            z = model.sample_prior((kc, batch), generator)  # (kc, batch, latent)
             out.append(model.log_px_given_z(x, z))
         else:
             raise ValueError(f"unknown proposal {proposal!r}")
@@ -211,7 +223,11 @@ class GridPosterior:
 
 @torch.no_grad()
 def grid_posterior(
-    model, x: torch.Tensor, n: int = 201, extent=(-4.0, 4.0, -4.0, 4.0), max_rows: int = DEFAULT_MAX_ROWS
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    n: int = 201,
+    extent=(-4.0, 4.0, -4.0, 4.0),
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> GridPosterior:
     """Evaluate p(z|x) and log p(x) = log ∫ p(x|z) p(z) dz by the midpoint rule on a 2-D grid."""
     if model.latent_dim != 2:
@@ -227,7 +243,7 @@ def grid_posterior(
     for start in range(0, zz.shape[0], step):
         zc = zz[start : start + step]  # (c, 2)
         z = zc[:, None, :].expand(-1, batch, -1)  # (c, batch, 2)
-        parts.append(model.log_px_given_z(x, z) + log_standard_normal(zc)[:, None])  # (c, batch)
+        parts.append(model.log_px_given_z(x, z) + model.prior_log_prob(zc)[:, None])  # (c, batch)
     log_joint = torch.cat(parts, 0).T.reshape(batch, n, n)  # (batch, n, n)
     log_area = math.log(d1 * d2)
     log_px = torch.logsumexp(log_joint.reshape(batch, -1), 1) + log_area  # (batch,)
@@ -237,7 +253,7 @@ def grid_posterior(
 
 @torch.no_grad()
 def exact_log_px_2d(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     n_coarse: int = 81,
     n_fine: int = 161,

@@ -10,8 +10,9 @@
   per-digit optimum φ* whose ELBO minus the encoder's is the amortization gap.
 - How estimators of log p(x) behave as k grows: naive Monte Carlo against importance sampling.
 
-Functions take a model with the estimators' protocol (encode, log_px_given_z, latent_dim; and
-decode_mean where images are made), never change it, and return detached tensors.
+Functions take a model with the protocol of core/model.py (LatentVariableModel; and decode_mean
+where images are made), never change it, and return detached tensors. The prior is the model's own
+(prior_log_prob, kl_to_prior), except for the per-dimension KL statistics, which are to N(0, 1).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from lvm_studio.core.estimators import (
     DEFAULT_MAX_ROWS,
     GridPosterior,
     grid_posterior,
-    kl_normal_standard,
     kl_per_dimension,
     log_importance_weights,
     log_normal,
-    log_standard_normal,
+    log_weights,
 )
+from lvm_studio.core.images import SIDE
+from lvm_studio.core.model import LatentVariableModel
 
 # A unit is "active" when its average KL to the prior exceeds this many nats. Burda et al. (2016,
 # §5.2) use instead the activity A_u = Cov_x(E_q[u]) > 1e-2; both are reported (LatentStats).
@@ -66,7 +68,7 @@ def order_by_kl(mean_kl: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def encode_loc_scale(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     batch_size: int = 2000,
     should_stop: Callable[[], bool] | None = None,
@@ -105,7 +107,9 @@ def latent_stats_from_codes(
     )
 
 
-def latent_stats(model, x: torch.Tensor, batch_size: int = 2000, threshold: float = ACTIVE_KL_THRESHOLD) -> LatentStats:
+def latent_stats(
+    model: LatentVariableModel, x: torch.Tensor, batch_size: int = 2000, threshold: float = ACTIVE_KL_THRESHOLD
+) -> LatentStats:
     """Average KL per dimension over x (the validation set), the KL ordering and the active units."""
     z_loc, z_scale = encode_loc_scale(model, x, batch_size)
     return latent_stats_from_codes(z_loc, z_scale, threshold)
@@ -181,12 +185,12 @@ def tile_images(images: torch.Tensor | np.ndarray, gap: int = 1, fill: float = 0
     row r at the top; gaps of `gap` pixels filled with `fill`."""
     a = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
     rows, cols = a.shape[:2]
-    a = a.reshape(rows, cols, 28, 28).astype(np.float32, copy=False)
-    step = 28 + gap
+    a = a.reshape(rows, cols, SIDE, SIDE).astype(np.float32, copy=False)
+    step = SIDE + gap
     out = np.full((rows * step - gap, cols * step - gap), fill, dtype=np.float32)
     for r in range(rows):
         for c in range(cols):
-            out[r * step : r * step + 28, c * step : c * step + 28] = a[r, c]
+            out[r * step : r * step + SIDE, c * step : c * step + SIDE] = a[r, c]
     return out
 
 
@@ -215,7 +219,7 @@ DEFAULT_QUADRATURE_NODES = 24  # per dimension; 576 decoder rows for a 2-D laten
 
 
 def expected_log_px_given_z(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     z_loc: torch.Tensor,
     z_scale: torch.Tensor,
@@ -243,7 +247,9 @@ def expected_log_px_given_z(
     raise ValueError(f"unknown method {method!r}")
 
 
-def _chunked_log_px_given_z(model, x: torch.Tensor, z: torch.Tensor, max_rows: int = DEFAULT_MAX_ROWS) -> torch.Tensor:
+def _chunked_log_px_given_z(
+    model: LatentVariableModel, x: torch.Tensor, z: torch.Tensor, max_rows: int = DEFAULT_MAX_ROWS
+) -> torch.Tensor:
     """log p(x|z) for z (m, batch, latent) in chunks of m; (m, batch)."""
     step = max(1, max_rows // max(1, x.shape[0]))
     if z.shape[0] <= step:
@@ -257,12 +263,12 @@ class QElbo:
 
     elbo: torch.Tensor
     recon: torch.Tensor  # E_q[log p(x|z)]
-    kl: torch.Tensor  # KL(q ‖ p(z)), closed form
+    kl: torch.Tensor  # KL(q ‖ p(z)), the model's kl_to_prior (closed form for N(0, I))
 
 
 @torch.no_grad()
 def elbo_for_q(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     z_loc: torch.Tensor,
     z_scale: torch.Tensor,
@@ -271,15 +277,15 @@ def elbo_for_q(
     generator: torch.Generator | None = None,
 ) -> QElbo:
     """ELBO(q) = E_q[log p(x|z)] − KL(q ‖ p(z)) for a hand-set q (Kingma & Welling 2014, eq. 3),
-    KL in closed form (ibid., App. B)."""
+    KL from the model's kl_to_prior (closed form for N(0, I): ibid., App. B)."""
     recon = expected_log_px_given_z(model, x, z_loc, z_scale, method, n, generator)
-    kl = kl_normal_standard(z_loc, z_scale)
+    kl = model.kl_to_prior(z_loc, z_scale)
     return QElbo(elbo=recon - kl, recon=recon, kl=kl)
 
 
 @torch.no_grad()
 def iw_log_px_for_q(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     z_loc: torch.Tensor,
     z_scale: torch.Tensor,
@@ -301,12 +307,17 @@ def iw_log_px_for_q(
 
 @torch.no_grad()
 def importance_samples(
-    model, x: torch.Tensor, z_loc: torch.Tensor, z_scale: torch.Tensor, k: int, generator: torch.Generator | None = None
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    z_loc: torch.Tensor,
+    z_scale: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """k draws z_j ~ q for one image x (1, 784): z (k, latent), log w (k,), normalised w̃ (k,), Σ w̃ = 1."""
     eps = torch.randn((k, *z_loc.shape), generator=generator, device=z_loc.device, dtype=z_loc.dtype)
     z = z_loc + z_scale * eps  # (k, 1, latent)
-    log_w = model.log_px_given_z(x, z) + log_standard_normal(z) - log_normal(z, z_loc, z_scale)  # (k, 1)
+    log_w = log_weights(model.log_px_given_z(x, z), z, z_loc, z_scale, model)  # (k, 1)
     log_w = log_w[:, 0]
     return z[:, 0], log_w, torch.softmax(log_w, 0)
 
@@ -327,7 +338,7 @@ def _mass_box(grid: GridPosterior, tail: float) -> tuple[float, float, float, fl
 
 @torch.no_grad()
 def posterior_grid(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     n: int = 96,
     n_coarse: int = 33,
@@ -402,7 +413,7 @@ class PosteriorNumbers:
 
 @torch.no_grad()
 def posterior_numbers(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     z_loc: torch.Tensor,
     z_scale: torch.Tensor,
@@ -441,7 +452,7 @@ MIN_LOG_SCALE, MAX_LOG_SCALE = math.log(1e-4), math.log(10.0)
 
 
 def optimise_phi(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     steps: int = 200,
     lr: float = 0.05,
@@ -478,7 +489,7 @@ def optimise_phi(
             if should_stop is not None and should_stop():
                 break
             sigma = log_sigma.exp()
-            obj = expected_log_px_given_z(model, x, mu, sigma, method, n, generator) - kl_normal_standard(mu, sigma)
+            obj = expected_log_px_given_z(model, x, mu, sigma, method, n, generator) - model.kl_to_prior(mu, sigma)
             trace.append(obj.detach().clone())
             # gradients for φ only: autograd.grad leaves the model's parameters (and their .grad) alone
             mu.grad, log_sigma.grad = torch.autograd.grad(-obj.sum(), [mu, log_sigma])
@@ -491,7 +502,7 @@ def optimise_phi(
                 callback(done, obj.detach().clone(), mu.detach().clone(), log_sigma.detach().exp())
     with torch.no_grad():
         sigma = log_sigma.exp()
-        final = expected_log_px_given_z(model, x, mu, sigma, method, n, generator) - kl_normal_standard(mu, sigma)
+        final = expected_log_px_given_z(model, x, mu, sigma, method, n, generator) - model.kl_to_prior(mu, sigma)
         trace.append(final)
     return OptimisedPhi(
         z_loc=mu.detach().clone(), z_scale=sigma.detach().clone(), elbo_trace=torch.stack(trace), method=method
@@ -536,7 +547,7 @@ def _running_log_mean(log_w: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def estimator_sweep(
-    model,
+    model: LatentVariableModel,
     x: torch.Tensor,
     k_max: int = 10000,
     runs: int = 8,
@@ -599,7 +610,7 @@ def estimator_sweep(
     return result
 
 
-def latent_stats_task(ctx, model, x_val: torch.Tensor) -> LatentStats:
+def latent_stats_task(ctx, model: LatentVariableModel, x_val: torch.Tensor) -> LatentStats:
     """A background task (workers.tasks context `ctx`): the KL statistics of `model` on x_val."""
     z_loc, z_scale = encode_loc_scale(model, x_val, 1000, should_stop=ctx.cancelled)
     ctx.check()

@@ -2,7 +2,7 @@
 
 p(z) = N(0, I), p(x|z) = N(W z + b, σ² I). Then p(x) = N(b, W Wᵀ + σ² I) and the exact
 posterior is p(z|x) = N(M⁻¹ Wᵀ (x − b) / σ², M⁻¹) with M = I + Wᵀ W / σ² (Bishop, PRML §12.2).
-It implements the same interface as the VAE, so every estimator can be checked against it.
+It implements core.model.LatentVariableModel, like the VAE, so every estimator can be checked against it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class LinearGaussian(StandardNormalPrior):
         return self.W
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(n, self.latent_dim, generator=generator, dtype=self.W.dtype)
+        z = self.sample_prior((n,), generator)  # (n, latent)
         eps = torch.randn(n, self.W.shape[0], generator=generator, dtype=self.W.dtype)
         return z @ self.W.T + self.b + self.noise_scale * eps  # (n, D)
 
@@ -64,9 +64,14 @@ class LinearGaussian(StandardNormalPrior):
         return loc + self.posterior_loc_shift, scale * self.posterior_scale_factor
 
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log N(x; W z + b, σ² I), (..., batch) for z (..., batch, latent)."""
+        return self.log_px_given_z_pixels(x, z).sum(-1)
+
+    def log_px_given_z_pixels(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log N(x_i; (W z + b)_i, σ²) per coordinate, (..., batch, D)."""
         mean = z @ self.W.T + self.b  # (..., batch, D)
         s = self.noise_scale
-        return (-0.5 * ((x - mean) / s) ** 2 - math.log(s) - 0.5 * LOG_2PI).sum(-1)
+        return -0.5 * ((x - mean) / s) ** 2 - math.log(s) - 0.5 * LOG_2PI
 
     def exact_log_px(self, x: torch.Tensor) -> torch.Tensor:
         D = self.W.shape[0]

@@ -1,8 +1,27 @@
 """The model protocol: what the estimators, the training loop and the evaluation need of a model.
 
+This is the one written description of the protocol; other modules point here.
+
 A latent variable model p(x, z) = p(x|z) p(z) with an amortised Gaussian q(z|x) is anything
-that has these members (structural typing: no base class to inherit). The VAE (core/vae.py)
-implements it with p(z) = N(0, I); a mixture-prior VAE plugs in by giving its own prior.
+that has these members (structural typing: no base class to inherit; `isinstance(m,
+LatentVariableModel)` checks that the names exist):
+
+    latent_dim                        the size of z
+    encode(x) -> (z_loc, z_scale)     q(z|x) = N(z_loc, diag z_scale²); x (batch, D), each (batch, latent)
+    log_px_given_z(x, z)              log p(x|z) summed over pixels; z (..., batch, latent) -> (..., batch)
+    log_px_given_z_pixels(x, z)       the same per pixel, (..., batch, D): for the observed pixels only
+    prior_log_prob(z)                 log p(z) summed over the latent dimensions; z (..., latent) -> (...)
+    sample_prior(shape, generator)    z ~ p(z), (*shape, latent), on the model's device and dtype
+    kl_to_prior(z_loc, z_scale)       KL(q(z|x) ‖ p(z)) for each row, (batch,): the ELBO's KL term
+
+Every density keeps its normalising constants, so the estimators' numbers are real log-densities
+in nats per image. The estimators (core/estimators.py) never assume a prior: the importance
+weights go through `log_weights` (which calls prior_log_prob), naive Monte Carlo and exact grid
+integrals through sample_prior and prior_log_prob, the ELBO through kl_to_prior.
+
+The VAE (core/vae.py) and the linear-Gaussian model (core/linear_gaussian.py) take p(z) = N(0, I)
+from StandardNormalPrior; a mixture-prior VAE plugs in by giving its own prior members (its
+kl_to_prior may be a Monte Carlo estimate where no closed form exists).
 See docs/architecture.md, "How to add a model".
 """
 
@@ -12,7 +31,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from lvm_studio.core.estimators import log_standard_normal
+from lvm_studio.core.estimators import kl_normal_standard, log_standard_normal
 
 
 @runtime_checkable
@@ -39,6 +58,10 @@ class LatentVariableModel(Protocol):
         """z ~ p(z), shape (*shape, latent), on the model's device and dtype."""
         ...
 
+    def kl_to_prior(self, z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:
+        """KL(N(z_loc, diag z_scale²) ‖ p(z)) per row: (batch, latent) each -> (batch,)."""
+        ...
+
 
 class StandardNormalPrior:
     """p(z) = N(0, I): the prior half of the protocol for models that use it (the VAE, the
@@ -58,3 +81,7 @@ class StandardNormalPrior:
         """z ~ N(0, I), (*shape, latent), on the device and dtype of prior_reference()."""
         ref = self.prior_reference()
         return torch.randn((*shape, self.latent_dim), generator=generator, device=ref.device, dtype=ref.dtype)
+
+    def kl_to_prior(self, z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:
+        """KL(N(μ, diag σ²) ‖ N(0, I)) in closed form (Kingma & Welling 2014, App. B), (batch,)."""
+        return kl_normal_standard(z_loc, z_scale)

@@ -23,6 +23,7 @@ import torch
 from lvm_studio.core import estimators as est
 from lvm_studio.core.checkpoint import make_checkpoint, save_checkpoint
 from lvm_studio.core.data import MNIST
+from lvm_studio.core.evaluation import EvalProgress, evaluation_steps  # noqa: F401  (EvalProgress: one of run()'s events)
 from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.vae import VAE, copy_state_to_cpu
 
@@ -92,11 +93,6 @@ class Progress:
     epoch: int  # 0-based index of the running epoch
     epoch_fraction: float  # within the running epoch, 0..1
     total_epochs: int
-
-
-@dataclass(frozen=True)
-class EvalProgress:
-    fraction: float  # of the running evaluation, 0..1
 
 
 @dataclass(frozen=True)
@@ -251,62 +247,54 @@ class Trainer:
                 return
 
     def _evaluate(self) -> Iterator:
-        """ELBO and IWAE-k log p(x) on the fixed subset, in chunks so a stop is honoured quickly."""
+        """ELBO and IWAE-k log p(x) on the fixed subset by core.evaluation, in chunks so a stop is
+        honoured quickly; yields its EvalProgress events, then the EvalRecord."""
         c = self.config
-        t0 = time.perf_counter()
-        was_training = self.model.training
-        self.model.eval()
         k_max = max([c.eval_k, *c.eval_iw_ks])
-        batch = max(1, min(len(self.x_eval), (c.eval_max_rows or est.DEFAULT_MAX_ROWS) // k_max))
-        sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0, "log_px": 0.0}
-        iw_sums = dict.fromkeys(c.eval_iw_ks, 0.0)
-        g = torch.Generator(device=self.device).manual_seed(c.seed + 1)  # same draws every evaluation
-        n = len(self.x_eval)
-        with torch.no_grad():
-            for start in range(0, n, batch):
-                x = self.x_eval[start : start + batch]  # (b, 784)
-                terms = est.elbo(self.model, x, generator=g)
-                sums["elbo"] += terms.elbo.sum().item()
-                sums["recon"] += terms.recon.sum().item()
-                sums["kl"] += terms.kl.sum().item()
-                log_w = est.sample_log_weights(self.model, x, k_max, "q", generator=g)  # (k_max, b)
-                sums["log_px"] += (torch.logsumexp(log_w[: c.eval_k], 0) - math.log(c.eval_k)).sum().item()
-                for k, bound in est.iw_bounds_from_weights(log_w, c.eval_iw_ks).items():
-                    iw_sums[k] += bound.sum().item()
-                yield EvalProgress(min(1.0, (start + batch) / n))
-                if not self._commands.empty():
-                    # honour a stop mid-evaluation; other commands wait for the next step
-                    if any(cmd == "stop" for cmd, _ in list(self._commands.queue)):
-                        self._stopped = True
-                        break
-        self.model.train(was_training)
+        # eval_max_rows sizes the chunks (how soon a stop is seen); the sampling keeps the default rows
+        batch = max(1, (c.eval_max_rows or est.DEFAULT_MAX_ROWS) // k_max)
+        result = yield from evaluation_steps(
+            self.model,
+            self.x_eval,
+            c.eval_k,
+            c.eval_iw_ks,
+            seed=c.seed + 1,  # same draws every evaluation
+            batch_size=batch,
+            should_stop=self._stop_requested,
+        )
         if self._stopped:
             return
         record = EvalRecord(
             step=self.step,
             epoch=self.epoch,
             split=c.eval_split,
-            n=n,
-            elbo=sums["elbo"] / n,
-            recon=sums["recon"] / n,
-            kl=sums["kl"] / n,
-            log_px=sums["log_px"] / n,
+            n=result.n,
+            elbo=result.elbo,
+            recon=result.recon,
+            kl=result.kl,
+            log_px=result.log_px,
             k=c.eval_k,
-            iw_bounds=tuple((k, iw_sums[k] / n) for k in c.eval_iw_ks),
-            seconds=time.perf_counter() - t0,
+            iw_bounds=tuple((k, result.iw_bounds[k]) for k in c.eval_iw_ks if k in result.iw_bounds),
+            seconds=result.seconds,
         )
         self.history.add(record)
         yield record
+
+    def _stop_requested(self) -> bool:
+        """A stop queued during an evaluation ends it; other commands wait for the next step."""
+        if any(cmd == "stop" for cmd, _ in list(self._commands.queue)):
+            self._stopped = True
+        return self._stopped
 
     def _loss(self, x: torch.Tensor):
         """Returns (loss, elbo, recon, kl) as 0-d tensors, per image averages."""
         c = self.config
         z_loc, z_scale = self.model.encode(x)  # (b, latent)
-        kl = est.kl_normal_standard(z_loc, z_scale)  # (b,)
+        kl = self.model.kl_to_prior(z_loc, z_scale)  # (b,) KL(q(z|x) ‖ p(z))
         if c.objective == "iwae" and c.k > 1:
             z = est.reparameterize(z_loc, z_scale, c.k, self.generator)  # (k, b, latent)
             log_px_z = self.model.log_px_given_z(x, z)  # (k, b)
-            log_w = log_px_z + est.log_standard_normal(z) - est.log_normal(z, z_loc, z_scale)  # (k, b)
+            log_w = est.log_weights(log_px_z, z, z_loc, z_scale, self.model)  # (k, b)
             bound = torch.logsumexp(log_w, 0) - math.log(c.k)  # (b,)  Burda et al. 2016, eq. 8
             recon = log_px_z.mean(0)  # (b,) a k-sample estimate of E_q[log p(x|z)], for reporting
             loss = -bound.mean()

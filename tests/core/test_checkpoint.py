@@ -18,6 +18,7 @@ from lvm_studio.core.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
+from lvm_studio.core.data import N_PIXELS
 from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.vae import VAE, VAEConfig
 
@@ -29,7 +30,7 @@ def trained_parts(seed=0):
     torch.manual_seed(seed)
     model = VAE(TINY)
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
-    x = torch.bernoulli(torch.full((8, 784), 0.3), generator=torch.Generator().manual_seed(seed))
+    x = torch.bernoulli(torch.full((8, N_PIXELS), 0.3), generator=torch.Generator().manual_seed(seed))
     for _ in range(3):
         z_loc, _ = model.encode(x)
         loss = -model.log_px_given_z(x, z_loc).mean()
@@ -117,7 +118,7 @@ def test_round_trip_keeps_weights_config_optimizer_history_and_step(tmp_path):
 
     rebuilt = model_from_checkpoint(loaded)
     assert not rebuilt.training  # ready for evaluation
-    x = torch.rand(4, 784)
+    x = torch.rand(4, N_PIXELS)
     assert torch.equal(rebuilt.decode_mean(rebuilt.encode(x)[0]), model.decode_mean(model.encode(x)[0]))
 
     # the optimizer state restores into a fresh Adam and continues identically

@@ -14,6 +14,7 @@ import pytest
 from lvm_studio.cli import main
 from lvm_studio.core.checkpoint import history_from_checkpoint, load_checkpoint
 from lvm_studio.core.data import default_data_path
+from lvm_studio.core.images import SIDE
 
 N_FIT = 1000  # 6000 − 5000 held out for validation
 STEPS_PER_EPOCH = -(-N_FIT // 128)  # 8
@@ -221,7 +222,7 @@ def test_train_with_a_bad_data_file(tmp_path, capsys):
 
 def test_train_with_an_npz_missing_arrays(tmp_path, capsys):
     bad = tmp_path / "partial.npz"
-    np.savez(bad, x_train=np.zeros((6000, 28, 28), np.uint8))
+    np.savez(bad, x_train=np.zeros((6000, SIDE, SIDE), np.uint8))
     code = main(["train", *TINY_ARGS, "--epochs", "1", "--data", str(bad), "--out", str(tmp_path / "m.pt")])
     assert_clean_error(code, capsys, "missing key(s)")
 

@@ -14,6 +14,7 @@ import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 from lvm_studio.core import latent as L
+from lvm_studio.core.data import N_PIXELS
 from lvm_studio.core.estimators import elbo as encoder_elbo
 from lvm_studio.core.estimators import exact_log_px_2d, grid_posterior
 from lvm_studio.core.linear_gaussian import LinearGaussian
@@ -133,7 +134,7 @@ def test_slerp_keeps_the_norm_and_steps_evenly_in_angle():
 
 
 def test_tile_images_places_digits_in_rows_and_columns():
-    imgs = torch.zeros(2, 3, 784)
+    imgs = torch.zeros(2, 3, N_PIXELS)
     imgs[1, 2] = 1.0
     out = L.tile_images(imgs, gap=1, fill=0.5)
     assert out.shape == (2 * 29 - 1, 3 * 29 - 1)

@@ -18,6 +18,7 @@ import torch
 from lvm_studio.core import estimators as est
 from lvm_studio.core.checkpoint import history_from_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from lvm_studio.core.data import MNIST
+from lvm_studio.core.evaluation import evaluate, evaluation_steps
 from lvm_studio.core.history import TRAIN_COLUMNS, EvalRecord, History, StepRecord
 from lvm_studio.core.training import EvalProgress, Notice, Progress, Snapshot, TrainConfig, Trainer
 from lvm_studio.core.vae import VAE, VAEConfig, copy_state_to_cpu
@@ -112,6 +113,59 @@ def test_epoch_evaluations_improve_and_are_recorded(small):
     # the progress fractions of each evaluation rise to 1
     fractions = [e.fraction for e in events if isinstance(e, EvalProgress)]
     assert fractions and fractions[-1] == 1.0 and all(0 < f <= 1 for f in fractions)
+
+
+# --- one evaluation routine: core.evaluation, used by the Trainer and the CLI -------------
+
+
+def run_steps(steps):
+    """Drain an evaluation_steps generator: (its EvalProgress events, its Evaluation)."""
+    events = []
+    while True:
+        try:
+            events.append(next(steps))
+        except StopIteration as finished:
+            return events, finished.value
+
+
+def test_the_trainers_evaluation_is_core_evaluation(small):
+    trainer = make_trainer(small, epochs=1, eval_every=0, eval_k=30, eval_iw_ks=(1, 5, 60), eval_max_rows=600)
+    events = list(trainer.run())
+    record = [e for e in events if isinstance(e, EvalRecord)][-1]
+    # the same model, images and seed through core.evaluation directly: the same numbers
+    c = trainer.config
+    progress, result = run_steps(
+        evaluation_steps(trainer.model, trainer.x_eval, c.eval_k, c.eval_iw_ks, seed=c.seed + 1, batch_size=600 // 60)
+    )
+    assert [e for e in events if isinstance(e, EvalProgress)] == progress
+    assert (record.elbo, record.recon, record.kl, record.log_px, record.n) == (
+        result.elbo,
+        result.recon,
+        result.kl,
+        result.log_px,
+        result.n,
+    )
+    assert dict(record.iw_bounds) == result.iw_bounds and not result.stopped
+    # IW-60 from 60 weights per image though k = 30: the first 30 give log p̂(x)
+    assert result.iw_bounds[1] < result.iw_bounds[5] < result.iw_bounds[60]
+
+
+def test_evaluation_steps_stop_early_and_leave_the_model_as_it_was(small):
+    torch.manual_seed(0)
+    model = VAE(TINY).train()
+    x = small.binarized("val")[:100]
+    steps = evaluation_steps(model, x, 10, batch_size=30, should_stop=lambda: len(seen) == 2)
+    seen = []
+    for event in steps:  # the consumer's code: grad is not switched off while the generator waits
+        seen.append((event.fraction, torch.is_grad_enabled(), model.training))
+    assert seen == [(pytest.approx(0.3), True, False), (pytest.approx(0.6), True, False)]
+    _, result = run_steps(evaluation_steps(model, x, 10, batch_size=30, should_stop=lambda: True))
+    assert result.stopped and result.n == 30 and model.training
+    # evaluate() is the same routine run to the end, as the CLI's dict; bounds for j > k are left out
+    full = evaluate(model, x, k=10, iw_ks=(1, 50), seed=0, max_rows=300)
+    _, direct = run_steps(evaluation_steps(model, x, 10, (1,), seed=0, max_rows=300))
+    assert full["n"] == 100 and full["log_px"] == direct.log_px and full["iw_bounds"] == {"1": direct.iw_bounds[1]}
+    assert full["gap"] == pytest.approx(full["log_px"] - full["elbo"]) and model.training
 
 
 # --- commands --------------------------------------------------------------------------

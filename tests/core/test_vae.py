@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal
 
+from lvm_studio.core.data import N_PIXELS
 from lvm_studio.core.vae import VAE, VAEConfig, build_model, copy_state_to_cpu
 
 LATENT = 3
@@ -59,14 +60,14 @@ def test_shapes_with_a_leading_k_dimension(binarized_batch, likelihood):
     assert (z_scale > 0).all()
 
     z = torch.randn(7, 5, LATENT)  # (k, batch, latent)
-    out_width = 784 if likelihood == "bernoulli" else 2 * 784
+    out_width = N_PIXELS if likelihood == "bernoulli" else 2 * N_PIXELS
     assert model.decode(z).shape == (7, 5, out_width)
     mean = model.decode_mean(z)
-    assert mean.shape == (7, 5, 784) and mean.min() >= 0 and mean.max() <= 1
-    assert model.sample_x(z).shape == (7, 5, 784)
+    assert mean.shape == (7, 5, N_PIXELS) and mean.min() >= 0 and mean.max() <= 1
+    assert model.sample_x(z).shape == (7, 5, N_PIXELS)
     assert model.log_px_given_z(x, z).shape == (7, 5)
     pixels = model.log_px_given_z_pixels(x, z)
-    assert pixels.shape == (7, 5, 784)
+    assert pixels.shape == (7, 5, N_PIXELS)
     torch.testing.assert_close(pixels.sum(-1), model.log_px_given_z(x, z))
 
     # the k samples are scored independently: each slice equals a call without the k dim
@@ -104,8 +105,8 @@ def test_gaussian_log_likelihood_is_the_normal_log_prob(mnist):
 def test_gaussian_scale_floor_keeps_densities_finite():
     model = tiny("gaussian")
     with torch.no_grad():
-        model.decoder[-1].bias[784:] = -1e4  # drive the decoder's σ to its floor
-    x = torch.rand(2, 784)
+        model.decoder[-1].bias[N_PIXELS:] = -1e4  # drive the decoder's σ to its floor
+    x = torch.rand(2, N_PIXELS)
     assert torch.isfinite(model.log_px_given_z(x, torch.randn(2, LATENT))).all()
 
 
