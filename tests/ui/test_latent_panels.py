@@ -14,12 +14,14 @@ import torch
 
 from lvm_studio.core import latent as L
 from lvm_studio.core.estimators import exact_log_px_2d
+from lvm_studio.core.images import SIDE
 from lvm_studio.core.vae import VAE, VAEConfig
 from lvm_studio.ui.state.model_hub import ModelHub
 from lvm_studio.ui.widgets.digit_image import to_grey_u8
 from lvm_studio.workers.tasks import shutdown_all
 
 WAIT_MS = 20000  # generous: the machine is shared
+MANIFOLD_SIDE = 18 * SIDE  # map_panel.MANIFOLD_TILES decoded digits per side
 
 
 _KEPT = []  # panels of the running test: alive until their TaskRunners are stopped
@@ -335,6 +337,37 @@ def test_map_projects_higher_dimensional_codes_by_pca(qtbot, hub):
     panel.set_axes("dims", 5, 3)
     np.testing.assert_allclose(panel.cloud.points(), mu.numpy()[:, [5, 3]], atol=1e-5)
     assert panel.axis_names() == ("z6", "z4")
+
+
+def test_map_redraws_after_a_32_d_model_is_replaced_by_a_2_d_one(qtbot, hub):
+    """Issue 11, item 11: the cursor moved to the new size before the map had dropped its 32-D
+    projection, and projecting it raised 'size of tensor a (2) must match ... (32)'."""
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
+
+    hub.set_model(tiny_vae(32, seed=15))
+    panel = LatentMapPanel(hub)
+    add(qtbot, panel)
+    panel.resize(900, 600)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.codes is not None, timeout=WAIT_MS)
+    assert panel.mode.currentData() == "pca" and panel.projection.mean.shape == (32,)
+    hub.cursor.set_z(np.linspace(-1, 1, 32), "test")  # a 32-D cursor away from 0
+    panel.request_manifold()  # a 32-D manifold in flight while the model changes
+    with qtbot.captureExceptions() as raised:
+        hub.set_model(tiny_vae(2, seed=16))
+        qtbot.waitUntil(lambda: panel.codes is not None and panel.codes.shape[1] == 2, timeout=WAIT_MS)
+        panel.plot.grab()  # paints the new points
+        panel.request_manifold()
+        qtbot.waitUntil(lambda: panel.manifold.isVisible(), timeout=WAIT_MS)
+        hub.cursor.set_z([0.5, -0.5], "sliders")
+    assert not raised, [str(e[1]) for e in raised]
+    assert panel.mode.currentData() == "dims" and panel.axis_names() == ("z1", "z2")
+    with torch.no_grad():
+        mu = hub.model.encode(hub.eval_x("test"))[0].numpy()
+    np.testing.assert_allclose(panel.cloud.points(), mu, rtol=1e-5, atol=1e-5)
+    assert panel.cloud.painted >= 1
+    assert (panel.target.pos().x(), panel.target.pos().y()) == pytest.approx((0.5, -0.5))
+    assert panel.manifold.image.shape == (MANIFOLD_SIDE, MANIFOLD_SIDE)
 
 
 # --- posterior view ---------------------------------------------------------------------------

@@ -13,34 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
 
-from lvm_studio.core.estimators import exact_log_px_2d
-from lvm_studio.core.latent import estimator_sweep
+from lvm_studio.core.latent_tasks import estimator_sweep_task, log_weight_histograms
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button
 from lvm_studio.workers.tasks import TaskRunner
 
 NAIVE_COLOUR = (230, 85, 60)
 IS_COLOUR = (60, 160, 230)
 HIST_BINS = 60
-
-
-def _sweep_task(ctx, model, x, k_max, runs, seed):
-    g = torch.Generator().manual_seed(seed)
-    exact = float(exact_log_px_2d(model, x)[0]) if model.latent_dim == 2 else None
-    ctx.check()
-    sweep = estimator_sweep(
-        model,
-        x,
-        k_max=k_max,
-        runs=runs,
-        generator=g,
-        callback=lambda s: ctx.report(s.runs_done / runs, (s, exact)),
-        should_stop=ctx.cancelled,
-    )
-    return sweep, exact
 
 
 class EstimatorLabPanel(QWidget):
@@ -208,7 +190,12 @@ class EstimatorLabPanel(QWidget):
         self.summary.setText(f"Sampling for test digit {self.picker.index()} …")
         self._sweep_step = self.hub.step
         self.runner.submit(
-            _sweep_task, self.hub.model, self.picker.x(), int(self.k_max.currentData()), self.runs.value(), self._seed
+            estimator_sweep_task,
+            self.hub.model,
+            self.picker.x(),
+            int(self.k_max.currentData()),
+            self.runs.value(),
+            self._seed,
         )
 
     def _on_run_clicked(self) -> None:
@@ -290,14 +277,10 @@ class EstimatorLabPanel(QWidget):
         self.elbo_line.label.setFormat(f"ELBO = {sweep.elbo:.2f}")
         self.elbo_line.setVisible(True)
         # histograms of log w relative to the largest weight of either proposal
-        lw_p, lw_q = sweep.log_w_prior.double().numpy(), sweep.log_w_q.double().numpy()
-        top = max(lw_p.max(), lw_q.max())
-        rel_p, rel_q = lw_p - top, lw_q - top
-        lo = float(np.percentile(np.concatenate([rel_p, rel_q]), 0.5))
-        edges = np.linspace(lo, 0.0, HIST_BINS + 1)
-        self.hist_prior.setData(edges, np.histogram(np.clip(rel_p, lo, 0), edges)[0])
-        self.hist_q.setData(edges, np.histogram(np.clip(rel_q, lo, 0), edges)[0])
-        K = len(lw_p)
+        hist = log_weight_histograms(sweep.log_w_prior.double().numpy(), sweep.log_w_q.double().numpy(), HIST_BINS)
+        self.hist_prior.setData(hist.edges, hist.prior)
+        self.hist_q.setData(hist.edges, hist.q)
+        K = len(sweep.log_w_prior)
         self.hist_legend.clear()
         self.hist_legend.addItem(self.hist_prior, f"prior p(z): ESS {sweep.ess_prior:,.1f} of {K:,}")
         self.hist_legend.addItem(self.hist_q, f"q(z|x): ESS {sweep.ess_q:,.1f} of {K:,}")

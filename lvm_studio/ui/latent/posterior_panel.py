@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -35,9 +34,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lvm_studio.core.gmm import ellipse_points
-from lvm_studio.core.images import to_mnist_format
-from lvm_studio.core.latent import importance_samples, optimise_phi, posterior_grid, posterior_numbers
+from lvm_studio.core import latent_views as V
+from lvm_studio.core.data import N_PIXELS
+from lvm_studio.core.images import SIDE, to_mnist_format
+from lvm_studio.core.latent_tasks import (
+    decode_image,
+    encode_one,
+    optimise_q_task,
+    posterior_grid_task,
+    posterior_numbers_task,
+)
+from lvm_studio.ui.latent.posterior_view import PosteriorPlot
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button
 from lvm_studio.ui.widgets.digit_image import DigitImage, DrawPad
 from lvm_studio.workers.tasks import TaskRunner
@@ -48,41 +55,6 @@ SHOWN_SAMPLES = 300  # importance samples drawn on the map (IW-k itself uses all
 MU_RANGE = 5.0
 LOG10_SIGMA = (-2.0, math.log10(3.0))  # σ sliders: 0.01 … 3, logarithmic
 SLIDER_TICKS = 1000
-
-
-def _grid_task(ctx, model, x, include):
-    # the zoomed coarse grid is shown first, then the fine one (and its log p(x))
-    return posterior_grid(
-        model, x, n=GRID_N, n_coarse=GRID_COARSE, include=include, preview=lambda g: (ctx.check(), ctx.report(0.3, g))
-    )
-
-
-def _numbers_task(ctx, model, x, loc, scale, log_px, k, seed):
-    g = torch.Generator().manual_seed(seed)
-    num = posterior_numbers(model, x, loc, scale, log_px, k=k, generator=g)
-    ctx.check()
-    z, log_w, w = importance_samples(model, x, loc, scale, min(k, SHOWN_SAMPLES), generator=g)
-    return num, z.numpy().copy(), w.numpy().copy()
-
-
-class _Progress:
-    """Forwards optimise_phi's callback to ctx.report (the payload is a detached copy)."""
-
-    def __init__(self, ctx, steps):
-        self.ctx, self.steps = ctx, steps
-
-    def __call__(self, step, elbo, loc, scale):
-        self.ctx.report(step / self.steps, (loc[0].numpy().copy(), scale[0].numpy().copy(), float(elbo[0])))
-
-
-def _optimise_task(ctx, model, x, loc, scale, log_px, k, steps):
-    res = optimise_phi(
-        model, x, steps=steps, init=(loc, scale), callback=_Progress(ctx, steps), should_stop=ctx.cancelled
-    )
-    ctx.check()
-    g = torch.Generator().manual_seed(0)
-    num = posterior_numbers(model, x, res.z_loc, res.z_scale, log_px, k=k, generator=g)
-    return res.z_loc[0].numpy().copy(), res.z_scale[0].numpy().copy(), num, res.elbo_trace[:, 0].numpy().copy()
 
 
 def _sigma_from_slider(v: int) -> float:
@@ -104,7 +76,7 @@ class PosteriorPanel(QWidget):
     def __init__(self, hub, parent=None):
         super().__init__(parent)
         self.hub = hub
-        self.x: torch.Tensor | None = None  # (1, 784) the digit
+        self.x: torch.Tensor | None = None  # (1, N_PIXELS) the digit
         self.grid = None
         self.log_px: float | None = None
         self.q_loc = np.zeros(2)
@@ -129,44 +101,12 @@ class PosteriorPanel(QWidget):
         self.opt_runner.finished.connect(self._on_optimise_finished)
         self.opt_runner.failed.connect(self._on_task_failed)
 
-        # --- the plot
-        self.plot = pg.PlotWidget()
-        self.plot.setMinimumSize(320, 320)
-        self.plot.setAspectLocked(True)
-        self.plot.setLabel("bottom", "z1")
-        self.plot.setLabel("left", "z2")
-        self.heat = pg.ImageItem(axisOrder="col-major")  # heat[i, j] is z = (z1[i], z2[j])
-        self.heat.setColorMap(pg.colormap.get("viridis"))
-        self.heat.setZValue(-10)
-        self.plot.addItem(self.heat)
-        self.legend = self.plot.addLegend(
-            offset=(-8, 8), labelTextColor=(235, 235, 235), brush=pg.mkBrush(0, 0, 0, 160)
-        )
-        white = pg.mkPen((255, 255, 255), width=2)
-        self.q1 = self.plot.plot(pen=white, name="q(z|x): 1σ")
-        self.q2 = self.plot.plot(
-            pen=pg.mkPen((255, 255, 255), width=1.5, style=Qt.PenStyle.DashLine), name="q(z|x): 2σ"
-        )
-        self.enc_curve = self.plot.plot(
-            pen=pg.mkPen((200, 200, 200), width=1, style=Qt.PenStyle.DotLine), name="encoder's q, 1σ"
-        )
-        self.opt_curve = self.plot.plot(pen=pg.mkPen((255, 80, 200), width=2), name="optimised φ*, 1σ")
-        self.samples = pg.ScatterPlotItem(
-            pen=pg.mkPen(60, 30, 0, 160), brush=pg.mkBrush(255, 140, 0, 150), name="z ~ q, area ∝ weight w̃"
-        )
-        self.samples.setZValue(5)
-        self.plot.addItem(self.samples)
-        for curve in (self.q1, self.q2, self.enc_curve, self.opt_curve):
-            curve.setZValue(10)
-        self.centre = pg.TargetItem(pos=(0, 0), size=14, pen=pg.mkPen((255, 255, 255), width=2), symbol="o")
-        self.handle1 = pg.TargetItem(pos=(1, 0), size=10, pen=pg.mkPen((255, 255, 255)), symbol="s")
-        self.handle2 = pg.TargetItem(pos=(0, 1), size=10, pen=pg.mkPen((255, 255, 255)), symbol="s")
-        for h, tip in ((self.centre, "drag: move μ"), (self.handle1, "drag: σ1"), (self.handle2, "drag: σ2")):
-            h.setZValue(30)
-            h.setToolTip(tip)
-            self.plot.addItem(h)
-        self.message = pg.TextItem("", color=(230, 230, 230), anchor=(0.5, 0.5))
-        self.plot.addItem(self.message)
+        # --- the plot (posterior_view.py); the panel keeps names for its items
+        self.plot = PosteriorPlot()
+        pl = self.plot
+        self.heat, self.legend, self.message, self.samples = pl.heat, pl.legend, pl.message, pl.samples
+        self.q1, self.q2, self.enc_curve, self.opt_curve = pl.q1, pl.q2, pl.enc_curve, pl.opt_curve
+        self.centre, self.handle1, self.handle2 = pl.centre, pl.handle1, pl.handle2
 
         # --- the digit
         self.picker = TestDigitPicker(hub, label="Test digit", seed=3)
@@ -298,12 +238,12 @@ class PosteriorPanel(QWidget):
         self._set_x(self.picker.x(), f"test digit {i}")
 
     def set_digit(self, x, description: str = "a drawn digit") -> None:
-        self._set_x(torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(1, 784), description)
+        self._set_x(torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(1, N_PIXELS), description)
 
     def _set_x(self, x: torch.Tensor, description: str) -> None:
         self.x = x
         self.x_description = description
-        self.x_image.set_image(x.reshape(28, 28))
+        self.x_image.set_image(x.reshape(SIDE, SIDE))
         self.opt_loc = self.opt_scale = self.optimised_numbers = None
         self.opt_curve.setData([], [])
         self.opt_runner.cancel()
@@ -314,14 +254,14 @@ class PosteriorPanel(QWidget):
         self._grid_timer.stop()
         if not self.supported() or self.x is None:
             return
-        with torch.no_grad():
-            loc, scale = self.hub.model.encode(self.x)  # (1, 2)
-        self.enc_loc, self.enc_scale = loc[0].numpy().astype(np.float64), scale[0].numpy().astype(np.float64)
+        self.enc_loc, self.enc_scale = encode_one(self.hub.model, self.x)  # (2,) each
         if self._q_is_encoder:
             self._set_q(self.enc_loc, self.enc_scale, request=False)
-        self._curve(self.enc_curve, self.enc_loc, self.enc_scale, 1.0)
+        self.plot.set_ellipse(self.enc_curve, self.enc_loc, self.enc_scale, 1.0)
         self.status.setText(f"{self.x_description}: computing p(z|x) on a {GRID_N}×{GRID_N} grid …")
-        self.grid_runner.submit(_grid_task, self.hub.model, self.x.clone(), (loc.clone(), scale.clone()))
+        self.grid_runner.submit(
+            posterior_grid_task, self.hub.model, self.x.clone(), self.enc_loc, self.enc_scale, GRID_N, GRID_COARSE
+        )
 
     def _on_grid_preview(self, task_id: int, fraction: float, grid) -> None:
         if grid is not None:
@@ -333,43 +273,27 @@ class PosteriorPanel(QWidget):
         self.grid = grid
         self.log_px = float(grid.log_px[0])
         self._show_heat(grid)
-        z1, z2 = self._fit_view(grid)
-        d1, d2 = float(z1[1] - z1[0]), float(z2[1] - z2[0])
+        x0, y0, w, h = self._fit_view(grid)
         self.heat_updated.emit(True)
         self.status.setText(
-            f"{self.x_description}: p(z|x) on a {len(z1)}×{len(z2)} grid over "
-            f"[{z1[0] - d1 / 2:.2f}, {z1[-1] + d1 / 2:.2f}] × [{z2[0] - d2 / 2:.2f}, "
-            f"{z2[-1] + d2 / 2:.2f}]; log p(x) is its integral (midpoint rule)."
+            f"{self.x_description}: p(z|x) on a {len(grid.z1)}×{len(grid.z2)} grid over "
+            f"[{x0:.2f}, {x0 + w:.2f}] × [{y0:.2f}, {y0 + h:.2f}]; log p(x) is its integral (midpoint rule)."
         )
         self.encoder_numbers = None
         self.request_numbers()
         self.posterior_updated.emit()
 
-    def _fit_view(self, grid):
-        z1, z2 = (
-            grid.z1.double().numpy(),
-            grid.z2.double().numpy(),
-        )  # float64: pyqtgraph's range checks overflow float32
-        d1, d2 = float(z1[1] - z1[0]), float(z2[1] - z2[0])
-        self.plot.getViewBox().setRange(
-            xRange=(z1[0] - d1 / 2, z1[-1] + d1 / 2), yRange=(z2[0] - d2 / 2, z2[-1] + d2 / 2), padding=0.02
-        )
-        return z1, z2
+    def _fit_view(self, grid) -> tuple[float, float, float, float]:
+        rect = V.grid_rect(grid.z1.numpy(), grid.z2.numpy())  # float64: pyqtgraph's range checks overflow float32
+        self.plot.fit_to(rect)
+        return rect
 
     def _show_heat(self, grid=None) -> None:
         grid = grid if grid is not None else self.grid
-        if grid is None:
-            return
-        lp = grid.log_post[0].numpy()
-        peak = float(lp.max())
-        if self.log_scale.isChecked():
-            img, levels = np.clip(lp - peak, -12.0, 0.0), (-12.0, 0.0)
-        else:
-            img, levels = np.exp(lp - peak), (0.0, 1.0)
-        z1, z2 = grid.z1.double().numpy(), grid.z2.double().numpy()
-        d1, d2 = float(z1[1] - z1[0]), float(z2[1] - z2[0])
-        self.heat.setImage(np.ascontiguousarray(img, dtype=np.float32), levels=levels, autoLevels=False)
-        self.heat.setRect(float(z1[0] - d1 / 2), float(z2[0] - d2 / 2), d1 * len(z1), d2 * len(z2))
+        if grid is not None:
+            self.plot.show_heat(
+                V.heat_image(grid.log_post[0].numpy(), grid.z1.numpy(), grid.z2.numpy(), self.log_scale.isChecked())
+            )
 
     # --- q --------------------------------------------------------------------------------------
     def set_q(self, loc, scale) -> None:
@@ -391,50 +315,35 @@ class PosteriorPanel(QWidget):
             self.sigma_sliders[i].blockSignals(False)
             self.mu_labels[i].setText(f"{self.q_loc[i]:+.2f}")
             self.sigma_labels[i].setText(f"{self.q_scale[i]:.3f}")
-        self._place_handles()
-        self._curve(self.q1, self.q_loc, self.q_scale, 1.0)
-        self._curve(self.q2, self.q_loc, self.q_scale, 2.0)
-        with torch.no_grad():
-            self.recon_image.set_image(
-                self.hub.model.decode_mean(torch.tensor(self.q_loc, dtype=torch.float32)[None])[0]
-            )
+        self.plot.show_q(self.q_loc, self.q_scale)
+        self.recon_image.set_image(decode_image(self.hub.model, self.q_loc))
         if request:
             self._numbers_timer.start()
-
-    def _place_handles(self) -> None:
-        for h, pos in (
-            (self.centre, self.q_loc),
-            (self.handle1, self.q_loc + [self.q_scale[0], 0]),
-            (self.handle2, self.q_loc + [0, self.q_scale[1]]),
-        ):
-            h.blockSignals(True)
-            h.setPos(float(pos[0]), float(pos[1]))
-            h.blockSignals(False)
-
-    @staticmethod
-    def _curve(item, loc, scale, n_sigma) -> None:
-        pts = ellipse_points(loc, np.diag(np.asarray(scale) ** 2), n_sigma, 96)
-        item.setData(pts[:, 0], pts[:, 1])
 
     def request_numbers(self) -> None:
         self._numbers_timer.stop()
         if self.log_px is None or self.x is None:
             return
         self._seed += 1
-        loc = torch.tensor(self.q_loc, dtype=torch.float32)[None]
-        scale = torch.tensor(self.q_scale, dtype=torch.float32)[None]
         self.numbers_runner.submit(
-            _numbers_task, self.hub.model, self.x.clone(), loc, scale, self.log_px, self.k_spin.value(), self._seed
+            posterior_numbers_task,
+            self.hub.model,
+            self.x.clone(),
+            self.q_loc,
+            self.q_scale,
+            self.log_px,
+            self.k_spin.value(),
+            self._seed,
+            SHOWN_SAMPLES,
         )
 
     def _on_numbers_finished(self, task_id: int, result) -> None:
-        num, z, w = result
+        num, z = result.numbers, result.z
         self.numbers = num
         if self._q_is_encoder and self.encoder_numbers is None:
             self.encoder_numbers = num
         # area ∝ k w̃: a sample of average weight is 9 px across, the heaviest at most 30 px
-        sizes = np.clip(9.0 * np.sqrt(len(w) * w), 2.0, 30.0)
-        self.samples.setData(z[:, 0], z[:, 1], size=sizes)
+        self.samples.setData(z[:, 0], z[:, 1], size=V.sample_sizes(result.w))
         self._show_numbers()
         self.numbers_updated.emit()
 
@@ -463,25 +372,30 @@ class PosteriorPanel(QWidget):
     def optimise(self, steps: int = 200) -> None:
         if self.log_px is None or self.x is None:
             return
-        loc = torch.tensor(self.enc_loc, dtype=torch.float32)[None]
-        scale = torch.tensor(self.enc_scale, dtype=torch.float32)[None]
         self.optimise_button.setEnabled(False)
         self.status.setText("Optimising φ = (μ, σ) for this digit …")
         self.opt_runner.submit(
-            _optimise_task, self.hub.model, self.x.clone(), loc, scale, self.log_px, self.k_spin.value(), steps
+            optimise_q_task,
+            self.hub.model,
+            self.x.clone(),
+            self.enc_loc,
+            self.enc_scale,
+            self.log_px,
+            self.k_spin.value(),
+            steps,
         )
 
     def _on_optimise_progress(self, task_id: int, fraction: float, payload) -> None:
         if payload is not None:
             loc, scale, elbo = payload
-            self._curve(self.opt_curve, loc, scale, 1.0)
+            self.plot.set_ellipse(self.opt_curve, loc, scale, 1.0)
             self.status.setText(f"Optimising φ … {100 * fraction:.0f} %, ELBO {elbo:.2f}")
 
     def _on_optimise_finished(self, task_id: int, result) -> None:
-        loc, scale, num, trace = result
-        self.opt_loc, self.opt_scale = loc.astype(np.float64), scale.astype(np.float64)
+        num, trace = result.numbers, result.elbo_trace
+        self.opt_loc, self.opt_scale = result.loc, result.scale
         self.optimised_numbers = num
-        self._curve(self.opt_curve, self.opt_loc, self.opt_scale, 1.0)
+        self.plot.set_ellipse(self.opt_curve, self.opt_loc, self.opt_scale, 1.0)
         self.optimise_button.setEnabled(True)
         self._q_is_encoder = False
         self._set_q(self.opt_loc, self.opt_scale)
@@ -536,7 +450,7 @@ class PosteriorPanel(QWidget):
         if not self.use_drawn.isChecked():
             self.use_drawn.setChecked(True)  # -> _on_source_toggled -> here again
             return
-        x = to_mnist_format(np.asarray(img).reshape(28, 28), invert_if_light_background=False)
+        x = to_mnist_format(np.asarray(img).reshape(SIDE, SIDE), invert_if_light_background=False)
         if self.hub.config.likelihood == "bernoulli":
             x = (x > 0.5).astype(np.float32)  # a Bernoulli model's density is for binary pixels
         self.set_digit(x.reshape(-1), "your drawing")
@@ -552,28 +466,16 @@ class PosteriorPanel(QWidget):
         ok = self.supported()
         for w in (self.optimise_button, self.encoder_button, self.k_spin, *self.mu_sliders, *self.sigma_sliders):
             w.setEnabled(ok)
-        for item in (
-            self.heat,
-            self.q1,
-            self.q2,
-            self.enc_curve,
-            self.opt_curve,
-            self.samples,
-            self.centre,
-            self.handle1,
-            self.handle2,
-        ):
+        for item in self.plot.items_for_q():
             item.setVisible(ok)
         self.message.setVisible(not ok)
         self.grid = self.log_px = self.numbers = None
         self.encoder_numbers = None
         if not ok:
-            self.message.setText(
+            self.plot.show_message(
                 f"The exact posterior needs a 2-D latent;\nthis model has {self.hub.latent_dim} "
                 "dimensions.\nOpen or train a 2-D model."
             )
-            self.message.setPos(0, 0)
-            self.plot.getViewBox().setRange(xRange=(-1, 1), yRange=(-1, 1))
             self.numbers_label.setText("")
             self.status.setText("")
             return

@@ -13,7 +13,6 @@ LatentStatsService, computed off the GUI thread.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -27,7 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lvm_studio.core.images import SIDE
 from lvm_studio.core.latent import ACTIVE_KL_THRESHOLD
+from lvm_studio.core.latent_tasks import ImageSampler, decode_image, encode_one
 from lvm_studio.ui.widgets.controls import KLBar, TestDigitPicker, button
 from lvm_studio.ui.widgets.digit_image import DigitImage
 
@@ -99,7 +100,7 @@ class LatentSlidersPanel(QWidget):
         self.stats_service = hub.latent_stats
         self.stats = None
         self.rows: list[_SliderRow] = []
-        self._sample_gen = torch.Generator().manual_seed(0)
+        self._sampler = ImageSampler(seed=0)  # x ~ p(x|z), repeatable
         self._prior_gen = np.random.default_rng(0)
 
         # decode on the next event-loop pass: coalesces slider storms
@@ -232,14 +233,9 @@ class LatentSlidersPanel(QWidget):
     def decode_now(self) -> None:
         """Decode the current z and show it (on the GUI thread: one row through the decoder)."""
         self._decode_timer.stop()
-        model = self.hub.model
-        with torch.no_grad():
-            z = torch.from_numpy(self.cursor.z)[None]  # (1, latent)
-            if self.sample_radio.isChecked():
-                x = model.sample_x(z, generator=self._sample_gen)[0]  # (784,)
-            else:
-                x = model.decode_mean(z)[0]  # (784,)
-        self.image.set_image(x.reshape(28, 28))
+        model, z = self.hub.model, self.cursor.z
+        x = self._sampler(model, z) if self.sample_radio.isChecked() else decode_image(model, z)  # (N_PIXELS,)
+        self.image.set_image(x.reshape(SIDE, SIDE))
         self.image_updated.emit()
 
     def _on_decode_due(self) -> None:
@@ -265,9 +261,8 @@ class LatentSlidersPanel(QWidget):
         self._schedule_decode()
 
     def _on_from_test_clicked(self) -> None:
-        with torch.no_grad():
-            z_loc, _ = self.hub.model.encode(self.picker.x())  # (1, latent)
-        self.set_z(z_loc[0].numpy().clip(-SLIDER_RANGE_SD, SLIDER_RANGE_SD))
+        z_loc, _ = encode_one(self.hub.model, self.picker.x())  # (latent,)
+        self.set_z(z_loc.astype(np.float32).clip(-SLIDER_RANGE_SD, SLIDER_RANGE_SD))
         self.status.setText(f"z = μ of q(z|x) for test digit {self.picker.index()}")
 
     def _on_random_clicked(self) -> None:

@@ -9,7 +9,6 @@ and only while the panel is visible.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -24,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lvm_studio.core.latent import interpolate, tile_images, traversal_grid, traversal_values
+from lvm_studio.core.latent_tasks import interpolation_strip, traversal_images
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button, dimension_label
 from lvm_studio.ui.widgets.digit_image import DigitImage, save_grey_png
 
@@ -43,7 +42,7 @@ class TraversalPanel(QWidget):
         self.stats_service = hub.latent_stats
         self.grid_array: np.ndarray | None = None
         self.strip_array: np.ndarray | None = None
-        self.grid_codes: torch.Tensor | None = None
+        self.grid_codes = None  # torch (rows, n, latent): the codes of the grid shown
 
         # --- grid controls
         self.dim_a = QComboBox()
@@ -201,16 +200,9 @@ class TraversalPanel(QWidget):
             return
         r, n = self.range_spin.value(), self.steps_spin.value()
         dims = self.dims()
-        z = torch.from_numpy(self.cursor.z)
-        values = traversal_values(-r, r, n)
-        if len(dims) == 1:
-            codes = traversal_grid(z, dims, values)[None]  # (1, n, latent)
-        else:
-            codes = traversal_grid(z, dims, values, values.flip(0))  # (n, n, latent), top row = +r
-        with torch.no_grad():
-            images = self.hub.model.decode_mean(codes)  # (rows, n, 784)
-        self.grid_codes = codes
-        self.grid_array = tile_images(images, gap=1, fill=GAP_FILL)
+        grid = traversal_images(self.hub.model, self.cursor.z, dims, r, n, fill=GAP_FILL)
+        self.grid_codes = grid.codes
+        self.grid_array = grid.tiles
         self.grid_image.set_image(self.grid_array)
         names = [f"z{d + 1}" for d in dims]
         text = f"Columns: {names[0]} from −{r:g} to +{r:g}"
@@ -223,22 +215,13 @@ class TraversalPanel(QWidget):
     def update_strip(self) -> None:
         self._strip_timer.stop()
         try:
-            xa, xb = self.pick_a.x(), self.pick_b.x()  # (1, 784)
+            xa, xb = self.pick_a.x(), self.pick_b.x()  # (1, N_PIXELS)
         except Exception:
             return
-        with torch.no_grad():
-            z_loc, _ = self.hub.model.encode(torch.cat([xa, xb]))  # (2, latent)
-            codes = interpolate(z_loc[0], z_loc[1], self.strip_steps.value(), self.method.currentData())
-            images = self.hub.model.decode_mean(codes)  # (n, 784)
-        n = images.shape[0]
         # originals | decoded path | original, with a wider gap around the path
-        row = torch.cat([xa, torch.full((1, 784), GAP_FILL), images, torch.full((1, 784), GAP_FILL), xb])
-        tiles = tile_images(row[None], gap=1, fill=GAP_FILL)
-        keep = np.ones(tiles.shape[1], dtype=bool)
-        step = 29
-        keep[step + 8 : 2 * step - 1] = False  # narrow the two spacer tiles to 8 pixels
-        keep[(n + 2) * step + 8 : (n + 3) * step - 1] = False
-        self.strip_array = tiles[:, keep]
+        self.strip_array = interpolation_strip(
+            self.hub.model, xa, xb, self.strip_steps.value(), self.method.currentData(), fill=GAP_FILL, spacer=8
+        )
         self.strip_image.set_image(self.strip_array)
         self.strip_updated.emit()
 

@@ -8,13 +8,17 @@ dimension_label: 'z3 (KL 2.41)' for combo boxes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget
 
 from lvm_studio.ui.widgets.digit_image import DigitImage
+
+if TYPE_CHECKING:
+    import torch
 
 
 def labelled(widget: QWidget, text: str) -> QWidget:
@@ -89,7 +93,7 @@ class TestDigitPicker(QWidget):
         self._refresh_thumb()
 
     def x(self) -> torch.Tensor:
-        """The chosen evaluation image, (1, 784)."""
+        """The chosen evaluation image, (1, N_PIXELS)."""
         return self._hub.eval_x("test")[self.spin.value()][None].clone()
 
     def _refresh_thumb(self) -> None:

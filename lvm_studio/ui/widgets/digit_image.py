@@ -1,7 +1,7 @@
 """Grey digit images: conversion to uint8 and QImage, a crisp scaled view, PNG export, a draw pad.
 
 DigitImage: crisp grey digits (nearest-neighbour, aspect kept), cheap to repaint.
-DrawPad: draw a digit with the mouse on a 28 × 28 grid.
+DrawPad: draw a digit with the mouse on a SIDE × SIDE (28 × 28) grid.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def grey_qimage(img: np.ndarray | torch.Tensor) -> QImage:
 
 
 class DigitImage(QWidget):
-    """Paints a grey image (28 × 28 digit or a tiled grid) scaled with nearest neighbour, aspect kept.
+    """Paints a grey image (a SIDE × SIDE digit or a tiled grid) scaled with nearest neighbour, aspect kept.
 
     `painted` counts paint events (the latency bench waits for it to move).
     """
@@ -112,16 +112,16 @@ def save_grey_png(path: str, img: np.ndarray, scale: int = 4) -> bool:
 
 
 class DrawPad(QWidget):
-    """Draw a digit with the mouse on a 28 × 28 grid (left button draws, right button erases).
+    """Draw a digit with the mouse on a SIDE × SIDE grid (left button draws, right button erases).
 
-    Emits drawn(np.ndarray (784,) float32 in [0, 1]) when a stroke ends.
+    Emits drawn(np.ndarray (N_PIXELS,) float32 in [0, 1]) when a stroke ends.
     """
 
     drawn = Signal(object)
 
     def __init__(self, parent=None, side: int = 168):
         super().__init__(parent)
-        self._img = np.zeros((28, 28), dtype=np.float32)
+        self._img = np.zeros((SIDE, SIDE), dtype=np.float32)
         self._erase = False
         self.setFixedSize(side, side)
         self.setToolTip("Draw a digit: left button draws, right button erases")
@@ -132,16 +132,16 @@ class DrawPad(QWidget):
         self.update()
 
     def set_image(self, img) -> None:
-        self._img = np.array(img, dtype=np.float32).reshape(28, 28).copy()
+        self._img = np.array(img, dtype=np.float32).reshape(SIDE, SIDE).copy()
         self.update()
 
     def image(self) -> np.ndarray:
         return self._img.reshape(-1).copy()
 
     def _stamp(self, pos: QPointF) -> None:
-        cell = self.width() / 28.0
+        cell = self.width() / SIDE
         cx, cy = pos.x() / cell, pos.y() / cell
-        ys, xs = np.mgrid[0:28, 0:28]
+        ys, xs = np.mgrid[0:SIDE, 0:SIDE]
         d2 = (xs + 0.5 - cx) ** 2 + (ys + 0.5 - cy) ** 2
         ink = np.clip(1.6 - np.sqrt(d2), 0.0, 1.0).astype(np.float32)  # a soft pen about 2.5 pixels wide
         self._img = np.minimum(self._img, 1 - ink) if self._erase else np.maximum(self._img, ink)
