@@ -275,7 +275,7 @@ class SmokeRun:
             "seconds": round(elapsed, 2),  # from the click on Start to the end of the run
             "training_seconds": round(t_stop - self._t_started, 2) if self._t_started else 0.0,
             "batch_size": batch_size,
-            "device": w.device_label.text().removeprefix("device: "),
+            "device": w.training_device,
             "model": w.hub.name,
             "gc_collections": self.gc_timer.count,
             "gc_max_ms": round(1000 * self.gc_timer.max_s, 2),

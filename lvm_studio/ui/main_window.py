@@ -1,45 +1,38 @@
 """The main window: dockable panels around one "current model" (the ModelHub), the training worker,
-menus, status bar and shortcuts.
+menus, status bar and shortcuts. The File menu's work (checkpoints, new models, exports) is in
+ui/main_window_files.py.
 
-Data flow (DESIGN.md §2): the TrainingController runs the Trainer in its own thread and sends
-immutable records and CPU weight snapshots; this window appends the records to `hub.history`
-(the curves panel redraws from it on a timer) and loads each snapshot into the hub's replica,
-which every other panel reads. Commands go back through the controller, between steps.
+Data flow (docs/architecture.md, the data flow while training): the TrainingController runs the
+Trainer in its own thread and sends immutable records and CPU weight snapshots; this window adds
+the records to the hub (`hub.add_record`: the curves panel redraws on `record_added`) and loads
+each snapshot into the hub's replica, which every other panel reads. The title and the status bar
+follow the hub's signals. Commands go back through the controller, between steps.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from PySide6.QtCore import QSettings, QSize, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
 
-from lvm_studio.core.checkpoint import (
-    CheckpointError,
-    history_from_checkpoint,
-    load_checkpoint,
-    make_checkpoint,
-    model_from_checkpoint,
-    save_checkpoint,
-)
 from lvm_studio.core.history import EvalRecord, History, StepRecord
-from lvm_studio.core.pretrained import default_checkpoint_path, pretrained_dir
 from lvm_studio.core.training import Notice, Progress, Snapshot
-from lvm_studio.core.vae import VAE, VAEConfig
+from lvm_studio.core.vae import copy_state_to_cpu
+from lvm_studio.ui.main_window_files import CHECKPOINT_FILTER, CheckpointFiles
 from lvm_studio.ui.panels import PANELS, PanelSpec, load_panel_class
 from lvm_studio.ui.training.curves_panel import CurvesPanel
-from lvm_studio.ui.training.new_model_dialog import NewModelDialog
 from lvm_studio.ui.training.training_panel import TrainingPanel
 from lvm_studio.workers.training_worker import RunResult, TrainingController, TrainingJob
+
+__all__ = ["CHECKPOINT_FILTER", "CLOSE_TIMEOUT_S", "DEFAULT_SIZE", "LAYOUT_VERSION", "MainWindow", "settings_for_user"]
 
 log = logging.getLogger(__name__)
 
 LAYOUT_VERSION = 1
 DEFAULT_SIZE = QSize(1560, 960)
 CLOSE_TIMEOUT_S = 1.0  # the training thread must end this quickly when the window closes
-CHECKPOINT_FILTER = "LVM Studio checkpoints (*.pt);;All files (*)"
 
 _AREAS = {
     "left": Qt.DockWidgetArea.LeftDockWidgetArea,
@@ -53,7 +46,7 @@ def settings_for_user() -> QSettings:
     return QSettings("LVM Studio", "lvm-studio")
 
 
-class MainWindow(QMainWindow):
+class MainWindow(QMainWindow, CheckpointFiles):
     def __init__(
         self,
         hub,
@@ -67,8 +60,7 @@ class MainWindow(QMainWindow):
         self.ask_before_closing = True  # tests and smoke mode turn the save question off
         self.errors: list[str] = []  # every message shown by show_error, newest last
         self._error_box: QMessageBox | None = None
-        self._save_path_pending: Path | None = None
-        self._device_text = "device: –"
+        self.training_device = ""  # the device of the latest run, as the worker describes it
         self.setObjectName("MainWindow")
         self.setDockNestingEnabled(True)
         self.resize(DEFAULT_SIZE)
@@ -114,6 +106,7 @@ class MainWindow(QMainWindow):
         self._apply_default_sizes()
         self.restore_layout()
         self._on_model_changed()
+        self._on_name_changed(hub.name)
         self._on_training_state_changed(self.controller.state)
 
     # --- construction helpers ---------------------------------------------------------
@@ -183,7 +176,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self):
         bar = self.statusBar()
         self.model_label = QLabel()
-        self.device_label = QLabel(self._device_text)
+        self.device_label = QLabel("device: –")
         self.step_label = QLabel("step 0 · epoch 0.00")
         self.rate_label = QLabel("– images/s")
         for w in (self.device_label, self.step_label, self.rate_label, self.model_label):
@@ -208,7 +201,8 @@ class MainWindow(QMainWindow):
         p.eval_requested.connect(self.evaluate_now)
         p.lr_changed.connect(self._on_lr_changed)
         hub.model_changed.connect(self._on_model_changed)
-        hub.weights_updated.connect(self._on_weights_updated)
+        hub.name_changed.connect(self._on_name_changed)
+        hub.dirty_changed.connect(self._on_dirty_changed)
 
     # --- layout -----------------------------------------------------------------------
     def _apply_default_sizes(self):
@@ -240,111 +234,10 @@ class MainWindow(QMainWindow):
         self._apply_default_sizes()
         self.statusBar().showMessage("Layout reset", 3000)
 
-    # --- models and checkpoints -------------------------------------------------------
-    def open_startup_model(self, path: str | Path | None = None) -> None:
-        """--checkpoint if given, else the pretrained default, else the untrained default model."""
-        if path:
-            if self.open_checkpoint(path):
-                return
-        else:
-            default = default_checkpoint_path()
-            if default is not None:
-                try:
-                    self._adopt_checkpoint(load_checkpoint(default), default)
-                    self.statusBar().showMessage(f"Opened the pretrained model {self.hub.name}", 8000)
-                    return
-                except CheckpointError as e:
-                    self.statusBar().showMessage(f"The pretrained model could not be opened: {e}", 15000)
-                    log.warning("pretrained default unusable: %s", e)
-                    self.hub.set_model(VAE(VAEConfig()), name="untrained " + VAEConfig().describe())
-                    return
-        self.hub.set_model(VAE(VAEConfig()), name="untrained " + VAEConfig().describe())
-        if not path:
-            self.statusBar().showMessage(
-                "No pretrained model under pretrained/: an untrained VAE is loaded. Press F5 to train it.", 15000
-            )
-
-    def open_checkpoint(self, path: str | Path) -> bool:
-        """Open a checkpoint as the current model; on error show why and keep the current one."""
-        if self.controller.is_active():
-            self.show_error("Cannot open a checkpoint", "Stop training before opening another model.")
-            return False
-        try:
-            ckpt = load_checkpoint(path)
-            self._adopt_checkpoint(ckpt, path)
-        except CheckpointError as e:
-            self.show_error("Could not open the checkpoint", str(e))
-            return False
-        self.statusBar().showMessage(f"Opened {path}", 5000)
-        return True
-
-    def _adopt_checkpoint(self, ckpt: dict, path) -> None:
-        model = model_from_checkpoint(ckpt)
-        history = history_from_checkpoint(ckpt)
-        self.hub.set_model(
-            model,
-            name=ckpt.get("name"),
-            history=history,
-            step=ckpt.get("step", 0),
-            epoch=ckpt.get("epoch", 0.0),
-            path=path,
-            train_config=ckpt.get("train_config"),
-            optimizer_state=ckpt.get("optimizer"),
-        )
-        self.training_panel.apply_config(ckpt.get("train_config"))
-        try:  # carry on at the optimizer's current learning rate (a decayed one included)
-            self.training_panel.show_lr(float(ckpt["optimizer"]["param_groups"][0]["lr"]))
-        except (KeyError, IndexError, TypeError, ValueError):
-            pass
-
-    def save_checkpoint(self, path: str | Path) -> bool:
-        """While training: the worker saves between steps (with its optimizer). Otherwise: now."""
-        path = Path(path)
-        if self.controller.is_active():
-            self._save_path_pending = path
-            self.controller.request_save(path)
-            self.statusBar().showMessage(f"Saving {path} after the current step…", 3000)
-            return True
-        hub = self.hub
-        try:
-            ckpt = make_checkpoint(
-                hub.model,
-                name=hub.name,
-                optimizer=hub.optimizer_state,
-                train_config=hub.train_config,
-                step=hub.step,
-                epoch=hub.epoch,
-                history=hub.history,
-                metrics=self._headline_metrics(),
-            )
-            save_checkpoint(path, ckpt)
-        except (OSError, RuntimeError) as e:
-            self.show_error("Could not save the checkpoint", f"{path}: {e}")
-            return False
-        hub.path, hub.dirty = path, False
-        self._update_title()
-        self.statusBar().showMessage(f"Saved {path}", 5000)
-        return True
-
-    def _headline_metrics(self) -> dict:
-        evals = self.hub.history.evals
-        if not evals:
-            return {}
-        e = evals[-1]
-        return {"val_elbo": e.elbo, "val_log_px": e.log_px, "k": e.k}
-
-    def new_model(self, config: VAEConfig, name: str | None = None, objective: str = "elbo", k: int = 1) -> None:
-        if self.controller.is_active():
-            self.show_error("Cannot create a model", "Stop training before creating a new model.")
-            return
-        self.hub.set_model(VAE(config), name=name or "untrained " + config.describe())
-        self.training_panel.set_objective(objective, k)
-        self.statusBar().showMessage(f"New model: {config.describe()}", 5000)
-
     # --- training ---------------------------------------------------------------------
     def _job(self, **config_overrides) -> TrainingJob:
         hub = self.hub
-        state = {k: v.detach().clone() for k, v in hub.model.state_dict().items()}  # the job's own copy
+        state = copy_state_to_cpu(hub.model)  # the job's own copy
         history = History(train=list(hub.history.train), evals=list(hub.history.evals))
         config = self.training_panel.train_config(start_epoch=hub.epoch, **config_overrides)
         return TrainingJob(
@@ -420,12 +313,12 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_training_started(self, device_text: str):
-        self._device_text = f"device: {device_text}"
-        self.device_label.setText(self._device_text)
+        self.training_device = device_text
+        self.device_label.setText(f"device: {device_text}")
 
     @Slot(object)
     def _on_step_recorded(self, record: StepRecord):
-        self.hub.history.add(record)
+        self.hub.add_record(record)
         self.step_label.setText(f"step {record.step} · epoch {record.epoch:.2f}")
         self.rate_label.setText(f"{record.images_per_s:,.0f} images/s")
 
@@ -435,7 +328,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_evaluated(self, record: EvalRecord):
-        self.hub.history.add(record)
+        self.hub.add_record(record)
         self.training_panel.show_eval_progress(1.0)
         self.training_panel.add_message(
             f"epoch {record.epoch:.2f}: val ELBO {record.elbo:.2f}, "
@@ -454,13 +347,8 @@ class MainWindow(QMainWindow):
     def _on_notice_posted(self, notice: Notice):
         self.training_panel.add_message(notice.message)
         self.statusBar().showMessage(notice.message, 8000 if notice.kind in ("nan", "diverged") else 4000)
-        if notice.kind == "saved" and self._save_path_pending is not None:
-            self.hub.path, self.hub.dirty = self._save_path_pending, False
-            self._save_path_pending = None
-            self._update_title()
-        elif notice.kind == "save_failed":
-            self._save_path_pending = None
-            self.show_error("Could not save the checkpoint", notice.message)
+        if notice.kind in ("saved", "save_failed"):
+            self._on_save_notice(notice.kind, notice.message)
         elif notice.kind == "diverged":
             self.show_error("Training diverged", notice.message)
 
@@ -473,8 +361,7 @@ class MainWindow(QMainWindow):
         if result.snapshot is not None:
             s = result.snapshot
             self.hub.load_state(s.state_dict, s.step, s.epoch)
-            self.hub.optimizer_state = result.optimizer_state
-            self.hub.train_config = result.train_config
+            self.hub.set_optimizer_state(result.optimizer_state, result.train_config)
         self.step_label.setText(f"step {self.hub.step} · epoch {self.hub.epoch:.2f}")
         if result.reason != "failed":
             self.training_panel.add_message(f"{result.reason} at step {self.hub.step}")
@@ -482,12 +369,15 @@ class MainWindow(QMainWindow):
     # --- hub --------------------------------------------------------------------------
     @Slot()
     def _on_model_changed(self):
-        self.model_label.setText(self.hub.name)
         self.step_label.setText(f"step {self.hub.step} · epoch {self.hub.epoch:.2f}")
+
+    @Slot(str)
+    def _on_name_changed(self, name: str):
+        self.model_label.setText(name)
         self._update_title()
 
-    @Slot(int)
-    def _on_weights_updated(self, step: int):
+    @Slot(bool)
+    def _on_dirty_changed(self, dirty: bool):
         self._update_title()
 
     def _update_title(self):
@@ -506,26 +396,6 @@ class MainWindow(QMainWindow):
         box.open()
         self._error_box = box
 
-    def ask_save_changes(self) -> QMessageBox.StandardButton:
-        """Save, Discard or Cancel for unsaved training progress (tests replace this method)."""
-        return QMessageBox.question(
-            self,
-            "Unsaved training progress",
-            f"{self.hub.name} has training progress that is not saved. Save it before closing?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Save,
-        )
-
-    def _confirm_unsaved(self) -> bool:
-        """True if it is fine to drop the current model (saved, discarded, or nothing to save)."""
-        if not self.hub.dirty or not self.ask_before_closing:
-            return True
-        answer = self.ask_save_changes()
-        if answer == QMessageBox.StandardButton.Save:
-            path = self.hub.path or self._ask_save_path()
-            return bool(path) and self.save_checkpoint(path)
-        return answer == QMessageBox.StandardButton.Discard
-
     # --- closing ----------------------------------------------------------------------
     def closeEvent(self, event):
         if self.controller.is_active() or self.controller.thread_alive():
@@ -537,78 +407,10 @@ class MainWindow(QMainWindow):
             return
         if self.ask_before_closing:  # a user session: remember the layout
             self.save_layout()
-        self.curves_panel._timer.stop()
+        self.curves_panel.stop_redrawing()
         event.accept()
 
-    # --- menu slots -------------------------------------------------------------------
-    def _ask_save_path(self) -> str:
-        start = str(self.hub.path or Path.cwd() / "model.pt")
-        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", start, CHECKPOINT_FILTER)
-        return path
-
-    @Slot()
-    def _on_new_model(self):
-        if not self._confirm_unsaved():
-            return
-        objective = self.training_panel.objective.currentData()
-        dialog = NewModelDialog(self, self.hub.config, objective, self.training_panel.k.value())
-        if dialog.exec() == NewModelDialog.DialogCode.Accepted:
-            objective, k = dialog.objective_choice()
-            self.new_model(dialog.config(), dialog.model_name(), objective, k)
-
-    @Slot()
-    def _on_open(self):
-        if not self._confirm_unsaved():
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", str(Path.cwd()), CHECKPOINT_FILTER)
-        if path:
-            self.open_checkpoint(path)
-
-    @Slot()
-    def _on_save(self):
-        path = self.hub.path if self.hub.path and not _is_pretrained(self.hub.path) else self._ask_save_path()
-        if path:
-            self.save_checkpoint(path)
-
-    @Slot()
-    def _on_save_as(self):
-        path = self._ask_save_path()
-        if path:
-            self.save_checkpoint(path)
-
-    def _export(self, title: str, suffix: str, filt: str, fn):
-        path, _ = QFileDialog.getSaveFileName(self, title, str(Path.cwd() / f"lvm-studio{suffix}"), filt)
-        if not path:
-            return
-        try:
-            fn(path)
-        except OSError as e:
-            self.show_error("Export failed", str(e))
-            return
-        self.statusBar().showMessage(f"Exported {path}", 5000)
-
-    @Slot()
-    def _on_export_png(self):
-        self._export("Export curves as PNG", "-curves.png", "PNG images (*.png)", self.curves_panel.export_png)
-
-    @Slot()
-    def _on_export_svg(self):
-        self._export("Export curves as SVG", "-curves.svg", "SVG images (*.svg)", self.curves_panel.export_svg)
-
-    @Slot()
-    def _on_export_csv(self):
-        self._export("Export history as CSV", "-history.csv", "CSV files (*.csv)", self.curves_panel.export_csv)
-
-    @Slot()
-    def _on_export_screenshot(self):
-        self._export("Save a screenshot of the window", "-window.png", "PNG images (*.png)", self.save_screenshot)
-
-    def save_screenshot(self, path: str | Path) -> Path:
-        path = Path(path)
-        if not self.grab().save(str(path), "PNG"):
-            raise OSError(f"could not write {path}")
-        return path
-
+    # --- help -------------------------------------------------------------------------
     @Slot()
     def _on_show_shortcuts(self):
         rows = [
@@ -636,11 +438,3 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, QMessageBox.StandardButton.Ok, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
-
-
-def _is_pretrained(path: Path) -> bool:
-    """Saving over a shipped pretrained file would break its checksum: ask for a new path instead."""
-    try:
-        return Path(path).resolve().parent == pretrained_dir().resolve()
-    except OSError:
-        return False

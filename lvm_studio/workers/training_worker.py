@@ -10,10 +10,10 @@
 One plain thread per run, named 'lvm-training'. It owns the model it trains and the optimizer;
 the GUI hands it CPU copies of the weights in a TrainingJob and gets back only immutable
 records, CPU weight snapshots and, when the run ends, a RunResult with the final weights and
-optimizer state on the CPU (DESIGN.md §2, data flow). The thread emits one private signal per
-event, received by this object's slot in the GUI thread, which re-emits the typed public
-signals there: any slot, a lambda included, runs in the GUI thread. Commands are queued by the
-Trainer and take effect between steps (or evaluation chunks).
+optimizer state on the CPU (docs/architecture.md, the data flow while training). The thread
+emits one private signal per event, received by this object's slot in the GUI thread, which
+re-emits the typed public signals there: any slot, a lambda included, runs in the GUI thread.
+Commands are queued by the Trainer and take effect between steps (or evaluation chunks).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def warm_up() -> None:
 
     model = VAE(VAEConfig(latent_dim=2, hidden=(4,)))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.bernoulli(torch.full((2, model.config.x_dim), 0.5))  # (2, 784)
+    x = torch.bernoulli(torch.full((2, model.config.x_dim), 0.5))  # (2, N_PIXELS)
     loss = -est.elbo(model, x).elbo.mean()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))

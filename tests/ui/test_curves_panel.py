@@ -45,10 +45,12 @@ def panel(qtbot, hub):
 def test_curves_receive_points_from_the_history(qtbot, panel, hub):
     elbos = [-540.0, -300.0, -200.0, -150.0, -130.0]
     for i, e in enumerate(elbos, 1):
-        hub.history.add(_step(i, e))
-    hub.history.add(_eval(5, elbo=-128.0, log_px=-123.5))
+        hub.add_record(_step(i, e))
+    hub.add_record(_eval(5, elbo=-128.0, log_px=-123.5))
     # the redraw timer picks them up: no call from the test
-    qtbot.waitUntil(lambda: panel._train_raw.n == 5 and len(panel.train_raw_curve.getData()[0]) == 5, timeout=2_000)
+    qtbot.waitUntil(
+        lambda: panel.buffers.train_raw.n == 5 and len(panel.train_raw_curve.getData()[0]) == 5, timeout=2_000
+    )
     x, y = panel.train_raw_curve.getData()
     np.testing.assert_allclose(x, [i / 20 for i in range(1, 6)])
     np.testing.assert_allclose(y, elbos)
@@ -70,25 +72,25 @@ def test_curves_receive_points_from_the_history(qtbot, panel, hub):
 
 
 def test_no_redraw_without_new_records(qtbot, panel, hub):
-    hub.history.add(_step(1, -200.0))
+    hub.add_record(_step(1, -200.0))
     qtbot.waitUntil(lambda: panel.redraws >= 2, timeout=2_000)
     n = panel.redraws
-    qtbot.wait(250)  # several timer ticks, nothing new
+    qtbot.wait(250)  # an absence to check: a quarter of a second without new records, and no redraw
     assert panel.redraws == n
 
 
 def test_buffers_grow_past_their_capacity(panel, hub):
     elbos = -100.0 - np.arange(3000) % 7
     for i, e in enumerate(elbos, 1):
-        hub.history.add(_step(i, float(e)))
+        hub.add_record(_step(i, float(e)))
     panel.redraw()
-    np.testing.assert_allclose(panel._train_raw.ys, elbos)
-    assert panel._train_raw.n == 3000
+    np.testing.assert_allclose(panel.buffers.train_raw.ys, elbos)
+    assert panel.buffers.train_raw.n == 3000
 
 
 def test_a_new_history_replaces_the_curves(panel, hub, tiny_model):
-    hub.history.add(_step(1, -200.0))
-    hub.history.add(_eval(1, -190.0, -185.0))
+    hub.add_record(_step(1, -200.0))
+    hub.add_record(_eval(1, -190.0, -185.0))
     panel.redraw()
     assert panel.evals_plotted == 1
     history = History(train=[_step(1, -90.0), _step(2, -89.0)], evals=[])
@@ -98,8 +100,8 @@ def test_a_new_history_replaces_the_curves(panel, hub, tiny_model):
 
 
 def test_iw_bounds_get_one_curve_per_k(panel, hub):
-    hub.history.add(_eval(1, -130.0, -125.0, iw=((1, -130.2), (5, -127.0), (50, -125.5))))
-    hub.history.add(_eval(2, -120.0, -116.0, iw=((1, -120.1), (5, -118.0), (50, -116.4))))
+    hub.add_record(_eval(1, -130.0, -125.0, iw=((1, -130.2), (5, -127.0), (50, -125.5))))
+    hub.add_record(_eval(2, -120.0, -116.0, iw=((1, -120.1), (5, -118.0), (50, -116.4))))
     panel.redraw()
     assert sorted(panel._iw_curves) == [1, 5, 50]
     assert list(panel._iw_curves[5].getData()[1]) == [-127.0, -118.0]
@@ -109,8 +111,8 @@ def test_iw_bounds_get_one_curve_per_k(panel, hub):
 
 def test_hover_shows_the_nearest_values(qtbot, panel, hub):
     for i in range(1, 21):
-        hub.history.add(_step(i, -200.0 + i))
-    hub.history.add(_eval(10, -185.0, -180.25))
+        hub.add_record(_step(i, -200.0 + i))
+    hub.add_record(_eval(10, -185.0, -180.25))
     panel.redraw()
     html = panel.hover_html(0.5)  # epoch 0.5 = record 10
     assert "epoch 0.50" in html and "train ELBO -190.00" in html
@@ -127,8 +129,8 @@ def test_hover_shows_the_nearest_values(qtbot, panel, hub):
 
 def test_export_png_svg_and_csv(panel, hub, tmp_path):
     for i in range(1, 11):
-        hub.history.add(_step(i, -150.0 + i))
-    hub.history.add(_eval(10, -141.0, -137.0, iw=((5, -139.0),)))
+        hub.add_record(_step(i, -150.0 + i))
+    hub.add_record(_eval(10, -141.0, -137.0, iw=((5, -139.0),)))
     png = panel.export_png(tmp_path / "curves.png")
     image = QImage(str(png))
     assert not image.isNull() and image.width() >= 2 * panel.view.width() - 2
@@ -149,8 +151,8 @@ def test_export_png_svg_and_csv(panel, hub, tmp_path):
 def test_follow_leaves_out_the_first_steps_until_the_user_zooms(qtbot, panel, hub):
     elbos = [-540.0, -400.0] + [-110.0 + 0.01 * i for i in range(998)]
     for i, e in enumerate(elbos, 1):
-        hub.history.add(_step(i, e))
-    hub.history.add(_eval(1000, -105.0, -100.0))
+        hub.add_record(_step(i, e))
+    hub.add_record(_eval(1000, -105.0, -100.0))
     panel.redraw()
     lo, hi = panel.bounds_plot.vb.viewRange()[1]
     assert -115.0 < lo < -109.0 and -100.0 < hi < -95.0  # the first records are off-screen
@@ -158,8 +160,23 @@ def test_follow_leaves_out_the_first_steps_until_the_user_zooms(qtbot, panel, hu
     panel.bounds_plot.vb.sigRangeChangedManually.emit([True, True])
     assert not panel.follow.isChecked()
     panel.bounds_plot.vb.setYRange(-600.0, 0.0, padding=0)
-    hub.history.add(_step(1001, -99.0))
+    hub.add_record(_step(1001, -99.0))
     panel.redraw()
     assert panel.bounds_plot.vb.viewRange()[1] == pytest.approx([-600.0, 0.0])
     panel.follow.setChecked(True)
     assert panel.bounds_plot.vb.viewRange()[1][0] > -115.0
+
+
+def test_redraws_follow_the_records_not_a_clock(qtbot, panel, hub):
+    n = panel.redraws
+    hub.add_record(_step(1, -200.0))
+    qtbot.waitUntil(lambda: panel.redraws == n + 1, timeout=2_000)
+    for i in range(2, 12):  # a burst of records: one redraw for all of them
+        hub.add_record(_step(i, -190.0))
+    qtbot.waitUntil(lambda: panel.buffers.train_raw.n == 11, timeout=2_000)
+    assert panel.redraws == n + 2
+    panel.stop_redrawing()  # the window is closing: records no longer schedule a redraw
+    hub.add_record(_step(12, -180.0))
+    assert not panel._timer.isActive()
+    panel.redraw()  # an explicit redraw still draws
+    assert panel.buffers.train_raw.n == 12

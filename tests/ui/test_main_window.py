@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 from lvm_studio.core.checkpoint import load_checkpoint
 from lvm_studio.core.history import EvalRecord, StepRecord
 from lvm_studio.core.training import Trainer
-from lvm_studio.core.vae import VAEConfig
-from lvm_studio.ui import main_window as main_window_module
+from lvm_studio.core.vae import VAEConfig, copy_state_to_cpu
+from lvm_studio.ui import main_window_files
 from lvm_studio.ui.panels import PanelSpec
 from lvm_studio.ui.training.new_model_dialog import NewModelDialog, parse_hidden
 from lvm_studio.workers.training_worker import live_training_threads
@@ -66,7 +66,8 @@ def test_start_pause_resume_stop_from_the_panel(qtbot, window):
     qtbot.waitUntil(lambda: "paused at step" in p.messages(), timeout=5_000)
     assert p.pause_button.text() == "Resume" and p.state_label.text() == "Paused"
     n = len(window.hub.history.train)
-    qtbot.wait(250)
+    with qtbot.assertNotEmitted(window.hub.record_added, wait=250):  # no record while paused
+        pass
     assert len(window.hub.history.train) == n
 
     qtbot.mouseClick(p.pause_button, Qt.MouseButton.LeftButton)
@@ -136,7 +137,7 @@ def test_cancel_on_close_keeps_the_window_and_its_progress(qtbot, window, monkey
     assert not window.close()
     assert window.isVisible() and window.controller.state == "idle" and window.hub.dirty
     # Save writes the checkpoint and then closes
-    window.hub.path = tmp_path / "kept.pt"
+    window.hub.set_path(tmp_path / "kept.pt")
     monkeypatch.setattr(window, "ask_save_changes", lambda: QMessageBox.StandardButton.Save)
     assert window.close()
     ckpt = load_checkpoint(tmp_path / "kept.pt")
@@ -305,7 +306,7 @@ def test_new_model_dialog_and_parse_hidden(qtbot, window):
 
 
 def test_start_up_model(qtbot, window, monkeypatch, tmp_path):
-    monkeypatch.setattr(main_window_module, "default_checkpoint_path", lambda: None)
+    monkeypatch.setattr(main_window_files, "default_checkpoint_path", lambda: None)
     window.open_startup_model()
     assert window.hub.name.startswith("untrained") and window.hub.config == VAEConfig()
     assert "No pretrained model" in window.statusBar().currentMessage()
@@ -313,13 +314,13 @@ def test_start_up_model(qtbot, window, monkeypatch, tmp_path):
     path = tmp_path / "pre.pt"
     window.new_model(VAEConfig(latent_dim=2, hidden=(16,)), name="pretrained test model")
     window.save_checkpoint(path)
-    monkeypatch.setattr(main_window_module, "default_checkpoint_path", lambda: path)
+    monkeypatch.setattr(main_window_files, "default_checkpoint_path", lambda: path)
     window.open_startup_model()
     assert window.hub.name == "pretrained test model" and window.hub.latent_dim == 2
 
     broken = tmp_path / "broken.pt"
     broken.write_text("not a checkpoint")
-    monkeypatch.setattr(main_window_module, "default_checkpoint_path", lambda: broken)
+    monkeypatch.setattr(main_window_files, "default_checkpoint_path", lambda: broken)
     window.open_startup_model()
     assert window.hub.name.startswith("untrained") and "could not be opened" in window.statusBar().currentMessage()
 
@@ -333,3 +334,54 @@ def test_history_records_reach_the_hub_in_order(qtbot, window):
     assert all(isinstance(r, StepRecord) for r in h.train) and all(isinstance(e, EvalRecord) for e in h.evals)
     assert [e.step for e in h.evals][:2] == [15, 30]
     assert "evaluation" in window.training_panel.eval_bar.format()
+
+
+def _record(step):
+    return StepRecord(
+        step=step, epoch=step / 100, elbo=-150.0, recon=-145.0, kl=5.0, loss=150.0, lr=1e-3, beta=1.0, images_per_s=1.0
+    )
+
+
+def test_hub_fields_are_read_only_and_each_setter_announces_its_change(qtbot, hub, tmp_path):
+    for field in ("dirty", "path", "name", "history", "step", "epoch", "train_config", "optimizer_state"):
+        with pytest.raises(AttributeError):
+            setattr(hub, field, None)
+    seen = []
+    hub.dirty_changed.connect(lambda dirty: seen.append(("dirty", dirty)))
+    hub.path_changed.connect(lambda path: seen.append(("path", path)))
+    hub.name_changed.connect(lambda name: seen.append(("name", name)))
+    hub.record_added.connect(lambda record: seen.append(("record", record.step)))
+    hub.optimizer_state_changed.connect(lambda: seen.append(("optimizer",)))
+    state = copy_state_to_cpu(hub.model)
+    hub.load_state(state, step=7, epoch=0.5)
+    hub.load_state(state, step=8, epoch=0.6)  # already dirty: announced once
+    hub.add_record(_record(8))
+    hub.set_optimizer_state({"state": {}, "param_groups": []}, {"lr": 1e-3})
+    hub.mark_saved(tmp_path / "m.pt")
+    hub.set_name("renamed")
+    hub.set_name("renamed")  # no change, no signal
+    assert seen == [
+        ("dirty", True),
+        ("record", 8),
+        ("optimizer",),
+        ("path", tmp_path / "m.pt"),
+        ("dirty", False),
+        ("name", "renamed"),
+    ]
+    assert (hub.step, hub.epoch, hub.path, hub.dirty) == (8, 0.6, tmp_path / "m.pt", False)
+    assert hub.history.train == [_record(8)] and hub.train_config == {"lr": 1e-3}
+    # a different model resets every field and announces what changed
+    hub.load_state(state, step=9, epoch=0.7)
+    seen.clear()
+    hub.set_model(hub.model, name="other")
+    assert {("dirty", False), ("name", "other"), ("path", None), ("optimizer",)} <= set(seen)
+    assert hub.step == 0 and hub.history.train == [] and hub.optimizer_state is None
+
+
+def test_the_title_and_status_bar_follow_the_hub(window, hub, tmp_path):
+    hub.load_state(copy_state_to_cpu(hub.model), step=3, epoch=0.1)
+    assert window.windowTitle() == "LVM Studio — tiny VAE •"
+    hub.mark_saved(tmp_path / "saved.pt")
+    assert window.windowTitle() == "LVM Studio — tiny VAE"
+    hub.set_name("renamed")
+    assert window.windowTitle() == "LVM Studio — renamed" and window.model_label.text() == "renamed"

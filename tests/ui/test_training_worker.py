@@ -75,7 +75,8 @@ def test_start_pause_resume_stop(qtbot, controller, tiny_model, small_mnist, tin
     qtbot.waitUntil(lambda: "paused" in rec.kinds(), timeout=5_000)
     assert controller.state == "paused"
     paused_at = next(n.step for n in rec.notices if n.kind == "paused")
-    qtbot.wait(300)  # the event loop runs on; no step may be taken while paused
+    with qtbot.assertNotEmitted(controller.step_recorded, wait=300):  # the event loop runs on; no step while paused
+        pass
     assert all(r.step <= paused_at for r in rec.steps)
 
     controller.resume()

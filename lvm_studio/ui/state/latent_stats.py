@@ -24,7 +24,7 @@ class LatentStatsService(QObject):
     def __init__(self, hub, parent=None):
         super().__init__(parent)
         self._hub = hub
-        self.stats = None
+        self._stats = None
         self._last_t = 0.0
         self.runner = TaskRunner("latent-stats", self)
         self.runner.finished.connect(self._on_finished)
@@ -37,6 +37,11 @@ class LatentStatsService(QObject):
         hub.data_changed.connect(self.refresh)
         self.refresh()
 
+    @property
+    def stats(self):
+        """core.latent.LatentStats of the current model, or None until its first result arrives."""
+        return self._stats
+
     def refresh(self) -> None:
         try:
             x_val = self._hub.eval_x("val")
@@ -47,7 +52,7 @@ class LatentStatsService(QObject):
         self.runner.submit(latent_stats_task, self._hub.model, x_val)
 
     def _on_model_changed(self) -> None:
-        self.stats = None
+        self._stats = None
         self.refresh()
 
     def _on_weights_updated(self, step: int) -> None:
@@ -57,7 +62,7 @@ class LatentStatsService(QObject):
     def _on_finished(self, task_id: int, stats) -> None:
         if stats.mean_kl.numel() != self._hub.latent_dim:
             return  # for a model that has since been replaced
-        self.stats = stats
+        self._stats = stats
         self.stats_changed.emit()
 
     def _on_failed(self, task_id: int, message: str) -> None:
