@@ -1,6 +1,6 @@
 """The app while it trains: event-loop stalls, and training throughput against headless training.
 
-    python bench/app_smoke.py [--seconds 30] [--rounds 1] [--json]
+    python -m bench.app_smoke [--seconds 30] [--rounds 1] [--json]
 
 Each round runs, back to back and in alternating order (so a drifting machine load hits both
 alike), each in a fresh process with the same environment:
@@ -22,18 +22,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import load_model, run_module
 
 
 def headless_images_per_s(seconds: float, batch_size: int = 128) -> dict:
     import torch
 
-    from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
     from lvm_studio.core.data import load_mnist
     from lvm_studio.core.history import StepRecord
     from lvm_studio.core.pretrained import default_checkpoint_path
@@ -42,7 +39,7 @@ def headless_images_per_s(seconds: float, batch_size: int = 128) -> dict:
 
     path = default_checkpoint_path()
     if path is not None:
-        model, name = model_from_checkpoint(load_checkpoint(path)), path.name
+        model, name = load_model(path)[0], path.name
     else:
         torch.manual_seed(0)
         model, name = VAE(VAEConfig()), "untrained " + VAEConfig().describe()
@@ -65,9 +62,7 @@ def headless_images_per_s(seconds: float, batch_size: int = 128) -> dict:
 
 
 def headless(seconds: float) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--headless", str(seconds)], capture_output=True, text=True, timeout=seconds + 180
-    )
+    proc = run_module("bench.app_smoke", "--headless", str(seconds), timeout_s=seconds + 180)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"headless run failed ({proc.returncode}): {proc.stderr[-1500:]}")
@@ -78,13 +73,7 @@ def app_smoke(seconds: float) -> dict:
     env = dict(os.environ)
     if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
         env.setdefault("QT_QPA_PLATFORM", "offscreen")
-    proc = subprocess.run(
-        [sys.executable, "-m", "lvm_studio", "--smoke", str(seconds)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=seconds + 180,
-    )
+    proc = run_module("lvm_studio", "--smoke", str(seconds), env=env, timeout_s=seconds + 180)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"smoke run failed ({proc.returncode}): {proc.stderr[-1500:]}")

@@ -1,6 +1,6 @@
 """Mixtures on MNIST (issue 5): clustering quality and a Bernoulli mixture's exact test log p(x).
 
-    nice -n 5 python -m bench.clusters --checkpoint /tmp/vae32.pt [--fit-on train] [--k 10] [--seed 0]
+    nice -n 5 python -m bench.clusters [--checkpoint /tmp/vae32.pt] [--fit-on train] [--k 10] [--seed 0]
         [--pca-dim 50] [--bmm-k 10 50] [--vae-n 10000] [--vae-k 100] [--only vae pca bmm playground] [--threads 1]
 
 Runs the Digit clusters panel's own task functions (no Qt event loop, no thread):
@@ -18,54 +18,32 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 import time
 
 import torch
 
-from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
+from bench.common import BenchContext, add_model_argument, load_model, qt_app, repeat_ms, show
 from lvm_studio.core.data import load_mnist
 
 
-class _Ctx:
-    """The TaskContext interface, for running a panel task in this thread."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self._last = -1.0
-
-    def cancelled(self) -> bool:
-        return False
-
-    def check(self) -> None:
-        pass
-
-    def report(self, fraction: float, payload=None) -> None:
-        if fraction - self._last >= 0.1 or fraction >= 1.0 and self._last < 1.0:
-            self._last = fraction
-            extra = f" iteration {payload[2]}, mean log p {payload[3]:.3f}" if payload else ""
-            print(f"[{self.label}] {100 * fraction:5.1f} %{extra}", file=sys.stderr, flush=True)
+def _ctx(label: str) -> BenchContext:
+    """A context that prints the fit's progress: payload[2] is the EM iteration, payload[3] the mean log p."""
+    return BenchContext(label, lambda payload: f" iteration {payload[2]}, mean log p {payload[3]:.3f}")
 
 
 def bench_playground(repeats: int = 60) -> dict:
     """Median milliseconds per EM iteration in the playground, 300 points of each built-in set with
     its suggested K: the core EMSession alone, and the panel's iterate() plus a synchronous repaint
     (offscreen Qt, 1200 × 800, ellipses on, density off)."""
-    import os
-    import statistics
-
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
     from lvm_studio.core.em_session import EMSession
     from lvm_studio.core.gmm import GMMConfig
     from lvm_studio.core.points2d import POINT_SETS, SUGGESTED_COMPONENTS, make_point_set
     from lvm_studio.ui.mixtures.em_playground_panel import EMPlaygroundPanel
 
-    app = QApplication.instance() or QApplication([])
-    panel = EMPlaygroundPanel(None)
-    panel.resize(1200, 800)
-    panel.show()
+    app = qt_app()
+    panel = show(EMPlaygroundPanel(None), (1200, 800))
     app.processEvents()
     out = {}
     for name in POINT_SETS:
@@ -73,19 +51,10 @@ def bench_playground(repeats: int = 60) -> dict:
         s = EMSession(GMMConfig(n_components=SUGGESTED_COMPONENTS[name], seed=0))
         s.set_points(x)
         s.reset()
-        core = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            s.iterate()
-            core.append(1e3 * (time.perf_counter() - t0))
+        core = repeat_ms(s.iterate, repeats)
         panel.set_point_set(name)
         app.processEvents()
-        gui = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            panel.iterate()
-            panel.repaint()
-            gui.append(1e3 * (time.perf_counter() - t0))
+        gui = repeat_ms(lambda: (panel.iterate(), panel.repaint()), repeats)
         out[name] = {
             "k": SUGGESTED_COMPONENTS[name],
             "core_ms": round(statistics.median(core), 2),
@@ -100,7 +69,7 @@ def main(argv=None) -> dict:
     from lvm_studio.ui.mixtures.digit_clusters_panel import fit_clusters_task, fit_density_task
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True)
+    add_model_argument(p, "--checkpoint", latent_dim=32)
     p.add_argument("--fit-on", default="train", choices=("10k", "train", "trainval"))
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--covariance", default="full")
@@ -117,8 +86,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(a.threads)
     want = lambda name: a.only is None or name in a.only
 
-    ckpt = load_checkpoint(a.checkpoint)
-    model = model_from_checkpoint(ckpt)
+    model, ckpt = load_model(a.checkpoint)
     data = load_mnist()
     out = {
         "checkpoint": a.checkpoint,
@@ -138,7 +106,7 @@ def main(argv=None) -> dict:
             continue
         t0 = time.perf_counter()
         r = fit_clusters_task(
-            _Ctx(space),
+            _ctx(space),
             model,
             data,
             space,
@@ -175,7 +143,7 @@ def main(argv=None) -> dict:
             # the VAE's estimate does not depend on K: compute it once, with the first mixture
             n_vae = a.vae_n if vae_done is None else 0
             r = fit_density_task(
-                _Ctx(f"bmm K={k}"),
+                _ctx(f"bmm K={k}"),
                 model if model.config.likelihood == "bernoulli" else None,
                 data,
                 a.fit_on,

@@ -1,7 +1,14 @@
-"""Training throughput and log p(x) evaluation speed, each against a baseline in the same run."""
+"""Training throughput and log p(x) evaluation speed, each against a baseline in the same run.
+
+    python -m bench.core_speed [--steps 200] [--rounds 2] [--k 1000] [--n 50] [--only training log_px]
+
+(bench.run runs both as its 'training' and 'log_px' sections.) Prints JSON.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import time
 
@@ -9,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lvm_studio.core.data import MNIST
+from lvm_studio.core.data import MNIST, N_PIXELS, load_mnist
 from lvm_studio.core.estimators import iwae_log_px
 from lvm_studio.core.history import StepRecord
 from lvm_studio.core.training import TrainConfig, Trainer
@@ -21,7 +28,7 @@ BENCH_CONFIG = VAEConfig(latent_dim=32, hidden=(512, 512), activation="elu")
 def plain_training_loop(x_train: torch.Tensor, steps: int, batch_size: int = 128, seed: int = 0) -> float:
     """A minimal VAE loop of the same architecture, as in pytorch/examples vae/main.py; images/s."""
     torch.manual_seed(seed)
-    d, h, latent = 784, 512, BENCH_CONFIG.latent_dim
+    d, h, latent = N_PIXELS, 512, BENCH_CONFIG.latent_dim
     enc = nn.Sequential(nn.Linear(d, h), nn.ELU(), nn.Linear(h, h), nn.ELU(), nn.Linear(h, 2 * latent))
     dec = nn.Sequential(nn.Linear(latent, h), nn.ELU(), nn.Linear(h, h), nn.ELU(), nn.Linear(h, d))
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
@@ -114,3 +121,25 @@ def bench_log_px(data: MNIST, k: int = 1000, n: int = 50, model: VAE | None = No
         "matmul_gflops": peak,
         "log_px_fraction_of_matmul": achieved / peak,
     }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=200, help="timed training steps per round")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of both training loops")
+    p.add_argument("--k", type=int, default=1000, help="importance samples per image for log p(x)")
+    p.add_argument("--n", type=int, default=50, help="test images for log p(x)")
+    p.add_argument("--only", nargs="*", default=None, choices=("training", "log_px"))
+    a = p.parse_args(argv)
+    data = load_mnist()
+    out = {}
+    if a.only is None or "training" in a.only:
+        out.update(bench_training(data, a.steps, a.rounds))
+    if a.only is None or "log_px" in a.only:
+        out.update(bench_log_px(data, a.k, a.n))
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """EM speed: lvm_studio's GaussianMixture against scikit-learn's, from identical starting points.
 
-    python bench/em.py [--n 60000] [--d 16] [--k 10] [--iters 100] [--dtype float64] [--repeats 3] [--threads T]
+    python -m bench.em [--n 60000] [--d 16] [--k 10] [--iters 100] [--dtype float64] [--repeats 3] [--threads T]
 
 Both fit the same synthetic D-dimensional K-component mixture for exactly ``iters`` EM
 iterations (tol = 0), both starting from our k-means++ means, uniform weights and the shared
@@ -145,7 +145,7 @@ def bench_em(
     return result
 
 
-def main():
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=60000)
     parser.add_argument("--d", type=int, default=16)
@@ -156,7 +156,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for both (default: as is)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(
         json.dumps(
             bench_em(
@@ -165,7 +165,8 @@ def main():
             indent=2,
         )
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Inpainting speed and quality: `python bench/inpainting.py [--checkpoint PATH] [--n 1000] [--threads N]`.
+"""Inpainting speed and quality: `python -m bench.inpainting [--checkpoint PATH] [--n 1000] [--threads N]`.
 
 Prints one JSON object. Speed: a 200-step fit of one digit (top half missing), median wall time,
 beside a plain autograd + torch.optim.Adam fit of the same objective measured in the same run.
@@ -11,9 +11,8 @@ true missing pixels, nats per digit (mean and standard error over digits), for
     importance   self-normalised importance weights with the fitted q as proposal (≈ log p(x_m|x_o))
 See lvm_studio.core.inpainting.MissingPixelScores for the exact definitions.
 
-The model: --checkpoint, else the default pretrained model (pretrained/manifest.json), else any
-pretrained/*.pt, else a VAE trained here for about three minutes (default architecture), cached
-in the system's temp folder.
+The model: --checkpoint, by default the shipped 32-D model (pretrained/manifest.json); without it,
+a VAE trained here for about three minutes (default architecture), cached in the system's temp folder.
 """
 
 from __future__ import annotations
@@ -28,15 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import torch
 
+from bench.common import add_model_argument, load_model, median_ms, pretrained_path
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core import masks
 from lvm_studio.core.data import MNIST, load_mnist
 
-ROOT = Path(__file__).resolve().parents[1]
 OWN_MODEL = Path(tempfile.gettempdir()) / "lvm_studio_bench_inpainting_vae.pt"
 
 
@@ -71,28 +68,22 @@ def train_own_model(data: MNIST, seconds: float = 170.0, seed: int = 0):
 
 
 def find_model(data: MNIST, checkpoint: str | None = None, train_seconds: float = 170.0):
-    """(model, description): --checkpoint, else pretrained/*.pt, else the cached or a freshly trained bench model."""
-    from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
-    from lvm_studio.core.pretrained import default_checkpoint_path
-
-    if checkpoint:
-        candidates = [Path(checkpoint)]
-    else:
-        default = default_checkpoint_path()
-        candidates = ([default] if default else []) + sorted((ROOT / "pretrained").glob("*.pt")) + [OWN_MODEL]
-    for path in candidates:
-        if path.is_file():
-            ckpt = load_checkpoint(path)
-            model = model_from_checkpoint(ckpt)
-            desc = (
-                f"{path.name}: {ckpt.get('name')} ({model.config.describe()}), epoch {ckpt.get('epoch')}, "
-                f"metrics {ckpt.get('metrics')}"
-            )
-            return model, desc
-        if checkpoint:
-            raise FileNotFoundError(path)
-    _log(f"no checkpoint found; training the default VAE for {train_seconds:.0f} s")
-    return train_own_model(data, train_seconds)
+    """(model, description): the checkpoint, else the shipped 32-D model, else the cached or a freshly
+    trained bench model."""
+    path = Path(checkpoint) if checkpoint else pretrained_path(32)
+    if path is None and OWN_MODEL.is_file():
+        path = OWN_MODEL
+    if path is None:
+        _log(f"no checkpoint found; training the default VAE for {train_seconds:.0f} s")
+        return train_own_model(data, train_seconds)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    model, ckpt = load_model(path)
+    desc = (
+        f"{path.name}: {ckpt.get('name')} ({model.config.describe()}), epoch {ckpt.get('epoch')}, "
+        f"metrics {ckpt.get('metrics')}"
+    )
+    return model, desc
 
 
 def _freeze(model):
@@ -125,22 +116,6 @@ def autograd_fit(model, x, missing, steps: int = 200, n_samples: int = 4, lr: fl
     return mu.detach(), log_sigma.detach().exp()
 
 
-def _median_ms(fn, repeats: int) -> tuple[float, float]:
-    """Median wall time and median process CPU time of fn(), ms.
-
-    On a shared machine the wall time includes waiting for a core; the CPU time (all threads of
-    this process) is the work itself, and equals the wall time on an idle core with one thread.
-    """
-    fn()  # warm-up: allocator, kernels
-    wall, cpu = [], []
-    for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
-
-
 def bench_fit_time(
     model,
     data: MNIST | None = None,
@@ -167,9 +142,9 @@ def bench_fit_time(
     def run():
         loops.append(ip.fit_q(model, x, missing, cfg).seconds)
 
-    fit_ms, fit_cpu_ms = _median_ms(run, repeats)
+    fit_ms, fit_cpu_ms = median_ms(run, repeats)
     reports_cfg = ip.InpaintConfig(**{**cfg.__dict__, "report_every": 10})
-    with_reports_ms, _ = _median_ms(lambda: ip.fit_q(model, x, missing, reports_cfg, callback=lambda p: None), repeats)
+    with_reports_ms, _ = median_ms(lambda: ip.fit_q(model, x, missing, reports_cfg, callback=lambda p: None), repeats)
     out = {
         "steps": steps,
         "n_samples": cfg.n_samples,
@@ -181,7 +156,7 @@ def bench_fit_time(
         "with_reports_ms": round(with_reports_ms, 1),
     }
     if baseline:
-        auto_ms, auto_cpu_ms = _median_ms(
+        auto_ms, auto_cpu_ms = median_ms(
             lambda: autograd_fit(model, x, missing, steps, cfg.n_samples, cfg.lr), max(3, repeats // 2)
         )
         out.update(
@@ -294,7 +269,7 @@ def inpaint_quality(
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", help="model to use (default: pretrained/*.pt, else train one)")
+    add_model_argument(p, "--checkpoint", latent_dim=32, help="model to use (none shipped: train one)")
     p.add_argument("--n", type=int, default=1000, help="test digits for the quality figures")
     p.add_argument("--k", type=int, default=500, help="z samples per digit for the mean-field scores")
     p.add_argument("--k-importance", type=int, default=2000, help="z samples per digit for the importance score")

@@ -1,6 +1,6 @@
 """Inpainting canvas under fast strokes.
 
-    QT_QPA_PLATFORM=offscreen python -m bench.inpainting_canvas [--checkpoint PATH]
+    python -m bench.inpainting_canvas [--checkpoint PATH]
 
 Mouse-move events, one every --interval-ms (default 8 ms: a 125 Hz mouse), each --jump pixels
 from the last (default 1.5: a fast pen crosses the 28-pixel canvas in ~150 ms), in back-to-back
@@ -19,7 +19,7 @@ top half hidden. Per move event it measures
 twice: with "fit as I draw" off (the canvas alone) and on (a fit of q restarts every 100 ms of a
 stroke and at its end, in the panel's TaskRunner thread, and its live reports are drawn).
 Also the panel's whole background task for one digit (fit, numbers, importance resampling), timed
-directly. Prints JSON. The model: --checkpoint, else the default pretrained model (as bench/inpainting.py finds it).
+directly. Prints JSON. The model: --checkpoint, by default the shipped 32-D model (as bench.inpainting finds it).
 """
 
 from __future__ import annotations
@@ -27,27 +27,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np
 import torch
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
+from bench.common import BenchContext, add_model_argument, make_hub, median_ms, percentiles, qt_app, show
 
-def _pct(v, q):
-    return round(float(np.percentile(np.asarray(v), q)), 3)
-
-
-def _summary(v):
-    return {"p50": _pct(v, 50), "p95": _pct(v, 95), "max": round(float(max(v)), 3)}
+_summary = percentiles  # p50, p95, max in milliseconds, three decimals
 
 
 def _send(widget, kind, pos: QPointF, buttons):
@@ -128,39 +117,23 @@ def strokes(app, panel, n_events: int, interval_s: float, jump: float, live: boo
     }
 
 
-class _Ctx:
-    """Stands in for the TaskRunner's context: collects nothing, never cancels."""
-
-    def report(self, fraction, payload=None):
-        pass
-
-    def cancelled(self):
-        return False
-
-    def check(self):
-        pass
-
-
 def panel_task_ms(model, data, repeats: int = 7) -> dict:
     """Median wall / CPU ms of the panel's whole task for one test digit (top half hidden): the
     encoder's guess and its completion, the 200-step fit with live reports every 10 steps, two
     256-sample ELBO estimates, importance resampling with k = 2000 (no latent grid: 32-D)."""
     from lvm_studio.core import inpainting as ip
     from lvm_studio.core import masks
+    from lvm_studio.core.images import SIDE
     from lvm_studio.ui.inpainting.inpainting_panel import SAMPLE_ROWS, fit_task
 
-    x = data.binarized("test")[0].reshape(28, 28).numpy()
+    x = data.binarized("test")[0].reshape(SIDE, SIDE).numpy()
     cfg = ip.InpaintConfig(n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=10, seed=0)
     out = {}
     for name, k in (("without_importance", 0), ("with_importance_k2000", 2000)):
-        fit_task(_Ctx(), model, x, masks.top_half(), cfg, k, True, 0)  # warm-up
-        wall, cpu = [], []
-        for _ in range(repeats):
-            c0, t0 = time.process_time(), time.perf_counter()
-            fit_task(_Ctx(), model, x, masks.top_half(), cfg, k, True, 0)
-            wall.append(1000 * (time.perf_counter() - t0))
-            cpu.append(1000 * (time.process_time() - c0))
-        out[name] = {"wall_ms": round(statistics.median(wall), 1), "cpu_ms": round(statistics.median(cpu), 1)}
+        wall, cpu = median_ms(
+            lambda k=k: fit_task(BenchContext(), model, x, masks.top_half(), cfg, k, True, 0), repeats
+        )
+        out[name] = {"wall_ms": round(wall, 1), "cpu_ms": round(cpu, 1)}
     return out
 
 
@@ -168,12 +141,10 @@ def main(argv=None) -> int:
     from bench.inpainting import find_model
     from lvm_studio.core.data import load_mnist
     from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel
-    from lvm_studio.ui.state.model_hub import ModelHub
-    from lvm_studio.ui.widgets import style
     from lvm_studio.workers.tasks import shutdown_all
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint")
+    add_model_argument(p, "--checkpoint", latent_dim=32)
     p.add_argument("--events", type=int, default=400)
     p.add_argument("--interval-ms", type=float, default=8.0)
     p.add_argument("--jump", type=float, default=1.5)
@@ -182,15 +153,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    app = QApplication.instance() or QApplication([])
-    style.apply(app)
+    app = qt_app()
     data = load_mnist()
     model, desc = find_model(data, a.checkpoint)
-    hub = ModelHub(data=data)
-    hub.set_model(model, name=desc)
-    panel = InpaintingPanel(hub)
-    panel.resize(1280, 760)
-    panel.show()
+    panel = show(InpaintingPanel(make_hub(model, data=data, name=desc)), (1280, 760))
     panel.canvas.setFixedSize(a.size, a.size)
     for _ in range(20):
         app.processEvents()

@@ -1,6 +1,6 @@
 """Latency of the latent explorer panels, as a user feels it (offscreen Qt, run by hand).
 
-    QT_QPA_PLATFORM=offscreen python -m bench.latency --model-hi runs/vae32.pt --model2 runs/vae2.pt [--training]
+    python -m bench.latency [--model-hi runs/vae32.pt] [--model2 runs/vae2.pt] [--training]
 
 Figures (milliseconds):
 - slider: one latent slider value change -> decode -> image set -> painted (the image widget is
@@ -12,7 +12,8 @@ Figures (milliseconds):
   log p(x) painted.
 --training runs a CPU training thread (core Trainer, the app's default 784-512-512-32 model) in this
 process while measuring, delivering weight snapshots to the hub every second as the app does.
-Without checkpoints, random models of the same shapes are used (decoding costs the same).
+The models default to the shipped ones (pretrained/); where they are missing, or with
+--model-hi random / --model2 random, random models of the same shapes are used (decoding costs the same).
 """
 
 from __future__ import annotations
@@ -24,51 +25,31 @@ import platform
 import queue
 import threading
 import time
-
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtWidgets import QApplication
 
+from bench.common import add_model_argument, machine, make_hub, qt_app, show
+from bench.common import percentiles as _percentiles
+from bench.common import wait_until as _wait_until
 from lvm_studio.core.vae import VAE, VAEConfig
 
 
-def _app() -> QApplication:
-    return QApplication.instance() or QApplication([])
+def hub_or_random(path: str | Path | None, latent_dim: int, hidden=(512, 512), data=None):
+    """A hub with the checkpoint at path, or with a random VAE of this shape when there is none."""
+    if path and str(path) != "random":
+        return make_hub(path, data=data)
+    torch.manual_seed(0)
+    return make_hub(VAE(VAEConfig(latent_dim=latent_dim, hidden=hidden)), data=data)
 
 
-def _hub(path: str | None, latent_dim: int, hidden=(512, 512), data=None):
-    from lvm_studio.ui.state.model_hub import ModelHub
-
-    hub = ModelHub(data=data)
-    if path:
-        from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
-
-        hub.set_model(model_from_checkpoint(load_checkpoint(path)))
-    else:
-        torch.manual_seed(0)
-        hub.set_model(VAE(VAEConfig(latent_dim=latent_dim, hidden=hidden)))
-    return hub
-
-
-def _wait(app, cond, timeout_s=120.0):
-    t0 = time.monotonic()
-    while not cond():
-        app.processEvents()
-        if time.monotonic() - t0 > timeout_s:
-            raise TimeoutError("benchmark condition not reached")
-        time.sleep(0.0005)
+def _wait(cond):
+    _wait_until(cond, 120.0, poll_s=0.0005)
 
 
 def _stats(ms: list[float]) -> dict:
-    a = np.asarray(ms)
-    return {
-        "n": int(a.size),
-        "p50_ms": round(float(np.percentile(a, 50)), 2),
-        "p95_ms": round(float(np.percentile(a, 95)), 2),
-        "max_ms": round(float(a.max()), 2),
-    }
+    return _percentiles(ms, suffix="_ms", digits=2, count=True)
 
 
 class _Pump:
@@ -139,11 +120,8 @@ def slider_latency(hub, n: int = 300, seed: int = 0, pump: _Pump | None = None, 
     every pace_ms (a drag at mouse-event rate), with events and snapshots handled in between."""
     from lvm_studio.ui.latent.sliders_panel import LatentSlidersPanel
 
-    app = _app()
-    panel = LatentSlidersPanel(hub)
-    panel.resize(900, 620)
-    panel.show()
-    _wait(app, lambda: panel.stats is not None)
+    app = qt_app()
+    panel = show(LatentSlidersPanel(hub), (900, 620), lambda: panel.stats is not None)
     done = []
     panel.image_updated.connect(lambda: done.append(1))
     rng = np.random.default_rng(seed)
@@ -156,7 +134,7 @@ def slider_latency(hub, n: int = 300, seed: int = 0, pump: _Pump | None = None, 
                 pump()  # a snapshot may arrive between two slider moves, as in the app
             app.processEvents()
             time.sleep(0.001)
-        _wait(app, lambda: not panel._decode_timer.isActive())
+        _wait(lambda: not panel._decode_timer.isActive())
         row = panel.rows[order[i % min(8, len(order))]]  # the most informative dimensions
         v = int(rng.integers(-300, 301))
         if v == row.slider.value():
@@ -192,12 +170,10 @@ def map_recolour(hub, repeats: int = 20) -> dict:
     from lvm_studio.ui.latent.map_panel import LatentMapPanel
     from lvm_studio.ui.widgets.style import LABEL_COLOURS
 
-    app = _app()
+    app = qt_app()
     panel = LatentMapPanel(hub)
-    panel.resize(1100, 760)
     panel.manifold_box.setChecked(False)
-    panel.show()
-    _wait(app, lambda: panel.codes is not None)
+    show(panel, (1100, 760), lambda: panel.codes is not None)
     n = panel.codes.shape[0]
     resp, colours = _mixture_posterior(n)
     hub.set_cluster_posterior(resp, colours, "bench")
@@ -252,16 +228,13 @@ def heat_map_refresh(hub, digits=(0, 18, 77, 123, 999, 4321, 5, 6, 7, 42, 100, 2
     """Posterior view: new digit -> zoomed preview painted, and -> fine grid + log p(x) painted."""
     from lvm_studio.ui.latent.posterior_panel import PosteriorPanel
 
-    app = _app()
-    panel = PosteriorPanel(hub)
-    panel.resize(1150, 760)
-    panel.show()
-    _wait(app, lambda: panel.log_px is not None)
+    app = qt_app()
+    panel = show(PosteriorPanel(hub), (1150, 760), lambda: panel.log_px is not None)
     events = []
     panel.heat_updated.connect(lambda fine: events.append((time.perf_counter(), fine)))
     first, fine = [], []
     for j, d in enumerate((3, 4) + tuple(digits)):  # two warm-up digits, not counted
-        _wait(app, lambda: not panel.numbers_runner.is_busy() and not panel.grid_runner.is_busy())
+        _wait(lambda: not panel.numbers_runner.is_busy() and not panel.grid_runner.is_busy())
         events.clear()
         t0 = time.perf_counter()
         panel.set_digit_index(d)
@@ -286,10 +259,10 @@ def heat_map_refresh(hub, digits=(0, 18, 77, 123, 999, 4321, 5, 6, 7, 42, 100, 2
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--model-hi", help="checkpoint with many latent dimensions (sliders, map); default: random 784-512-512-32"
+    add_model_argument(
+        p, "--model-hi", latent_dim=32, help="many latent dimensions (sliders, map); 'random': 784-512-512-32"
     )
-    p.add_argument("--model2", help="2-D latent checkpoint (map, posterior view); default: random 784-256-256-2")
+    add_model_argument(p, "--model2", latent_dim=2, help="2-D latent (map, posterior view); 'random': 784-256-256-2")
     p.add_argument("--training", action="store_true", help="also measure with a CPU training thread running")
     p.add_argument("--n", type=int, default=300, help="slider changes per measurement")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before measuring")
@@ -300,7 +273,7 @@ def main(argv=None) -> dict:
     from lvm_studio.core.data import load_mnist
     from lvm_studio.workers.tasks import shutdown_all
 
-    _app()
+    qt_app()
     data = load_mnist()
     want = lambda s: a.only is None or s in a.only
     try:
@@ -309,16 +282,14 @@ def main(argv=None) -> dict:
         load = None
     res = {
         "machine": {
-            "cpus": os.cpu_count(),
+            **machine(),
             "platform": platform.platform(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
             "qpa": os.environ.get("QT_QPA_PLATFORM"),
             "loadavg_at_start": load,
         }
     }
-    hub_hi = _hub(a.model_hi, 32, data=data)
-    hub2 = _hub(a.model2, 2, hidden=(256, 256), data=data)
+    hub_hi = hub_or_random(a.model_hi, 32, data=data)
+    hub2 = hub_or_random(a.model2, 2, hidden=(256, 256), data=data)
     res["models"] = {"sliders_map": hub_hi.config.describe(), "posterior": hub2.config.describe()}
     if want("slider"):
         res["slider_idle"] = slider_latency(hub_hi, a.n)

@@ -1,4 +1,4 @@
-"""LVM Studio benchmarks: `python bench/run.py [--quick] [--json]`.
+"""LVM Studio benchmarks: `python -m bench.run [--quick] [--json]`.
 
 Prints one JSON object of named figures. Wherever a baseline exists it is measured in the same
 run and the figure is reported as a ratio, because these machines are noisy.
@@ -8,43 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-
-def machine() -> dict:
-    import torch
-
-    return {
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-    }
+from bench.common import load_model, machine, pretrained_path
 
 
 def _prefixed(prefix: str, figures: dict) -> dict:
     return {k if k.startswith(prefix) else prefix + k: v for k, v in figures.items()}
-
-
-def _pretrained(latent_dim: int):
-    """The shipped model with this latent size, or None."""
-    from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
-    from lvm_studio.core.pretrained import model_entries, pretrained_dir
-
-    for entry in model_entries():
-        if entry["config"]["latent_dim"] == latent_dim:
-            path = pretrained_dir() / entry["file"]
-            return path, model_from_checkpoint(load_checkpoint(path))
-    return None, None
 
 
 def _em(quick: bool) -> dict:
@@ -57,23 +28,22 @@ def _em(quick: bool) -> dict:
 def _inpainting(data, quick: bool) -> dict:
     from bench import inpainting
 
-    path, model = _pretrained(32)
-    if model is None:
+    path = pretrained_path(32)
+    if path is None:
         raise RuntimeError("no pretrained 32-D model in pretrained/")
+    model, _ = load_model(path)
     out = inpainting.bench_fit_time(model, data, repeats=5 if quick else 11)
     out["model"] = path.name
     return out
 
 
 def _gui(data, quick: bool) -> dict:
-    """Slider->painted p95 and map recolour (bench/latency.py), and the event-loop stall of a
-    smoke run of the whole app while it trains (bench/app_smoke.py)."""
+    """Slider->painted p95 and map recolour (bench.latency), and the event-loop stall of a
+    smoke run of the whole app while it trains (bench.app_smoke)."""
     from bench import app_smoke, latency
 
-    path32, _ = _pretrained(32)
-    path2, _ = _pretrained(2)
-    hub32 = latency._hub(str(path32) if path32 else None, 32, data=data)
-    hub2 = latency._hub(str(path2) if path2 else None, 2, hidden=(256, 256), data=data)
+    hub32 = latency.hub_or_random(pretrained_path(32), 32, data=data)
+    hub2 = latency.hub_or_random(pretrained_path(2), 2, hidden=(256, 256), data=data)
     slider = latency.slider_latency(hub32, n=60 if quick else 300)
     recolour = latency.map_recolour(hub2, repeats=5 if quick else 20)
     smoke = app_smoke.app_smoke(10 if quick else 30)
