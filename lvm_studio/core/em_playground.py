@@ -23,6 +23,7 @@ from dataclasses import astuple, dataclass, fields, replace
 import numpy as np
 
 from lvm_studio.core.em_session import EMSession
+from lvm_studio.core.gaussian import covariance_root, sample_gaussian
 from lvm_studio.core.gmm import GMMConfig
 from lvm_studio.core.points2d import POINT_SETS, SUGGESTED_COMPONENTS, from_mixture, make_point_set
 
@@ -243,7 +244,8 @@ class EMPlayground:
         """The generative process once: z ~ Cat(π), then x ~ N(μ_z, Σ_z); the point is added."""
         weights, means, covs = self.mixture.arrays()
         z = int(self._sample_rng.choice(len(weights), p=weights))
-        x = self._sample_rng.multivariate_normal(means[z], covs[z])  # (2,)
+        root = covariance_root(covs[z : z + 1])  # (1, 2, 2) eigen-root, as for every other draw
+        x = sample_gaussian(means[z : z + 1], root, np.zeros(1, dtype=np.int64), self._sample_rng)[0]  # (2,)
         labels = None if self.true_labels is None else np.append(self.true_labels, z)
         self._set_points(np.vstack([self.x, x[None]]), labels, restart=False)
         return z, x

@@ -27,13 +27,7 @@ import numpy as np
 import torch
 
 from lvm_studio.core.em import kmeans_plusplus_indices, run_em
-
-# ellipse_points lived here; ui modules still import it from this module (core.gaussian has it)
-from lvm_studio.core.gaussian import (
-    covariance_root,
-    ellipse_points,  # noqa: F401
-    sample_gaussian,
-)
+from lvm_studio.core.gaussian import covariance_root, sample_gaussian
 
 LOG_2PI = math.log(2 * math.pi)
 COVARIANCE_TYPES = ("full", "diag")

@@ -17,7 +17,9 @@ import torch
 
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core.estimators import GridPosterior
-from lvm_studio.core.latent import posterior_grid
+from lvm_studio.core.inpainting_completion import Completion, ImportanceSamples, complete, importance_resample, prepare
+from lvm_studio.core.observed_likelihood import ObservedLikelihood
+from lvm_studio.core.posterior_grid import posterior_grid
 
 ELBO_K = 256  # z samples for the observed-pixel ELBO numbers (common random numbers for guess and fit)
 GRID_N = 48  # latent-plane heat map cells per side (2-D latents)
@@ -29,7 +31,7 @@ SAMPLE_ROWS = 4  # sample grids are SAMPLE_ROWS × SAMPLE_ROWS completions
 class GuessReport:
     """The encoder's guess for the current input, reported before the fit starts."""
 
-    completion: ip.Completion
+    completion: Completion
     z_loc: torch.Tensor  # (1, latent)
     z_scale: torch.Tensor  # (1, latent)
 
@@ -41,7 +43,7 @@ class FitOutcome:
     result: ip.InpaintResult
     elbo_guess: float  # observed-pixel ELBO of the encoder's guess, ELBO_K samples
     elbo_fitted: float  # the same for the fitted q, with the same noise
-    importance: ip.ImportanceSamples | None
+    importance: ImportanceSamples | None
     grid: GridPosterior | None  # p(z|x_o) on a grid (2-D latents), once computed
     model_version: int
 
@@ -53,7 +55,7 @@ class ObservedModel:
     def __init__(self, model, x: torch.Tensor, missing: torch.Tensor):
         self.latent_dim = model.latent_dim
         self._model = model
-        self._lik = ip.ObservedLikelihood(model, x, missing)
+        self._lik = ObservedLikelihood(model, x, missing)
 
     def log_px_given_z(self, x, z):  # z (c, 1, latent) -> (c, 1)
         return self._lik.value(z)
@@ -86,10 +88,10 @@ def fit_task(
     importance resampling, and for a 2-D latent the grid of p(z|x_o) (the outcome is reported before it).
 
     A cancelled ctx ends the task through ctx.check() (the fit stops at its next step)."""
-    xt, mt = ip.prepare(x, missing)
+    xt, mt = prepare(x, missing)
     g = torch.Generator().manual_seed(config.seed or 0)
     guess = ip.amortized_guess(model, xt, mt)
-    amortized = ip.complete(
+    amortized = complete(
         model, xt, mt, *guess, n=config.n_mean_samples, n_keep=config.n_completion_samples, generator=g
     )
     ctx.report(0.0, GuessReport(amortized, guess[0].clone(), guess[1].clone()))
@@ -107,7 +109,7 @@ def fit_task(
     ctx.check()
     imp = None
     if importance_k > 0:
-        imp = ip.importance_resample(
+        imp = importance_resample(
             model, xt, mt, res.z_loc, res.z_scale, k=importance_k, n=SAMPLE_ROWS * SAMPLE_ROWS, generator=g
         )
         ctx.check()

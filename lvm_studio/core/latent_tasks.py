@@ -15,21 +15,13 @@ import torch
 
 from lvm_studio.core.clustering import PCA, pca
 from lvm_studio.core.data import N_PIXELS
+from lvm_studio.core.estimator_sweep import estimator_sweep
 from lvm_studio.core.estimators import exact_log_px_2d
 from lvm_studio.core.images import SIDE
-from lvm_studio.core.latent import (
-    PosteriorNumbers,
-    encode_loc_scale,
-    estimator_sweep,
-    importance_samples,
-    interpolate,
-    optimise_phi,
-    posterior_grid,
-    posterior_numbers,
-    tile_images,
-    traversal_grid,
-    traversal_values,
-)
+from lvm_studio.core.latent import encode_loc_scale
+from lvm_studio.core.posterior_grid import PosteriorNumbers, posterior_grid, posterior_numbers
+from lvm_studio.core.q_elbo import importance_samples, optimise_phi
+from lvm_studio.core.traversal import interpolate, tile_images, traversal_grid, traversal_values
 
 MAP_PCA_COMPONENTS = 10  # principal components offered by the latent map
 
@@ -135,7 +127,7 @@ def decode_grid_task(ctx, model, z_grid: np.ndarray) -> np.ndarray:
 
 
 def posterior_grid_task(ctx, model, x: torch.Tensor, loc, scale, n: int, n_coarse: int):
-    """core.latent.posterior_grid for one image, including q's 2σ box; the zoomed coarse grid goes
+    """core.posterior_grid.posterior_grid for one image, including q's 2σ box; the zoomed coarse grid goes
     out first as the progress payload (a picture shows early), then the fine one is returned."""
     return posterior_grid(
         model,
@@ -183,7 +175,7 @@ class OptimisedQ:
 
 
 def optimise_q_task(ctx, model, x: torch.Tensor, loc, scale, log_px: float, k: int, steps: int) -> OptimisedQ:
-    """φ* for this digit from q = N(loc, diag scale²) (core.latent.optimise_phi), and its numbers."""
+    """φ* for this digit from q = N(loc, diag scale²) (core.q_elbo.optimise_phi), and its numbers."""
     res = optimise_phi(
         model, x, steps=steps, init=(_row(loc), _row(scale)), callback=_Progress(ctx, steps), should_stop=ctx.cancelled
     )
@@ -202,7 +194,7 @@ def optimise_q_task(ctx, model, x: torch.Tensor, loc, scale, log_px: float, k: i
 
 
 def estimator_sweep_task(ctx, model, x: torch.Tensor, k_max: int, runs: int, seed: int):
-    """(EstimatorSweep, exact log p(x) or None): core.latent.estimator_sweep, reported run by run
+    """(EstimatorSweep, exact log p(x) or None): core.estimator_sweep.estimator_sweep, reported run by run
     as (partial sweep, exact); the exact value by the grid integral for a 2-D latent."""
     g = torch.Generator().manual_seed(seed)
     exact = float(exact_log_px_2d(model, x)[0]) if model.latent_dim == 2 else None

@@ -3,7 +3,6 @@
 - The latent map's point cloud: which device pixels each point's disc covers, and the raster of
   filled discs with a darker rim as one uint32 ARGB array (PointCloudItem in ui/latent/map_view.py
   wraps it in a QImage), so 10,000 points cost a few numpy operations instead of 10,000 brushes.
-- Point colours mixed by a mixture's posterior p(c|z).
 - The view plane: two latent dimensions, or two principal components through the current z;
   projecting codes onto it, the grid of codes behind the decoded manifold, and tiling its digits.
 - The posterior view's heat map: p(z|x) (or log p(z|x)) as an image with its levels and extent,
@@ -121,14 +120,6 @@ def rasterise_points(
     order = drawing_order(xy.shape[0], seed)
     geo = splat_geometry(xy[order, 0], xy[order, 1], order, radius, width, height)
     return rasterise(geo, pack_argb(rgb), pack_argb(rim_colours(rgb))).reshape(height, width)
-
-
-# --- colours ----------------------------------------------------------------------------------
-
-
-def posterior_colours(resp: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """Σ_k p(c = k | z_n) colour_k: (N, K) responsibilities, (K, 3) uint8 -> (N, 3) uint8 (truncated)."""
-    return np.clip(np.asarray(resp, dtype=np.float32) @ np.asarray(colours).astype(np.float32), 0, 255).astype(np.uint8)
 
 
 # --- the view plane ---------------------------------------------------------------------------

@@ -13,7 +13,14 @@ import torch
 from lvm_studio.core import estimators as est
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core import masks
+from lvm_studio.core.inpainting_completion import complete, importance_resample, prepare
+from lvm_studio.core.inpainting_scores import (
+    mean_field_log_likelihood,
+    missing_pixel_log_likelihood,
+    missing_pixel_scores,
+)
 from lvm_studio.core.linear_gaussian import LinearGaussian
+from lvm_studio.core.observed_likelihood import ObservedLikelihood
 from lvm_studio.core.vae import VAE, VAEConfig
 
 LOG_2PI = math.log(2 * math.pi)
@@ -101,8 +108,8 @@ def test_manual_gradient_matches_autograd(likelihood, activation, shared_mask):
     if likelihood == "bernoulli":
         x = torch.bernoulli(x)
     missing = masks.top_half() if shared_mask else np.stack([masks.random_pixels(0.3, seed=s) for s in range(4)])
-    xb, m = ip.prepare(x, missing)
-    lik = ip.ObservedLikelihood(model, xb, m)
+    xb, m = prepare(x, missing)
+    lik = ObservedLikelihood(model, xb, m)
     assert lik.manual
     z = torch.randn(5, 4, 3)  # (S, batch, latent)
     lp, g = lik.value_and_grad(z)
@@ -116,16 +123,16 @@ def test_manual_gradient_matches_autograd(likelihood, activation, shared_mask):
 
 
 def test_prepare_shapes_and_shared_masks():
-    x, m = ip.prepare(np.zeros((28, 28)), masks.top_half())
+    x, m = prepare(np.zeros((28, 28)), masks.top_half())
     assert x.shape == (1, 784) and m.shape == (1, 784) and m.dtype == torch.bool
-    x, m = ip.prepare(torch.zeros(3, 784), np.stack([masks.top_half()] * 3))
+    x, m = prepare(torch.zeros(3, 784), np.stack([masks.top_half()] * 3))
     assert m.shape == (1, 784)  # identical masks collapse to one
-    x, m = ip.prepare(torch.zeros(3, 28, 28), np.stack([masks.top_half(), masks.left_half(), masks.empty()]))
+    x, m = prepare(torch.zeros(3, 28, 28), np.stack([masks.top_half(), masks.left_half(), masks.empty()]))
     assert m.shape == (3, 784) and m[1].reshape(28, 28)[:, :14].all()
     with pytest.raises(ValueError):
-        ip.prepare(torch.zeros(3, 784), np.zeros((2, 28, 28), bool))
+        prepare(torch.zeros(3, 784), np.zeros((2, 28, 28), bool))
     with pytest.raises(ValueError):
-        ip.prepare(torch.zeros(3, 100), masks.top_half())
+        prepare(torch.zeros(3, 100), masks.top_half())
 
 
 # --- closed forms on the linear-Gaussian model -----------------------------------------------
@@ -164,7 +171,7 @@ def test_importance_estimate_of_missing_pixels_matches_the_exact_conditional(lin
 
     res = ip.fit_q(model, x, missing, ip.InpaintConfig(steps=300, n_samples=8, seed=1))
     # log p(x_m|z) varies by several nats over the posterior, so the average needs many samples
-    scores = ip.missing_pixel_scores(
+    scores = missing_pixel_scores(
         model, x, missing, res.z_loc, res.z_scale, k=30000, generator=torch.Generator().manual_seed(2)
     )
     assert torch.allclose(scores.importance.double(), exact, atol=0.1)
@@ -195,7 +202,7 @@ def test_observed_pixels_are_never_changed(vae, digits, mnist):
     obs = ~torch.as_tensor(missing).reshape(8, 784)
     reports = []
     res = ip.fit_q(vae, x, missing, ip.InpaintConfig(steps=30, report_every=10), callback=reports.append)
-    iw = ip.importance_resample(
+    iw = importance_resample(
         vae, x, missing, res.z_loc, res.z_scale, k=200, n=6, generator=torch.Generator().manual_seed(0)
     )
     images = (
@@ -291,7 +298,7 @@ def test_no_observed_pixels_and_prior_proposal_give_equal_weights(vae, digits):
     """With nothing observed and q = p(z), every weight p(z)/q(z) is 1: ESS = k."""
     everything = masks.invert(masks.empty())
     z0 = torch.zeros(2, 2)
-    iw = ip.importance_resample(
+    iw = importance_resample(
         vae, digits[:2], everything, z0, torch.ones(2, 2), k=300, n=4, generator=torch.Generator().manual_seed(0)
     )
     assert torch.allclose(iw.log_w, torch.zeros_like(iw.log_w), atol=1e-5)
@@ -301,7 +308,7 @@ def test_no_observed_pixels_and_prior_proposal_give_equal_weights(vae, digits):
 
 def test_ess_is_between_one_and_k(vae, digits):
     res = ip.fit_q(vae, digits, masks.top_half(), ip.InpaintConfig(steps=50))
-    iw = ip.importance_resample(vae, digits, masks.top_half(), res.z_loc, res.z_scale, k=500, n=0)
+    iw = importance_resample(vae, digits, masks.top_half(), res.z_loc, res.z_scale, k=500, n=0)
     assert ((iw.ess >= 1 - 1e-4) & (iw.ess <= 500 + 1e-3)).all()
     assert iw.completions.shape == (0, 8, 784)
 
@@ -310,14 +317,14 @@ def test_scores_agree_with_their_definitions(vae, digits):
     missing = masks.top_half()
     res = ip.fit_q(vae, digits, missing, ip.InpaintConfig(steps=50))
     k = 200
-    scores = ip.missing_pixel_scores(
+    scores = missing_pixel_scores(
         vae, digits, missing, res.z_loc, res.z_scale, k=k, generator=torch.Generator().manual_seed(9)
     )
     # the same z draws through complete(): mean-field = Σ_m log Bern(x_i; φ_i)
-    comp = ip.complete(
+    comp = complete(
         vae, digits, missing, res.z_loc, res.z_scale, n=k, n_keep=0, generator=torch.Generator().manual_seed(9)
     )
-    mf = ip.mean_field_log_likelihood(digits, missing, comp.mean)
+    mf = mean_field_log_likelihood(digits, missing, comp.mean)
     assert torch.allclose(scores.mean_field, mf, atol=1e-2)
     # mixture and importance weights by brute force over the same draws
     z = res.z_loc + res.z_scale * torch.randn((k, 8, 2), generator=torch.Generator().manual_seed(9))
@@ -329,7 +336,7 @@ def test_scores_agree_with_their_definitions(vae, digits):
     assert torch.allclose(scores.importance, torch.logsumexp(log_w + lp_m, 0) - torch.logsumexp(log_w, 0), atol=1e-3)
     assert torch.allclose(scores.ess, est.effective_sample_size(log_w), rtol=1e-3)
     assert torch.equal(
-        ip.missing_pixel_log_likelihood(
+        missing_pixel_log_likelihood(
             vae,
             digits,
             missing,
@@ -347,7 +354,7 @@ def test_a_point_mass_q_makes_all_scores_equal(vae, digits):
     """q → δ(z − z0): the mixture, its mean-field and the importance estimate are all log p(x_m|z0)."""
     missing = masks.bottom_half()
     z0 = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
-    s = ip.missing_pixel_scores(vae, digits, missing, z0, torch.full((8, 2), 1e-6), k=50)
+    s = missing_pixel_scores(vae, digits, missing, z0, torch.full((8, 2), 1e-6), k=50)
     mv = torch.as_tensor(missing).reshape(-1)
     direct = vae.log_px_given_z_pixels(digits, z0)[:, mv].sum(-1)
     for v in (s.mean_field, s.mixture, s.importance):
@@ -360,4 +367,4 @@ def test_mean_field_baseline():
     missing[:4] = True
     p = torch.full((784,), 0.25)
     expect = 2 * math.log(0.25) + 2 * math.log(0.75)
-    assert math.isclose(ip.mean_field_log_likelihood(x, missing, p).item(), expect, rel_tol=1e-5)
+    assert math.isclose(mean_field_log_likelihood(x, missing, p).item(), expect, rel_tol=1e-5)

@@ -7,6 +7,7 @@ import torch
 
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core import masks
+from lvm_studio.core.inpainting_completion import prepare
 from lvm_studio.core.inpainting_task import (
     SAMPLE_ROWS,
     FitOutcome,
@@ -96,7 +97,7 @@ def test_a_cancelled_context_ends_the_task_through_check(model, digit):
 
 
 def test_the_observed_model_is_the_observed_pixel_likelihood(model, digit):
-    x, m = ip.prepare(digit, masks.bottom_half())
+    x, m = prepare(digit, masks.bottom_half())
     om = ObservedModel(model, x, m)
     z = torch.randn(5, 1, 2, generator=torch.Generator().manual_seed(0))
     # log p(x_o|z): the per-pixel log-likelihoods summed over the observed pixels only

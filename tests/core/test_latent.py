@@ -1,4 +1,4 @@
-"""lvm_studio.core.latent against closed forms.
+"""lvm_studio.core.latent, traversal, q_elbo, posterior_grid and estimator_sweep against closed forms.
 
 The linear-Gaussian model has log p(x), p(z|x) and the ELBO of any Gaussian q in closed form;
 its log p(x|z) is quadratic in z, so Gauss–Hermite quadrature of E_q[log p(x|z)] is exact and
@@ -13,11 +13,15 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from lvm_studio.core import latent as L
 from lvm_studio.core.data import N_PIXELS
+from lvm_studio.core.estimator_sweep import _running_log_mean, estimator_sweep, log_spaced_ks
 from lvm_studio.core.estimators import elbo as encoder_elbo
 from lvm_studio.core.estimators import exact_log_px_2d, grid_posterior
+from lvm_studio.core.latent import latent_stats, latent_stats_from_codes, order_by_kl
 from lvm_studio.core.linear_gaussian import LinearGaussian
+from lvm_studio.core.posterior_grid import kl_q_posterior_on_grid, posterior_grid, posterior_numbers
+from lvm_studio.core.q_elbo import elbo_for_q, gauss_hermite, importance_samples, iw_log_px_for_q, optimise_phi
+from lvm_studio.core.traversal import interpolate, slerp, tile_images, traversal_grid, traversal_values
 from lvm_studio.core.vae import VAE, VAEConfig
 
 
@@ -62,7 +66,7 @@ def test_stats_from_codes_match_closed_form_kl_and_activity():
     g = gen(0)
     z_loc = torch.randn(500, 4, generator=g) * torch.tensor([0.0, 2.0, 0.5, 0.05])  # (N, 4)
     z_scale = torch.ones(500, 4) * torch.tensor([1.0, 0.1, 0.6, 0.99])
-    s = L.latent_stats_from_codes(z_loc, z_scale)
+    s = latent_stats_from_codes(z_loc, z_scale)
     expected = 0.5 * (z_loc**2 + z_scale**2 - 1 - 2 * z_scale.log()).mean(0)
     torch.testing.assert_close(s.mean_kl, expected)
     torch.testing.assert_close(s.activity, z_loc.var(0, unbiased=False))
@@ -84,7 +88,7 @@ def test_latent_stats_orders_dimensions_of_a_model_by_kl(mnist):
         last.bias[[6, 8, 11]] = torch.tensor([0.5413, 0.5413, -1.0])  # softplus: ≈ 1.0, 1.0, 0.313
         last.weight[[1, 3, 4]] *= 20.0  # the others carry (a lot of) information about x
     x = mnist.binarized("val")[:300]
-    s = L.latent_stats(model, x, batch_size=128)
+    s = latent_stats(model, x, batch_size=128)
     sc = torch.nn.functional.softplus(last.bias[[6, 8, 11]]) + model.config.min_scale
     mu = last.bias[[0, 2, 5]]
     const_kl = 0.5 * (mu**2 + sc**2 - 1 - 2 * sc.log())
@@ -92,7 +96,7 @@ def test_latent_stats_orders_dimensions_of_a_model_by_kl(mnist):
     assert torch.all(s.activity[[0, 2, 5]] < 1e-10)  # E_q[z] does not move with x: Burda's inactive
     assert set(s.order[:3].tolist()) == {1, 3, 4}
     assert s.active[[1, 3, 4]].all() and not s.active[0] and s.active[5]  # dim 5 has KL ≈ 0.7 from σ alone
-    assert s.order.tolist() == L.order_by_kl(s.mean_kl).tolist()
+    assert s.order.tolist() == order_by_kl(s.mean_kl).tolist()
 
 
 # --- where to look ------------------------------------------------------------------------
@@ -100,18 +104,18 @@ def test_latent_stats_orders_dimensions_of_a_model_by_kl(mnist):
 
 def test_traversal_grid_varies_only_the_chosen_dimensions():
     z = torch.arange(5, dtype=torch.float32)
-    va, vb = L.traversal_values(-2, 2, 5), L.traversal_values(-1, 1, 3)
-    one = L.traversal_grid(z, [3], va)
+    va, vb = traversal_values(-2, 2, 5), traversal_values(-1, 1, 3)
+    one = traversal_grid(z, [3], va)
     assert one.shape == (5, 5)
     torch.testing.assert_close(one[:, 3], va)
     torch.testing.assert_close(one[:, [0, 1, 2, 4]], z[[0, 1, 2, 4]].expand(5, -1))
-    two = L.traversal_grid(z, [1, 4], va, vb)
+    two = traversal_grid(z, [1, 4], va, vb)
     assert two.shape == (3, 5, 5)
     torch.testing.assert_close(two[..., 1], va.expand(3, -1))
     torch.testing.assert_close(two[..., 4], vb[:, None].expand(-1, 5))
     torch.testing.assert_close(two[..., [0, 2, 3]], z[[0, 2, 3]].expand(3, 5, -1))
     with pytest.raises(ValueError):
-        L.traversal_grid(z, [2, 2], va, vb)
+        traversal_grid(z, [2, 2], va, vb)
 
 
 def test_slerp_keeps_the_norm_and_steps_evenly_in_angle():
@@ -119,24 +123,24 @@ def test_slerp_keeps_the_norm_and_steps_evenly_in_angle():
     z0 = torch.randn(8, generator=g, dtype=torch.float64)
     z1 = torch.randn(8, generator=g, dtype=torch.float64)
     z1 = z1 / z1.norm() * z0.norm()  # equal norms: slerp stays on the sphere
-    path = L.interpolate(z0, z1, 7, "spherical")
+    path = interpolate(z0, z1, 7, "spherical")
     torch.testing.assert_close(path[0], z0)
     torch.testing.assert_close(path[-1], z1)
     torch.testing.assert_close(path.norm(dim=1), z0.norm().expand(7))
     cos = (path[:-1] * path[1:]).sum(1) / z0.norm() ** 2
     torch.testing.assert_close(cos, cos[0].expand(6))  # equal angular steps
-    lin = L.interpolate(z0, z1, 7, "linear")
+    lin = interpolate(z0, z1, 7, "linear")
     torch.testing.assert_close(lin[3], (z0 + z1) / 2)
     assert torch.all(lin.norm(dim=1)[1:-1] < z0.norm())  # the straight line cuts inside the shell
     # parallel codes and a zero code fall back to the straight line
-    torch.testing.assert_close(L.slerp(z0, 2 * z0, torch.tensor([0.5])), 1.5 * z0[None])
-    torch.testing.assert_close(L.slerp(torch.zeros(8, dtype=torch.float64), z0, torch.tensor([0.25])), 0.25 * z0[None])
+    torch.testing.assert_close(slerp(z0, 2 * z0, torch.tensor([0.5])), 1.5 * z0[None])
+    torch.testing.assert_close(slerp(torch.zeros(8, dtype=torch.float64), z0, torch.tensor([0.25])), 0.25 * z0[None])
 
 
 def test_tile_images_places_digits_in_rows_and_columns():
     imgs = torch.zeros(2, 3, N_PIXELS)
     imgs[1, 2] = 1.0
-    out = L.tile_images(imgs, gap=1, fill=0.5)
+    out = tile_images(imgs, gap=1, fill=0.5)
     assert out.shape == (2 * 29 - 1, 3 * 29 - 1)
     assert np.all(out[29:, 58:] == 1.0) and np.all(out[:28, :28] == 0.0) and out[28, 0] == 0.5
 
@@ -145,7 +149,7 @@ def test_tile_images_places_digits_in_rows_and_columns():
 
 
 def test_gauss_hermite_integrates_gaussian_moments_exactly():
-    u, w = L.gauss_hermite(6, 2, torch.float64)
+    u, w = gauss_hermite(6, 2, torch.float64)
     torch.testing.assert_close(w.sum(), torch.tensor(1.0, dtype=torch.float64))
     torch.testing.assert_close((w * u[:, 0] ** 2).sum(), torch.tensor(1.0, dtype=torch.float64))
     torch.testing.assert_close((w * u[:, 1] ** 4).sum(), torch.tensor(3.0, dtype=torch.float64))
@@ -156,9 +160,9 @@ def test_gauss_hermite_integrates_gaussian_moments_exactly():
 def test_elbo_of_a_hand_set_q_is_exact_by_quadrature(lg, lg_x):
     m = torch.tensor([[0.5, -1.0]], dtype=torch.float64).expand(4, -1)
     s = torch.tensor([[0.3, 1.2]], dtype=torch.float64).expand(4, -1)
-    terms = L.elbo_for_q(lg, lg_x, m, s, method="quadrature", n=4)
+    terms = elbo_for_q(lg, lg_x, m, s, method="quadrature", n=4)
     torch.testing.assert_close(terms.elbo, closed_form_elbo(lg, lg_x, m, s))
-    mc = L.elbo_for_q(lg, lg_x, m, s, method="mc", n=20000, generator=gen(0))
+    mc = elbo_for_q(lg, lg_x, m, s, method="mc", n=20000, generator=gen(0))
     torch.testing.assert_close(mc.elbo, terms.elbo, atol=0.75, rtol=0)  # ≈ 5 standard errors (0.12–0.16)
 
 
@@ -167,9 +171,9 @@ def test_posterior_numbers_gap_is_kl_to_the_exact_posterior(lg, lg_x):
     ∫ q log(q / p(z|x)) agrees."""
     x = lg_x[:1]
     m, s = lg.encode(x)  # the shifted, widened q
-    grid = L.posterior_grid(lg, x, n=161, display_tail=20.0, include=(m, s))  # wide: ∫ q on the grid
+    grid = posterior_grid(lg, x, n=161, display_tail=20.0, include=(m, s))  # wide: ∫ q on the grid
     torch.testing.assert_close(grid.log_px, lg.exact_log_px(x), atol=1e-6, rtol=0)
-    num = L.posterior_numbers(lg, x, m, s, grid.log_px, k=2000, generator=gen(0))
+    num = posterior_numbers(lg, x, m, s, grid.log_px, k=2000, generator=gen(0))
     post_loc, post_cov = lg.exact_posterior(x)
     kl = kl_divergence(MultivariateNormal(m[0], torch.diag(s[0] ** 2)), MultivariateNormal(post_loc[0], post_cov))
     assert num.kl_post == pytest.approx(float(kl), abs=1e-6)
@@ -177,7 +181,7 @@ def test_posterior_numbers_gap_is_kl_to_the_exact_posterior(lg, lg_x):
     assert num.elbo == pytest.approx(float(closed_form_elbo(lg, x, m, s)), abs=1e-8)
     assert num.log_px - num.elbo == pytest.approx(num.kl_post)
     assert num.kl_prior + num.elbo == pytest.approx(num.recon)
-    assert float(L.kl_q_posterior_on_grid(grid, m, s)[0]) == pytest.approx(float(kl), abs=1e-3)
+    assert float(kl_q_posterior_on_grid(grid, m, s)[0]) == pytest.approx(float(kl), abs=1e-3)
     assert num.elbo < num.iw_log_px < num.log_px + 0.05
 
 
@@ -185,9 +189,9 @@ def test_iw_estimate_with_a_hand_set_q_approaches_log_px(lg, lg_x):
     x = lg_x[:2]
     m, s = lg.encode(x)
     exact = lg.exact_log_px(x)
-    iw = L.iw_log_px_for_q(lg, x, m, s, 20000, generator=gen(5), max_rows=4096)
+    iw = iw_log_px_for_q(lg, x, m, s, 20000, generator=gen(5), max_rows=4096)
     torch.testing.assert_close(iw, exact, atol=0.02, rtol=0)
-    z, log_w, w = L.importance_samples(lg, x[:1], m[:1], s[:1], 500, generator=gen(6))
+    z, log_w, w = importance_samples(lg, x[:1], m[:1], s[:1], 500, generator=gen(6))
     assert z.shape == (500, 2) and log_w.shape == (500,)
     torch.testing.assert_close(w.sum(), torch.tensor(1.0, dtype=torch.float64))
     assert torch.all(w >= 0)
@@ -197,7 +201,7 @@ def test_optimised_phi_is_the_best_diagonal_gaussian(lg, lg_x):
     """The optimum of the ELBO over diagonal Gaussians: posterior mean, σ_d² = 1 / Λ_dd; it beats
     the encoder's q and any hand-moved q."""
     x = lg_x[:2]
-    opt = L.optimise_phi(lg, x, steps=400, lr=0.05, n=4)
+    opt = optimise_phi(lg, x, steps=400, lr=0.05, n=4)
     post_loc, post_cov = lg.exact_posterior(x)
     precision = torch.linalg.inv(post_cov)
     torch.testing.assert_close(opt.z_loc, post_loc, atol=2e-3, rtol=0)
@@ -218,13 +222,13 @@ def test_vae_posterior_view_numbers_against_the_core_grid(mnist):
     exact = exact_log_px_2d(model, x)
     for b in range(2):
         xb = x[b : b + 1]
-        grid = L.posterior_grid(model, xb, n=121)
+        grid = posterior_grid(model, xb, n=121)
         assert float(grid.log_px[0]) == pytest.approx(float(exact[b]), abs=0.02)
         m, s = model.encode(xb)
-        enc = L.posterior_numbers(model, xb, m, s, exact[b], k=100, generator=gen(0))
-        opt = L.optimise_phi(model, xb, steps=150)
-        best = L.posterior_numbers(model, xb, opt.z_loc, opt.z_scale, exact[b], k=100, generator=gen(0))
-        moved = L.posterior_numbers(model, xb, opt.z_loc + 0.3, opt.z_scale * 2, exact[b], k=100, generator=gen(0))
+        enc = posterior_numbers(model, xb, m, s, exact[b], k=100, generator=gen(0))
+        opt = optimise_phi(model, xb, steps=150)
+        best = posterior_numbers(model, xb, opt.z_loc, opt.z_scale, exact[b], k=100, generator=gen(0))
+        moved = posterior_numbers(model, xb, opt.z_loc + 0.3, opt.z_scale * 2, exact[b], k=100, generator=gen(0))
         for num in (enc, best, moved):
             assert num.kl_post >= -1e-3
             assert num.log_px - num.elbo == pytest.approx(num.kl_post)
@@ -239,7 +243,7 @@ def test_posterior_grid_includes_q_and_integrates_to_one(mnist):
     model = tiny_vae(2, seed=2)
     x = mnist.binarized("test")[5:6]
     far = (torch.tensor([[3.0, -3.0]]), torch.tensor([[0.2, 0.2]]))
-    grid = L.posterior_grid(model, x, n=64, include=far)
+    grid = posterior_grid(model, x, n=64, include=far)
     assert grid.z1[0] < 3.0 - 0.4 < 3.0 + 0.4 < grid.z1[-1] and grid.z2[0] < -3.4
     mass = float(grid.log_post.exp().sum() * grid.cell_area)  # 1 minus the mass outside the zoomed box
     assert 0.995 < mass < 1.0 + 1e-4
@@ -252,16 +256,16 @@ def test_posterior_grid_includes_q_and_integrates_to_one(mnist):
 
 def test_running_log_mean_matches_direct_logsumexp():
     log_w = torch.randn(1000, generator=gen(3), dtype=torch.float64) * 5
-    ks = L.log_spaced_ks(1000, 4)
+    ks = log_spaced_ks(1000, 4)
     assert ks[0] == 1 and ks[-1] == 1000 and torch.all(ks[1:] > ks[:-1])
     direct = torch.stack([torch.logsumexp(log_w[:k], 0) - math.log(k) for k in ks.tolist()])
-    torch.testing.assert_close(L._running_log_mean(log_w, ks), direct)
+    torch.testing.assert_close(_running_log_mean(log_w, ks), direct)
 
 
 def test_estimator_sweep_importance_sampling_beats_the_prior(lg, lg_x):
     x = lg_x[:1]
     seen = []
-    sweep = L.estimator_sweep(lg, x, k_max=3000, runs=4, generator=gen(8), callback=seen.append)
+    sweep = estimator_sweep(lg, x, k_max=3000, runs=4, generator=gen(8), callback=seen.append)
     assert [s.runs_done for s in seen] == [1, 2, 3, 4]
     m = len(sweep.ks)
     assert sweep.naive.shape == sweep.importance.shape == (4, m)
@@ -274,5 +278,5 @@ def test_estimator_sweep_importance_sampling_beats_the_prior(lg, lg_x):
     assert 1.0 <= sweep.ess_prior <= 3000 and 1.0 <= sweep.ess_q <= 3000
     assert sweep.ess_q > sweep.ess_prior
     assert sweep.log_w_q.shape == (3000,)
-    stopped = L.estimator_sweep(lg, x, k_max=100, runs=5, should_stop=lambda: True)
+    stopped = estimator_sweep(lg, x, k_max=100, runs=5, should_stop=lambda: True)
     assert stopped.runs_done == 0

@@ -9,6 +9,7 @@ import torch
 from lvm_studio.core import latent_tasks as T
 from lvm_studio.core import latent_views as V
 from lvm_studio.core.clustering import pca
+from lvm_studio.core.colours import mix_colours
 from lvm_studio.core.data import N_PIXELS
 from lvm_studio.core.images import SIDE
 from lvm_studio.core.vae import VAE, VAEConfig
@@ -94,7 +95,7 @@ def test_rasterise_reuses_a_buffer_of_the_right_size():
 def test_posterior_colours_mix_the_component_colours():
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
     resp = np.array([[1, 0, 0], [0, 0, 1], [0.5, 0.5, 0], [0.2, 0.3, 0.5]], dtype=np.float32)
-    out = V.posterior_colours(resp, colours)
+    out = mix_colours(resp, colours, rounding="truncate")
     np.testing.assert_array_equal(out[:2], colours[[0, 2]])  # γ = e_k gives exactly colour k
     np.testing.assert_array_equal(out[2], [127, 127, 0])
     np.testing.assert_allclose(out[3], [51, 76, 127], atol=1)

@@ -18,10 +18,11 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtTest import QTest
 
 from lvm_studio.core.clustering import hungarian_accuracy
+from lvm_studio.core.colours import mix_colours
 from lvm_studio.core.gmm import GaussianMixture, GMMConfig
 from lvm_studio.core.points2d import SUGGESTED_COMPONENTS
 from lvm_studio.ui.mixtures.em_playground_panel import EMPTY, EMPlaygroundPanel
-from lvm_studio.ui.widgets.style import BrushPalette, component_colours, mix_colours
+from lvm_studio.ui.widgets.style import BrushPalette, component_colours
 from lvm_studio.workers.tasks import shutdown_all
 
 WAIT_MS = 60000  # generous: the machine is shared

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from lvm_studio.core import latent as L
 from lvm_studio.core.estimators import exact_log_px_2d
 from lvm_studio.core.images import SIDE
+from lvm_studio.core.latent import latent_stats
+from lvm_studio.core.q_elbo import elbo_for_q
 from lvm_studio.core.vae import VAE, VAEConfig
 from lvm_studio.ui.state.model_hub import ModelHub
 from lvm_studio.ui.widgets.digit_image import to_grey_u8
@@ -110,7 +111,7 @@ def test_sliders_are_ordered_by_kl_and_inactive_units_marked(qtbot, hub):
     panel = LatentSlidersPanel(hub)
     add(qtbot, panel)
     qtbot.waitUntil(lambda: panel.stats is not None, timeout=WAIT_MS)
-    expected = L.latent_stats(hub.model, hub.eval_x("val"))
+    expected = latent_stats(hub.model, hub.eval_x("val"))
     assert panel.row_order() == expected.order.tolist()
     assert panel.row_order()[0] == 1 and set(panel.row_order()[-2:]) == {0, 2}
     assert not expected.active[0] and not expected.active[2] and expected.active[1]
@@ -390,7 +391,7 @@ def test_posterior_view_numbers_match_the_core_grid_and_optimising_beats_a_hand_
     enc = panel.numbers
     with torch.no_grad():
         loc, scale = hub.model.encode(x)
-    direct = L.elbo_for_q(hub.model, x, loc, scale)
+    direct = elbo_for_q(hub.model, x, loc, scale)
     assert enc.elbo == pytest.approx(float(direct.elbo[0]), abs=1e-3)
     assert enc.log_px - enc.elbo == pytest.approx(enc.kl_post) and enc.kl_post >= -1e-3
     assert "KL(q ‖ p(z|x))" in panel.numbers_label.text()

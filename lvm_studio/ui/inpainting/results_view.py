@@ -16,10 +16,11 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QStackedWidget, QVBoxLayout, 
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core.colour_maps import STD_LEVEL, uncertainty_rgb
 from lvm_studio.core.data import N_PIXELS
-from lvm_studio.core.gmm import ellipse_points
+from lvm_studio.core.gaussian import ellipse_points
 from lvm_studio.core.images import SIDE
+from lvm_studio.core.inpainting_completion import Completion
 from lvm_studio.core.inpainting_task import ELBO_K, SAMPLE_ROWS, FitOutcome, GuessReport
-from lvm_studio.core.latent import tile_images
+from lvm_studio.core.traversal import tile_images
 from lvm_studio.ui.inpainting.mask_overlay import MaskedDigitImage
 from lvm_studio.ui.widgets import style
 
@@ -224,7 +225,7 @@ class InpaintingResults(QWidget):
         if outcome.grid is not None:
             self.show_grid(outcome.grid)
 
-    def show_completion(self, completion: ip.Completion, mask: np.ndarray) -> None:
+    def show_completion(self, completion: Completion, mask: np.ndarray) -> None:
         self.mean_view.set_image(completion.mean[0])
         self.mean_view.set_mask(mask)
         self.std_view.set_rgb(uncertainty_rgb(completion.pixel_std[0].numpy()))

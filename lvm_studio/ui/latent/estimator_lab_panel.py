@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpi
 
 from lvm_studio.core.latent_tasks import estimator_sweep_task, log_weight_histograms
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button
+from lvm_studio.ui.widgets.style import LEGEND_BACKGROUND
 from lvm_studio.workers.tasks import TaskRunner
 
 NAIVE_COLOUR = (230, 85, 60)
@@ -80,7 +81,7 @@ class EstimatorLabPanel(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setMinimumSize(340, 300)
         self.legend = self.plot.addLegend(
-            offset=(-8, -8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(0, 0, 0, 150)
+            offset=(-8, -8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(*LEGEND_BACKGROUND)
         )
         self.naive_runs: list[pg.PlotDataItem] = []
         self.is_runs: list[pg.PlotDataItem] = []
@@ -134,7 +135,7 @@ class EstimatorLabPanel(QWidget):
         self.hist.setLabel("left", "samples")
         self.hist.setMinimumSize(260, 220)
         self.hist_legend = self.hist.addLegend(
-            offset=(8, 8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(0, 0, 0, 150)
+            offset=(8, 8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(*LEGEND_BACKGROUND)
         )
         self.hist_prior = self.hist.plot(
             stepMode="center",

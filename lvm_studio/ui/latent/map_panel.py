@@ -22,12 +22,13 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from lvm_studio.core import latent_views as V
+from lvm_studio.core.colours import mix_colours
 from lvm_studio.core.images import SIDE
 from lvm_studio.core.latent_tasks import decode_grid_task, decode_image, encode_codes_task
 from lvm_studio.ui.latent.map_controls import MapControls
 from lvm_studio.ui.latent.map_view import LegendCache, PointCloudItem
 from lvm_studio.ui.widgets.digit_image import grey_qimage
-from lvm_studio.ui.widgets.style import LABEL_COLOURS
+from lvm_studio.ui.widgets.style import HIGHLIGHT, LABEL_COLOURS, LEGEND_BACKGROUND
 from lvm_studio.workers.tasks import TaskRunner
 
 REENCODE_S = 2.0  # while training: re-encode the test set at most this often
@@ -35,9 +36,7 @@ MANIFOLD_TILES = 18  # decoded digits per side of the manifold image
 HOVER_PIXELS = 6.0  # hovering finds a point within this many screen pixels
 # colours of this panel only (ui/widgets/style.py's palette has no entry for them)
 ONE_COLOUR = (86, 180, 233)  # the points when coloured neither by label nor by mixture
-TARGET_COLOUR = (255, 215, 0)  # the draggable target
 LEGEND_TEXT = (230, 230, 230)
-LEGEND_BACKGROUND = (0, 0, 0, 150)
 
 
 class LatentMapPanel(QWidget):
@@ -88,9 +87,9 @@ class LatentMapPanel(QWidget):
         self.target = pg.TargetItem(
             pos=(0, 0),
             size=16,
-            pen=pg.mkPen(TARGET_COLOUR, width=2),
+            pen=pg.mkPen(HIGHLIGHT, width=2),  # the draggable target
             label="drag me",
-            labelOpts={"color": TARGET_COLOUR, "offset": (10, -10)},
+            labelOpts={"color": HIGHLIGHT, "offset": (10, -10)},
         )
         self.target.setZValue(30)
         self.plot.addItem(self.target)
@@ -250,7 +249,7 @@ class LatentMapPanel(QWidget):
 
         if mode == "mixture" and self._mixture_ok():
             resp, colours, desc = self.hub.cluster_posterior
-            rgb = V.posterior_colours(resp, colours)  # (N, 3) mixed by p(c|z)
+            rgb = mix_colours(resp, colours, rounding="truncate")  # (N, 3) mixed by p(c|z)
             entries = [(tuple(int(v) for v in colours[k]), f"c{k + 1}") for k in range(colours.shape[0])]
             tip = desc
         elif mode == "label" and self._labels is not None and len(self._labels) == self.codes.shape[0]:

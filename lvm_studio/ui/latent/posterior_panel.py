@@ -1,7 +1,7 @@
 """Posterior view (2-D latents): the exact p(z|x) beside the encoder's guess q(z|x), for one digit.
 
 - Heat map: p(z|x) = p(x|z) p(z) / p(x) on a grid zoomed onto the posterior's mass
-  (core.latent.posterior_grid), log p(x) by the grid integral (midpoint rule).
+  (core.posterior_grid.posterior_grid), log p(x) by the grid integral (midpoint rule).
 - q(z|x) = N(μ, diag σ²) as its 1σ and 2σ ellipses; importance samples z_j ~ q drawn as dots
   whose area grows with the normalised weight w̃_j = w_j / Σ w.
 - Numbers: ELBO(q) = E_q[log p(x|z)] − KL(q ‖ p(z)) (quadrature for the expectation, the KL in
@@ -50,7 +50,7 @@ from lvm_studio.ui.widgets.digit_image import DigitImage, DrawPad
 from lvm_studio.workers.tasks import TaskRunner
 
 GRID_N = 64  # heat-map cells per side
-GRID_COARSE = 25  # cells per side of the two coarse searches that find the mass (core.latent.posterior_grid)
+GRID_COARSE = 25  # cells per side of the two coarse searches that find the mass (core.posterior_grid.posterior_grid)
 SHOWN_SAMPLES = 300  # importance samples drawn on the map (IW-k itself uses all k)
 MU_RANGE = 5.0
 LOG10_SIGMA = (-2.0, math.log10(3.0))  # σ sliders: 0.01 … 3, logarithmic

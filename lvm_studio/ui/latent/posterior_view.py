@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from lvm_studio.core.gmm import ellipse_points
+from lvm_studio.core.gaussian import ellipse_points
 from lvm_studio.core.latent_views import HeatImage
 
 ELLIPSE_POINTS = 96

@@ -16,9 +16,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel
 
+from lvm_studio.core.colours import mix_colours
 from lvm_studio.core.em_playground import CUSTOM, EMPlayground
-from lvm_studio.core.gmm import ellipse_points
-from lvm_studio.ui.widgets.style import BrushPalette, component_colours, mix_colours
+from lvm_studio.core.gaussian import ellipse_points
+from lvm_studio.core.latent_views import nearest_point as nearest_screen_point
+from lvm_studio.ui.widgets.style import HIGHLIGHT, BrushPalette, component_colours
 
 K_MAX = 12  # components the playground offers (ellipse items are made once for all of them)
 UNASSIGNED = np.array([204, 204, 204], dtype=np.uint8)  # before the first E-step: no responsibilities yet
@@ -27,7 +29,6 @@ DENSITY_GRID = 110  # cells per side of the density picture
 DENSITY_THROTTLE_MS = 40  # at most one density picture per 40 ms while running
 CONTOUR_PEN = (230, 230, 230, 150)
 TRUE_PEN = (235, 235, 235, 170)  # the generating components, dashed
-PICK_PEN = (255, 215, 0)  # the component "Sample one" just drew from
 POINT_OUTLINE = (20, 20, 20, 200)
 HOVER_STYLE = "background: rgba(20,20,20,225); color: white; border: 1px solid gray; padding: 3px;"
 
@@ -130,7 +131,8 @@ class EMPointsView(pg.PlotWidget):
     def _build_points(self) -> None:
         dashed = pg.mkPen(TRUE_PEN, width=1.2, style=Qt.PenStyle.DashLine)
         self.true_curves = self._add(pg.PlotDataItem(pen=dashed, connect="finite"), -5)
-        self.true_pick = self._add(pg.PlotDataItem(pen=pg.mkPen(PICK_PEN, width=2.5)), -4)
+        # the component "Sample one" just drew from
+        self.true_pick = self._add(pg.PlotDataItem(pen=pg.mkPen(HIGHLIGHT, width=2.5)), -4)
         self.scatter = self._add(PassiveScatter(size=8, pen=pg.mkPen(POINT_OUTLINE, width=0.8)), 0)
 
     def _build_ellipses(self) -> None:
@@ -320,13 +322,11 @@ class EMPointsView(pg.PlotWidget):
         return pw, ph
 
     def nearest_point(self, x: float, y: float, max_px: float = HOVER_PX) -> int:
-        pts = self.model.x
-        if pts.shape[0] == 0:
+        """Index of the point nearest to (x, y) within max_px screen pixels, or −1."""
+        if self.model.x.shape[0] == 0:
             return -1
         pw, ph = self.pixel_size()
-        d2 = ((pts[:, 0] - x) / pw) ** 2 + ((pts[:, 1] - y) / ph) ** 2
-        i = int(np.argmin(d2))
-        return i if d2[i] <= max_px**2 else -1
+        return nearest_screen_point(self.model.x, x, y, pw, ph, max_px)
 
     def hover_text(self, i: int) -> str:
         """What hovering point i shows: its γ vector (rich text)."""

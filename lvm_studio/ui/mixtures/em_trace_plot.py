@@ -12,12 +12,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from lvm_studio.core.em_session import HalfStep
-from lvm_studio.ui.widgets.style import COLORS, FOREGROUND
+from lvm_studio.ui.widgets.style import COLORS, FOREGROUND, LEGEND_BACKGROUND, MUTED
 
 F_COLOUR = COLORS["train_elbo_smooth"]  # F(q, θ) is an ELBO: the ELBO's colour
 E_COLOUR = COLORS["log_px"]  # after an E-step F equals the log-likelihood: its colour
 M_COLOUR = COLORS["val_elbo"]
-CAPTION_COLOUR = "#aab1bd"  # as style.apply's group-box titles
 
 FREE_ENERGY_CAPTION = (
     "<b>F(q, θ)</b> = (1/N) Σ<sub>n</sub> Σ<sub>k</sub> q<sub>nk</sub> [log π<sub>k</sub>"
@@ -61,7 +60,7 @@ class FreeEnergyPlot(pg.GraphicsLayoutWidget):
 
     def _build_legend(self) -> None:
         # its own column of the layout, right of the axes: it can hide no point of the curves
-        self.legend = pg.LegendItem(labelTextColor=FOREGROUND, brush=pg.mkBrush(0, 0, 0, 150), verSpacing=-4)
+        self.legend = pg.LegendItem(labelTextColor=FOREGROUND, brush=pg.mkBrush(*LEGEND_BACKGROUND), verSpacing=-4)
         self.addItem(self.legend, row=0, col=1)
         for item, name in (
             (self.f_curve, "F(q, θ)"),
@@ -88,5 +87,5 @@ def free_energy_caption() -> QLabel:
     caption = QLabel(FREE_ENERGY_CAPTION)
     caption.setWordWrap(True)
     caption.setTextFormat(Qt.TextFormat.RichText)
-    caption.setStyleSheet(f"color: {CAPTION_COLOUR};")
+    caption.setStyleSheet(f"color: {MUTED};")
     return caption

@@ -17,24 +17,10 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
 from lvm_studio.ui.widgets.controls import button
-from lvm_studio.ui.widgets.style import ACCENT, COLORS
+from lvm_studio.ui.widgets.style import CURVE_CYCLE, MUTED
 from lvm_studio.workers.tasks import TaskRunner
 
 PROGRESS_STEPS = 1000  # resolution of the progress bars
-CAPTION_COLOUR = "#aab1bd"  # muted text, as the group-box titles of style.apply
-# one curve colour per EM restart: the plots' named colours first, then five more
-TRACE_COLOURS = (
-    ACCENT,
-    COLORS["val_elbo"],
-    COLORS["log_px"],
-    COLORS["recon"],
-    COLORS["kl"],
-    "#c8c878",
-    "#78c8c8",
-    "#b4b4b4",
-    "#ff8cb4",
-    "#8c8cff",
-)
 
 
 def trace_plot(ylabel: str) -> tuple[pg.PlotWidget, list[pg.PlotDataItem]]:
@@ -43,7 +29,7 @@ def trace_plot(ylabel: str) -> tuple[pg.PlotWidget, list[pg.PlotDataItem]]:
     plot.setLabel("left", ylabel)
     plot.showGrid(x=True, y=True, alpha=0.15)
     plot.setMinimumHeight(130)
-    curves = [plot.plot(pen=pg.mkPen(c, width=1.8)) for c in TRACE_COLOURS]
+    curves = [plot.plot(pen=pg.mkPen(c, width=1.8)) for c in CURVE_CYCLE]  # one colour per EM restart
     return plot, curves
 
 
@@ -136,7 +122,7 @@ def rich_label(text: str = "", caption: bool = False) -> QLabel:
     label.setWordWrap(True)
     label.setTextFormat(Qt.TextFormat.RichText)
     if caption:
-        label.setStyleSheet(f"color: {CAPTION_COLOUR};")
+        label.setStyleSheet(f"color: {MUTED};")
     return label
 
 

@@ -31,8 +31,6 @@ __all__ = ["FOLLOW_SKIP", "REDRAW_INTERVAL_MS", "SMOOTHING", "CurvesPanel"]
 REDRAW_INTERVAL_MS = 66  # ≈ 15 Hz at most
 FOLLOW_SKIP = 0.1  # "follow" y-ranges leave out the first 10 % of the epochs: the first steps
 # (ELBO ≈ −540 nats) would squash the part worth reading
-HOVER_LINE = "#aab1bd"  # the status bar's muted text colour (style.apply)
-HOVER_BORDER = "#3a3f4a"
 
 
 def _translucent(colour: str, alpha: int) -> QColor:
@@ -152,7 +150,7 @@ class CurvesPanel(QWidget):
         self._hover_lines = []
         for p in (self.bounds_plot, self.terms_plot):
             line = pg.InfiniteLine(
-                angle=90, movable=False, pen=pg.mkPen(HOVER_LINE, width=1, style=Qt.PenStyle.DotLine)
+                angle=90, movable=False, pen=pg.mkPen(style.MUTED, width=1, style=Qt.PenStyle.DotLine)
             )
             line.setVisible(False)
             p.addItem(line, ignoreBounds=True)
@@ -162,7 +160,7 @@ class CurvesPanel(QWidget):
                 "",
                 anchor=(0, 0),
                 fill=pg.mkBrush(_translucent(style.PLOT_BACKGROUND, 225)),
-                border=pg.mkPen(HOVER_BORDER),
+                border=pg.mkPen(style.BORDER),
             )
             for p in (self.bounds_plot, self.terms_plot)
         }

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from lvm_studio.core.vae import ACTIVATIONS, LIKELIHOODS, VAEConfig
+from lvm_studio.ui.widgets.style import ERROR
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -63,7 +64,7 @@ class NewModelDialog(QDialog):
         self.name = QLineEdit()
         self.name.setPlaceholderText("(its architecture)")
         self.error = QLabel("")
-        self.error.setStyleSheet("color: #e06c75")
+        self.error.setStyleSheet(f"color: {ERROR}")
         self.error.setWordWrap(True)
 
         form = QFormLayout()

@@ -14,11 +14,11 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from lvm_studio.core.images import SIDE
 from lvm_studio.ui.widgets.digit_image import to_grey_u8
-from lvm_studio.ui.widgets.style import ACCENT
+from lvm_studio.ui.widgets.style import ACCENT, HIGHLIGHT
 
 NO_COLOUR = QColor(90, 90, 90)  # header of a component given no colour
 EMPTY_CELL = QColor(30, 34, 40)  # a confusion cell with no points; a full one is ACCENT
-MATCHED = QColor(255, 215, 0)  # outline of a matched (label, component) cell
+MATCHED = QColor(*HIGHLIGHT)  # outline of a matched (label, component) cell
 
 
 class ComponentGallery(QWidget):

@@ -13,9 +13,13 @@ from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 BACKGROUND = "#1e2127"
-PLOT_BACKGROUND = "#16181d"
+PLOT_BACKGROUND = "#16181d"  # also the palette's Base (text fields, lists)
 FOREGROUND = "#d7dae0"
+MUTED = "#aab1bd"  # secondary text: captions, group-box titles, the status bar; hover guide lines
+BORDER = "#3a3f4a"  # frames of hover boxes over plots
 ACCENT = "#4fa3e0"
+HIGHLIGHT = (255, 215, 0)  # gold: the one thing singled out (the map's target, the component just drawn, a match)
+LEGEND_BACKGROUND = (0, 0, 0, 150)  # translucent black behind legends drawn over plots
 
 # one colour per quantity, used by every plot
 COLORS = {
@@ -28,13 +32,27 @@ COLORS = {
     "kl": "#e06c75",
     "iw": ("#a0e0b8", "#62c48a", "#2f9a62", "#1d6b43"),  # IW-k bounds, light (small k) to dark
 }
+ERROR = COLORS["kl"]  # error text: the palette's red
+# one curve per series when there are many (EM restarts): the named colours first, then five more
+CURVE_CYCLE = (
+    ACCENT,
+    COLORS["val_elbo"],
+    COLORS["log_px"],
+    COLORS["recon"],
+    COLORS["kl"],
+    "#c8c878",
+    "#78c8c8",
+    "#b4b4b4",
+    "#ff8cb4",
+    "#8c8cff",
+)
 
 
 def apply(app: QApplication) -> None:
     """Fusion, a dark palette and pyqtgraph's matching colours; call once before building windows."""
     app.setStyle("Fusion")
     p = QPalette()
-    base, window, text = QColor("#16181d"), QColor(BACKGROUND), QColor(FOREGROUND)
+    base, window, text = QColor(PLOT_BACKGROUND), QColor(BACKGROUND), QColor(FOREGROUND)
     p.setColor(QPalette.ColorRole.Window, window)
     p.setColor(QPalette.ColorRole.WindowText, text)
     p.setColor(QPalette.ColorRole.Base, base)
@@ -55,8 +73,8 @@ def apply(app: QApplication) -> None:
     app.setStyleSheet(
         "QDockWidget::title { background: #262a31; padding: 4px 6px; }"
         "QGroupBox { border: 1px solid #343842; border-radius: 4px; margin-top: 1.1em; padding-top: 4px; }"
-        "QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 3px; color: #aab1bd; }"
-        "QStatusBar QLabel { padding: 0 6px; color: #aab1bd; }"
+        f"QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 3px; color: {MUTED}; }}"
+        f"QStatusBar QLabel {{ padding: 0 6px; color: {MUTED}; }}"
     )
     pg.setConfigOptions(background=PLOT_BACKGROUND, foreground=FOREGROUND)
 
@@ -114,18 +132,6 @@ def component_colours(k: int) -> np.ndarray:
     if extra:
         base.append(np.array(extra))
     return snap(np.concatenate(base)[: int(k)])
-
-
-def mix_colours(resp: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """(N, K) responsibilities and (K, 3) colours -> (N, 3) uint8 Σ_k γ_nk colour_k.
-
-    A point with γ = e_k gets exactly colour k; rows are renormalised first so that rounding in γ
-    never darkens a colour.
-    """
-    resp = np.asarray(resp, dtype=np.float64)
-    total = resp.sum(1, keepdims=True)
-    resp = resp / np.where(total > 0, total, 1.0)
-    return np.clip(np.floor(resp @ np.asarray(colours, dtype=np.float64) + 0.5), 0, 255).astype(np.uint8)
 
 
 class BrushPalette:

@@ -1,0 +1,216 @@
+"""Inpainting, what a q(z) says about the missing pixels of a digit (docs/architecture.md, §1 "The
+model protocol": any model that implements it, and the one log_weights given log p(x_o|z)).
+
+Masks follow lvm_studio.core.masks: a boolean array, **True = MISSING**, False = observed.
+x_o are the observed pixels, x_m the missing ones. Observed pixels are always copied from x.
+
+The completion is the variational approximation to p(x_m|x_o): mean-field Bernoulli over the
+missing pixels with probabilities
+
+    φ_i = E_q[p(x_i = 1|z)] ≈ (1/n) Σ_j E[x_i|z_j],   z_j ~ q;
+
+samples decode z ~ q; the per-pixel uncertainty is the spread of E[x_i|z] over z ~ q.
+Importance resampling with q as the proposal (Rubin 1988, SIR),
+
+    w_j = p(x_o|z_j) p(z_j) / q(z_j)     (core.estimators.log_weights given log p(x_o|z)),
+
+gives posterior samples from p(z|x_o) for comparison (and a consistent estimate of p(x_m|x_o)).
+
+Everything takes x as (784,), (28, 28), (batch, 784) or (batch, 28, 28), and a mask of the
+same forms (one mask for the whole batch, or one per digit): see prepare. Returned tensors are
+batched: (batch, ...), on the model's device, detached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lvm_studio.core.data import N_PIXELS
+from lvm_studio.core.estimators import effective_sample_size, log_weights, reparameterize
+from lvm_studio.core.images import SIDE
+from lvm_studio.core.observed_likelihood import ObservedLikelihood
+
+MAX_ROWS = 1 << 14  # decoder rows per chunk in the sampling estimators: bounds memory
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a q(z) says about the missing pixels. Observed pixels are copied from x, exactly.
+
+    mean:      (batch, 784) missing pixels = φ_i = E_q[E[x_i|z]] (Bernoulli: E_q[p(x_i = 1|z)])
+    samples:   (n, batch, 784) missing pixels = E[x_i|z_j] for z_j ~ q (decoder means, not noisy draws)
+    pixel_std: (batch, 784) std over z ~ q of E[x_i|z] — how much the completions disagree; 0 on
+               observed pixels. (The total predictive variance of a Bernoulli pixel, φ_i(1 − φ_i),
+               also counts the coin flip itself; it follows from `mean`.)
+    """
+
+    mean: torch.Tensor
+    samples: torch.Tensor
+    pixel_std: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ImportanceSamples:
+    """Importance resampling with q as the proposal (self-normalised; Rubin 1988, SIR).
+
+    z:           (n, batch, latent) approximately from p(z|x_o)
+    completions: (n, batch, 784) observed pixels = x, missing = E[x_i|z] of each resampled z
+    mean:        (batch, 784) observed = x, missing = Σ_j w̃_j E[x_i|z_j]: the estimate of E[x_m|x_o]
+    log_w:       (k, batch) log w_j = log p(x_o|z_j) + log p(z_j) − log q(z_j)
+    ess:         (batch,) effective sample size (Σ w)² / Σ w² (Kong 1992), between 1 and k
+    """
+
+    z: torch.Tensor
+    completions: torch.Tensor
+    mean: torch.Tensor
+    log_w: torch.Tensor
+    ess: torch.Tensor
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def to_tensor(a, device, dtype=None) -> torch.Tensor:
+    if isinstance(a, np.ndarray):
+        a = torch.from_numpy(np.ascontiguousarray(a))
+    return torch.as_tensor(a, device=device, dtype=dtype)
+
+
+def prepare(x, missing, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """x -> (batch, 784) float32; missing -> (batch, 784) or (1, 784) bool (one mask shared)."""
+    x = to_tensor(x, device, torch.float32)
+    if x.shape[-2:] == (SIDE, SIDE):
+        x = x.reshape(*x.shape[:-2], N_PIXELS)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2 or x.shape[1] != N_PIXELS:
+        raise ValueError(f"x must be (784,), (28, 28), (batch, 784) or (batch, 28, 28), got {tuple(x.shape)}")
+    m = to_tensor(missing, device).to(torch.bool)
+    if m.shape[-2:] == (SIDE, SIDE):
+        m = m.reshape(*m.shape[:-2], N_PIXELS)
+    if m.ndim == 1:
+        m = m[None]
+    if m.ndim != 2 or m.shape[1] != N_PIXELS or m.shape[0] not in (1, x.shape[0]):
+        raise ValueError(
+            f"the mask must be (28, 28), (784,) or one per digit, got {tuple(m.shape)} for {x.shape[0]} digits"
+        )
+    if m.shape[0] > 1 and bool((m == m[:1]).all()):
+        m = m[:1]  # one mask for all: the fit then decodes only the observed pixels
+    return x, m
+
+
+def model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+def keep_observed(x: torch.Tensor, missing: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
+    """Observed pixels from x, exactly; missing ones from `filled` (broadcast over leading dims)."""
+    return torch.where(missing, filled, x)
+
+
+# --- completions -----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def complete(
+    model,
+    x,
+    missing,
+    z_loc: torch.Tensor,
+    z_scale: torch.Tensor,
+    n: int = 64,
+    n_keep: int = 16,
+    eps: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Completion:
+    """The completion under q = N(z_loc, diag z_scale²) from n samples; the first n_keep are returned as samples.
+
+    eps (n, batch, latent) fixes the noise (z = z_loc + z_scale · eps), e.g. to animate a fit smoothly.
+    """
+    x, missing = prepare(x, missing, z_loc.device)
+    B, L = z_loc.shape
+    if eps is None:
+        eps = torch.randn((n, B, L), generator=generator, device=z_loc.device, dtype=z_loc.dtype)
+    n = eps.shape[0]
+    total = torch.zeros(B, N_PIXELS, device=x.device, dtype=torch.float64)  # Σ_j E[x|z_j]
+    total_sq = torch.zeros_like(total)
+    kept = []
+    step = max(1, MAX_ROWS // max(B, 1))
+    for s in range(0, n, step):
+        z = z_loc + z_scale * eps[s : s + step]  # (c, batch, latent)
+        mean_x = model.decode_mean(z)  # (c, batch, 784)
+        total += mean_x.sum(0, dtype=torch.float64)
+        total_sq += (mean_x.double() ** 2).sum(0)
+        if sum(k.shape[0] for k in kept) < n_keep:
+            kept.append(mean_x[: n_keep - sum(k.shape[0] for k in kept)])
+    mean = (total / n).to(x.dtype)  # (batch, 784)
+    var = (total_sq / n - (total / n) ** 2).clamp_min(0).to(x.dtype)
+    samples = torch.cat(kept, 0) if kept else x.new_zeros((0, B, N_PIXELS))
+    return Completion(
+        mean=keep_observed(x, missing, mean),
+        samples=keep_observed(x, missing, samples),
+        pixel_std=torch.where(missing, var.sqrt(), torch.zeros_like(var)),
+    )
+
+
+# --- importance sampling with q as the proposal ----------------------------------------------
+
+
+def _log_weights_and_z(lik: ObservedLikelihood, q_loc, q_scale, k, generator):
+    """z_j ~ q and log w_j = log p(x_o|z_j) + log p(z_j) − log q(z_j); (k, batch, latent), (k, batch)."""
+    B = q_loc.shape[0]
+    step = max(1, MAX_ROWS // B)
+    zs, log_ws = [], []
+    for s in range(0, k, step):
+        z = reparameterize(q_loc, q_scale, min(step, k - s), generator)  # (c, batch, latent)
+        zs.append(z)
+        log_ws.append(log_weights(lik.value(z), z, q_loc, q_scale, lik.model))  # (c, batch)
+    return torch.cat(zs), torch.cat(log_ws)
+
+
+@torch.no_grad()
+def importance_resample(
+    model,
+    x,
+    missing,
+    q_loc: torch.Tensor,
+    q_scale: torch.Tensor,
+    k: int = 1000,
+    n: int = 16,
+    generator: torch.Generator | None = None,
+) -> ImportanceSamples:
+    """Posterior samples of z given x_o by sampling-importance-resampling with q as the proposal.
+
+    k proposals z_j ~ q get weights w_j = p(x_o|z_j) p(z_j) / q(z_j); n of them are drawn with
+    replacement with probabilities w̃_j = w_j / Σ w (Rubin 1988). As k grows the draws tend to
+    p(z|x_o); the ESS says how many independent samples the weights are worth.
+    """
+    if k < 1 or n < 0:
+        raise ValueError("k ≥ 1 and n ≥ 0 are required")
+    x, missing = prepare(x, missing, q_loc.device)
+    lik = ObservedLikelihood(model, x, missing)
+    z, log_w = _log_weights_and_z(lik, q_loc, q_scale, k, generator)  # (k, batch, latent), (k, batch)
+    w_norm = torch.softmax(log_w, 0)  # (k, batch) self-normalised weights
+    ess = effective_sample_size(log_w)  # (batch,)
+    B = x.shape[0]
+    # Σ_j w̃_j E[x|z_j], chunked over k
+    mean = torch.zeros(B, N_PIXELS, device=x.device, dtype=x.dtype)
+    step = max(1, MAX_ROWS // B)
+    for s in range(0, k, step):
+        mean += (w_norm[s : s + step, :, None] * model.decode_mean(z[s : s + step])).sum(0)  # (batch, 784)
+    if n > 0:
+        idx = torch.multinomial(w_norm.T, n, replacement=True, generator=generator).T  # (n, batch)
+        z_post = z.gather(0, idx[..., None].expand(-1, -1, z.shape[-1]))  # (n, batch, latent)
+        completions = keep_observed(x, missing, model.decode_mean(z_post))  # (n, batch, 784)
+    else:
+        z_post = z.new_zeros((0, B, z.shape[-1]))
+        completions = x.new_zeros((0, B, N_PIXELS))
+    return ImportanceSamples(
+        z=z_post, completions=completions, mean=keep_observed(x, missing, mean), log_w=log_w, ess=ess
+    )
