@@ -17,8 +17,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from lvm_studio.core.em import kmeans_plusplus_indices, run_em
-from lvm_studio.core.gmm import as_tensor
+from lvm_studio.core.em import MixtureModel, as_tensor, kmeans_plusplus_indices
 
 BERNOULLI_INIT_METHODS = ("kmeans++", "random")
 
@@ -42,7 +41,7 @@ class BernoulliMixtureConfig:
             raise ValueError(f"init must be one of {BERNOULLI_INIT_METHODS}, not {self.init!r}")
 
 
-class BernoulliMixture:
+class BernoulliMixture(MixtureModel):
     """K-component Bernoulli mixture; parameters weights π (K,) and probs μ (K, D).
 
     dtype: taken from float data, float32 for integer or bool images (log p(x) of an MNIST
@@ -50,55 +49,19 @@ class BernoulliMixture:
     Not thread-safe: a worker owns the model it fits; others use ``copy()``.
     """
 
+    location = "probs"
+    integer_dtype = torch.float32
+    unit = "pixels"
+
     def __init__(self, config: BernoulliMixtureConfig | None = None, *, device=None, dtype: torch.dtype | None = None):
-        self.config = config if config is not None else BernoulliMixtureConfig()
-        self.device = torch.device(device) if device is not None else None
-        self.dtype = dtype
-        self.weights: torch.Tensor | None = None
+        super().__init__(config if config is not None else BernoulliMixtureConfig(), device=device, dtype=dtype)
         self.probs: torch.Tensor | None = None
-        self.n_iter = 0
-        self.converged = False
-
-    @property
-    def n_components(self) -> int:
-        return int(self.config.n_components)
-
-    @property
-    def is_initialized(self) -> bool:
-        return self.probs is not None
-
-    @property
-    def dim(self) -> int:
-        self._require_init()
-        return int(self.probs.shape[1])
-
-    def _require_init(self):
-        if self.probs is None:
-            raise RuntimeError("the mixture has no parameters yet: call initialize(x) or set_parameters(...)")
-
-    def _as_data(self, x) -> torch.Tensor:
-        x = as_tensor(x)
-        if self.device is None:
-            self.device = x.device
-        if self.dtype is None:
-            self.dtype = x.dtype if x.is_floating_point() else torch.float32
-        x = x.to(device=self.device, dtype=self.dtype)
-        if x.dim() != 2:
-            raise ValueError(f"x must be (N, D), got shape {tuple(x.shape)}")
-        if self.probs is not None and x.shape[1] != self.probs.shape[1]:
-            raise ValueError(f"x has {x.shape[1]} pixels, the mixture {self.probs.shape[1]}")
-        return x
 
     # --- parameters ----------------------------------------------------------------------
 
     def set_parameters(self, weights, probs) -> BernoulliMixture:
         """Set π (K,) (renormalised) and μ (K, D), every μ_kd strictly inside (0, 1)."""
-        probs = as_tensor(probs)
-        if self.dtype is None:
-            self.dtype = probs.dtype if probs.is_floating_point() else torch.float32
-        if self.device is None:
-            self.device = probs.device
-        probs = probs.to(device=self.device, dtype=self.dtype)
+        probs = self._adopt(probs)
         weights = as_tensor(weights).to(device=self.device, dtype=self.dtype).reshape(-1)
         if probs.dim() != 2 or probs.shape[0] != self.n_components:
             raise ValueError(f"probs must be (K, D) with K = {self.n_components}")
@@ -179,30 +142,6 @@ class BernoulliMixture:
         self.weights = (nk + b) / (nk.sum() + self.n_components * b)  # (K,)
         return self
 
-    @torch.no_grad()
-    def step(self, x) -> float:
-        """One EM iteration; returns the mean log-likelihood *before* the M-step."""
-        log_resp, ll = self.e_step(x)
-        self.m_step(x, log_resp)
-        return ll
-
-    @torch.no_grad()
-    def fit(self, x, max_iter: int = 100, tol: float = 1e-4, callback=None, should_stop=None) -> list[float]:
-        """EM until |Δ mean log-likelihood| < tol, max_iter M-steps, or should_stop().
-
-        Same contract as GaussianMixture.fit: trace[t] = mean log p(x) (nats per image) after
-        t M-steps, trace[-1] belongs to the parameters left in the model; callback(t, trace[t]).
-        """
-        x = self._as_data(x)
-        if not self.is_initialized:
-            self.initialize(x)
-        self.n_iter, self.converged = 0, False
-        run = run_em(
-            lambda: self.e_step(x), lambda log_resp: self.m_step(x, log_resp), max_iter, tol, callback, should_stop
-        )
-        self.n_iter, self.converged = run.n_iter, run.converged
-        return run.trace
-
     def log_prior(self) -> float:
         """log p(μ) + log p(π) up to constants: Σ_kd a [log μ_kd + log(1 − μ_kd)] + b Σ_k log π_k.
 
@@ -222,21 +161,9 @@ class BernoulliMixture:
         return torch.logsumexp(self._log_joint(self._as_data(x)), 1)
 
     @torch.no_grad()
-    def log_likelihood(self, x) -> float:
-        """Mean log p(x_n), nats per image."""
-        log_px = self.log_prob(x)
-        return float(log_px.sum(dtype=torch.float64)) / log_px.shape[0]
-
-    @torch.no_grad()
     def responsibilities(self, x) -> torch.Tensor:
         """γ_nk = p(z = k | x_n), (N, K)."""
         return self.e_step(x)[0].exp()
-
-    @torch.no_grad()
-    def predict(self, x) -> torch.Tensor:
-        """The most responsible component per image, (N,) int64."""
-        self._require_init()
-        return self._log_joint(self._as_data(x)).argmax(1)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None):

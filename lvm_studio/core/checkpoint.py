@@ -30,6 +30,14 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used, with a message that says why."""
 
 
+def headline_metrics(history: History) -> dict:
+    """The checkpoint's "metrics": the last evaluation's ELBO, log p(x) and its k; {} before any."""
+    if not history.evals:
+        return {}
+    e = history.evals[-1]
+    return {"val_elbo": e.elbo, "val_log_px": e.log_px, "k": e.k}
+
+
 def make_checkpoint(
     model: VAE,
     *,

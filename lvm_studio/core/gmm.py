@@ -23,10 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
-from lvm_studio.core.em import kmeans_plusplus_indices, run_em
+from lvm_studio.core.em import MixtureModel, as_tensor, kmeans_plusplus_indices
 from lvm_studio.core.gaussian import covariance_root, sample_gaussian
 
 LOG_2PI = math.log(2 * math.pi)
@@ -39,14 +38,6 @@ INIT_METHODS = ("kmeans++", "random", "given")
 CPU_CHUNK_ELEMENTS_ONE_THREAD = 1 << 18
 CPU_CHUNK_ELEMENTS_THREADS = 1 << 22
 CUDA_CHUNK_ELEMENTS = 1 << 25
-
-
-def as_tensor(a) -> torch.Tensor:
-    """A tensor from a tensor, array or nested list; Python floats stay float64 (torch.as_tensor
-    would round a list of floats to float32 before any later cast to float64)."""
-    if isinstance(a, torch.Tensor):
-        return a
-    return torch.from_numpy(np.array(a, copy=True))
 
 
 @dataclass
@@ -83,7 +74,7 @@ class GMMParameters:
         return self.covariances if self.covariance == "full" else torch.diag_embed(self.covariances)
 
 
-class GaussianMixture:
+class GaussianMixture(MixtureModel):
     """A K-component Gaussian mixture; EM in log space (Bishop, PRML 2006, §9.2.2).
 
     State after ``initialize`` / ``set_parameters``:
@@ -93,59 +84,23 @@ class GaussianMixture:
     """
 
     def __init__(self, config: GMMConfig | None = None, *, device=None, dtype: torch.dtype | None = None):
-        self.config = config if config is not None else GMMConfig()
-        self.device = torch.device(device) if device is not None else None
-        self.dtype = dtype
-        self.weights: torch.Tensor | None = None
+        super().__init__(config if config is not None else GMMConfig(), device=device, dtype=dtype)
         self.means: torch.Tensor | None = None
         self.covariances: torch.Tensor | None = None
-        self.n_iter = 0  # M-steps taken by the last fit
-        self.converged = False
         self._buffer = None  # scratch space of the chunked loops, see _work
         self._clear_cache()
 
     # --- bookkeeping -------------------------------------------------------------------
 
     @property
-    def n_components(self) -> int:
-        return int(self.config.n_components)
-
-    @property
     def covariance_type(self) -> str:
         return self.config.covariance
-
-    @property
-    def is_initialized(self) -> bool:
-        return self.means is not None
-
-    @property
-    def dim(self) -> int:
-        self._require_init()
-        return int(self.means.shape[1])
 
     def _clear_cache(self):
         self._chol = None  # (K, D, D) L_k, 'full'
         self._chol_inv = None  # (K, D, D) L_k⁻¹ ('full'); (K, D) 1/σ_k ('diag')
         self._half_log_det = None  # (K,) ½ log|Σ_k|
         self._shift = None  # (D,) Σ_k π_k μ_k: points are centred on it before the quadratic forms
-
-    def _require_init(self):
-        if self.means is None:
-            raise RuntimeError("the mixture has no parameters yet: call initialize(x) or set_parameters(...)")
-
-    def _as_data(self, x, check_dim: bool = True) -> torch.Tensor:
-        """x as a (N, D) tensor on the model's device and dtype (fixing them on first use)."""
-        x = as_tensor(x)
-        if self.device is None:
-            self.device = x.device
-        if self.dtype is None:
-            self.dtype = x.dtype if x.is_floating_point() else torch.float64
-        x = x.to(device=self.device, dtype=self.dtype)
-        if x.dim() != 2:
-            raise ValueError(f"x must be (N, D), got shape {tuple(x.shape)}")
-        if check_dim and self.means is not None and x.shape[1] != self.means.shape[1]:
-            raise ValueError(f"x has {x.shape[1]} features, the mixture {self.means.shape[1]}")
-        return x
 
     def _work(self, numel: int) -> torch.Tensor:
         """A flat scratch buffer, kept between calls: allocating (and page-faulting) tens of
@@ -432,56 +387,16 @@ class GaussianMixture:
         return self
 
     @torch.no_grad()
-    def step(self, x) -> float:
-        """One EM iteration (E then M). Returns the mean log-likelihood of the parameters
-        *before* this M-step, the number the E-step computes for free; it never decreases
-        from one call to the next."""
-        log_resp, ll = self.e_step(x)
-        self.m_step(x, log_resp)
-        return ll
-
-    @torch.no_grad()
-    def fit(self, x, max_iter: int = 100, tol: float = 1e-4, callback=None, should_stop=None) -> list[float]:
-        """Run EM until |Δ mean log-likelihood| < tol, max_iter M-steps, or should_stop() is true.
-
-        Initialises first when the mixture has no parameters. Returns the trace
-        [ℓ_0, ℓ_1, …, ℓ_T], ℓ_t = mean log p(x) after t M-steps (ℓ_0: the starting point),
-        so len(trace) = T + 1 and trace[-1] belongs to the parameters left in the model.
-        callback(t, ℓ_t) is called for each entry; should_stop() is asked before each M-step.
-        """
-        x = self._as_data(x)
-        if not self.is_initialized:
-            self.initialize(x)
-        self.n_iter, self.converged = 0, False
-        run = run_em(
-            lambda: self.e_step(x), lambda log_resp: self.m_step(x, log_resp), max_iter, tol, callback, should_stop
-        )
-        self.n_iter, self.converged = run.n_iter, run.converged
-        return run.trace
-
-    @torch.no_grad()
     def log_prob(self, x) -> torch.Tensor:
         """log p(x_n) = logsumexp_k [log π_k + log N(x_n; μ_k, Σ_k)] per point, (N,)."""
         self._require_init()
         return _logsumexp_rows(self._log_joint(self._as_data(x)))
 
     @torch.no_grad()
-    def log_likelihood(self, x) -> float:
-        """Mean log p(x_n) over the points, nats per point."""
-        log_px = self.log_prob(x)
-        return float(log_px.sum(dtype=torch.float64)) / log_px.shape[0]
-
-    @torch.no_grad()
     def responsibilities(self, x) -> torch.Tensor:
         """γ_nk = p(z = k | x_n), (N, K); each row sums to one."""
         self._require_init()
         return self._e_step(self._as_data(x))[0].exp_()
-
-    @torch.no_grad()
-    def predict(self, x) -> torch.Tensor:
-        """The most responsible component per point, (N,) int64."""
-        self._require_init()
-        return self._log_joint(self._as_data(x)).argmax(1)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None):

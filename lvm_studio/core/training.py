@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from lvm_studio.core import estimators as est
-from lvm_studio.core.checkpoint import make_checkpoint, save_checkpoint
+from lvm_studio.core.checkpoint import headline_metrics, make_checkpoint, save_checkpoint
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.evaluation import EvalProgress, evaluation_steps  # noqa: F401  (EvalProgress: one of run()'s events)
 from lvm_studio.core.history import EvalRecord, History, StepRecord
@@ -193,8 +193,6 @@ class Trainer:
         return Snapshot(step=self.step, epoch=self.epoch, state_dict=copy_state_to_cpu(self.model))
 
     def checkpoint(self) -> dict:
-        last = self.history.evals[-1] if self.history.evals else None
-        metrics = {"val_elbo": last.elbo, "val_log_px": last.log_px, "k": last.k} if last else {}
         return make_checkpoint(
             self.model,
             name=self.name,
@@ -203,7 +201,7 @@ class Trainer:
             step=self.step,
             epoch=self.epoch,
             history=self.history,
-            metrics=metrics,
+            metrics=headline_metrics(self.history),
         )
 
     def kl_weight(self) -> float:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from lvm_studio.core.checkpoint import (
     CheckpointError,
+    headline_metrics,
     history_from_checkpoint,
     load_checkpoint,
     make_checkpoint,
@@ -111,7 +112,7 @@ class CheckpointFiles:
                 step=hub.step,
                 epoch=hub.epoch,
                 history=hub.history,
-                metrics=self._headline_metrics(),
+                metrics=headline_metrics(hub.history),
             )
             save_checkpoint(path, ckpt)
         except (OSError, RuntimeError) as e:
@@ -129,13 +130,6 @@ class CheckpointFiles:
         elif kind == "save_failed":
             self._save_path_pending = None
             self.show_error("Could not save the checkpoint", message)
-
-    def _headline_metrics(self) -> dict:
-        evals = self.hub.history.evals
-        if not evals:
-            return {}
-        e = evals[-1]
-        return {"val_elbo": e.elbo, "val_log_px": e.log_px, "k": e.k}
 
     def new_model(self, config: VAEConfig, name: str | None = None, objective: str = "elbo", k: int = 1) -> None:
         if self.controller.is_active():

@@ -140,3 +140,26 @@ def test_on_binarized_mnist_sample(mnist):
     log_px = model.log_prob(x)
     assert log_px.shape == (300,) and torch.all(log_px < 0)
     assert -784 * math.log(2) < trace[-1] < 0  # better than coin flips per pixel
+
+
+def test_shared_mixture_bookkeeping_keeps_each_models_wording_and_dtype():
+    """core.em.MixtureModel: the Bernoulli mixture says 'pixels' and takes float32 for integer
+    images, the Gaussian mixture says 'features' and takes float64; both refuse before init."""
+    from lvm_studio.core.gmm import GaussianMixture, GMMConfig
+
+    bern = BernoulliMixture(BernoulliMixtureConfig(n_components=2))
+    gmm = GaussianMixture(GMMConfig(n_components=2))
+    for model in (bern, gmm):
+        assert not model.is_initialized
+        with pytest.raises(RuntimeError, match="no parameters yet"):
+            _ = model.dim
+    x = torch.tensor([[0, 1, 1], [1, 0, 0], [1, 1, 0], [0, 0, 1]])  # int64
+    bern.initialize(x)
+    gmm.initialize(x)
+    assert bern.dtype == torch.float32 and gmm.dtype == torch.float64
+    assert bern.dim == gmm.dim == 3
+    with pytest.raises(ValueError, match="x has 2 pixels, the mixture 3"):
+        bern.predict(x[:, :2])
+    with pytest.raises(ValueError, match="x has 2 features, the mixture 3"):
+        gmm.predict(x[:, :2])
+    assert bern.predict(x).shape == gmm.predict(x).shape == (4,)

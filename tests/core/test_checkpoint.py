@@ -340,3 +340,9 @@ def test_string_paths_and_map_location(tmp_path):
     path = save_checkpoint(str(tmp_path / "m.pt"), good_checkpoint())
     loaded = load_checkpoint(str(path), map_location="cpu")
     assert loaded["state_dict"]["encoder.0.weight"].device.type == "cpu"
+
+
+def test_headline_metrics_are_the_last_evaluation_or_nothing():
+    _, _, history = trained_parts()
+    assert ck.headline_metrics(History()) == {}
+    assert ck.headline_metrics(history) == {"val_elbo": -510.0, "val_log_px": -505.0, "k": 5}

@@ -28,6 +28,7 @@ from lvm_studio.core.latent_tasks import decode_grid_task, decode_image, encode_
 from lvm_studio.ui.latent.map_controls import MapControls
 from lvm_studio.ui.latent.map_view import LegendCache, PointCloudItem
 from lvm_studio.ui.widgets.digit_image import grey_qimage
+from lvm_studio.ui.widgets.hover import point_under_mouse
 from lvm_studio.ui.widgets.style import HIGHLIGHT, LABEL_COLOURS, LEGEND_BACKGROUND
 from lvm_studio.workers.tasks import TaskRunner
 
@@ -370,11 +371,7 @@ class LatentMapPanel(QWidget):
         return V.nearest_point(self.cloud.points(), u, v, pw, ph, max_pixels)
 
     def _on_scene_mouse_moved(self, pos) -> None:
-        if not self.vb.sceneBoundingRect().contains(pos):
-            self._show_hover(-1, None)
-            return
-        p = self.vb.mapSceneToView(pos)
-        self._show_hover(self.nearest_point(p.x(), p.y()), pos)
+        self._show_hover(point_under_mouse(self.vb, pos, self.nearest_point), pos)  # pos unused when −1
 
     def _show_hover(self, i: int, scene_pos) -> None:
         if i == self._hover_index:

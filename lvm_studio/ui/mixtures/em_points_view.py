@@ -20,6 +20,7 @@ from lvm_studio.core.colours import mix_colours
 from lvm_studio.core.em_playground import CUSTOM, EMPlayground
 from lvm_studio.core.gaussian import ellipse_points
 from lvm_studio.core.latent_views import nearest_point as nearest_screen_point
+from lvm_studio.ui.widgets.hover import point_under_mouse
 from lvm_studio.ui.widgets.style import HIGHLIGHT, BrushPalette, component_colours
 
 K_MAX = 12  # components the playground offers (ellipse items are made once for all of them)
@@ -360,11 +361,7 @@ class EMPointsView(pg.PlotWidget):
         self._hover_pinned = i >= 0
 
     def _on_scene_mouse_moved(self, pos) -> None:
-        if not self.vb.sceneBoundingRect().contains(pos):
-            self._show_hover(-1, None)
-            return
-        p = self.vb.mapSceneToView(pos)
-        self._show_hover(self.nearest_point(p.x(), p.y()), pos)
+        self._show_hover(point_under_mouse(self.vb, pos, self.nearest_point), pos)  # pos unused when −1
 
     def _show_hover(self, i: int, scene_pos) -> None:
         self._hover_index = i
