@@ -8,6 +8,7 @@ normalising constant is kept, so the numbers are real log-densities in nats per 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -105,6 +106,43 @@ def _k_chunk(k: int, batch: int, max_rows: int) -> int:
     return max(1, min(k, max_rows // max(1, batch)))
 
 
+def _log_weight_chunks(
+    model: LatentVariableModel,
+    x: torch.Tensor,
+    k: int,
+    proposal: str,
+    generator: torch.Generator | None,
+    max_rows: int,
+    encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Iterator[torch.Tensor]:
+    """The k log-weights in chunks of at most max_rows decoder rows, each (kc, batch).
+
+    proposal 'q': z ~ q(z|x) (or N(encoded) when given), log w = log p(x, z) − log q(z|x);
+    'prior': z ~ p(z), log w = log p(x|z) (naive Monte Carlo).
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    if proposal not in ("q", "prior"):
+        raise ValueError(f"unknown proposal {proposal!r}")
+    batch = x.shape[0]
+    step = _k_chunk(k, batch, max_rows)
+    if proposal == "q" and encoded is None:
+        encoded = model.encode(x)
+    for start in range(0, k, step):
+        kc = min(step, k - start)
+        if proposal == "q":
+            yield log_importance_weights(model, x, kc, generator, encoded)  # (kc, batch)
+        else:
+            z = model.sample_prior((kc, batch), generator)  # (kc, batch, latent)
+            yield model.log_px_given_z(x, z)  # (kc, batch)
+
+
+def _chunked_log_mean_exp(chunks: Iterator[torch.Tensor], k: int) -> torch.Tensor:
+    """log (1/k) Σ_j w_j from chunks of log w: a logsumexp of the chunks' logsumexps (exact); (batch,)."""
+    partial = [torch.logsumexp(log_w, 0) for log_w in chunks]  # each (batch,)
+    return torch.logsumexp(torch.stack(partial), 0) - math.log(k)
+
+
 @torch.no_grad()
 def iwae_log_px(
     model: LatentVariableModel,
@@ -112,22 +150,15 @@ def iwae_log_px(
     k: int,
     generator: torch.Generator | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
+    encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Importance-sampled log p̂(x) = logsumexp_j log w_j − log k, with q(z|x) as proposal; (batch,).
+    """Importance-sampled log p̂(x) = logsumexp_j log w_j − log k (Burda et al. 2016, eq. 8), with
+    q(z|x) as the proposal, or N(encoded) = N(z_loc, diag z_scale²) when given; (batch,).
 
     Samples are drawn in chunks of k so that at most max_rows decoder rows live at once;
     the chunks are combined by a logsumexp of their logsumexps, which is exact.
     """
-    if k < 1:
-        raise ValueError("k must be at least 1")
-    encoded = model.encode(x)
-    step = _k_chunk(k, x.shape[0], max_rows)
-    partial = []
-    for start in range(0, k, step):
-        kc = min(step, k - start)
-        log_w = log_importance_weights(model, x, kc, generator, encoded)  # (kc, batch)
-        partial.append(torch.logsumexp(log_w, 0))  # (batch,)
-    return torch.logsumexp(torch.stack(partial), 0) - math.log(k)
+    return _chunked_log_mean_exp(_log_weight_chunks(model, x, k, "q", generator, max_rows, encoded), k)
 
 
 @torch.no_grad()
@@ -139,16 +170,7 @@ def naive_mc_log_px(
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> torch.Tensor:
     """Naive Monte Carlo: z_j ~ p(z), log p̂(x) = logsumexp_j log p(x|z_j) − log k; (batch,)."""
-    if k < 1:
-        raise ValueError("k must be at least 1")
-    batch = x.shape[0]
-    step = _k_chunk(k, batch, max_rows)
-    partial = []
-    for start in range(0, k, step):
-        kc = min(step, k - start)
-        z = model.sample_prior((kc, batch), generator)  # (kc, batch, latent)
-        partial.append(torch.logsumexp(model.log_px_given_z(x, z), 0))  # (batch,)
-    return torch.logsumexp(torch.stack(partial), 0) - math.log(k)
+    return _chunked_log_mean_exp(_log_weight_chunks(model, x, k, "prior", generator, max_rows), k)
 
 
 @torch.no_grad()
@@ -164,20 +186,7 @@ def sample_log_weights(
 
     proposal 'q' uses q(z|x); 'prior' uses p(z), so log w = log p(x|z).
     """
-    batch = x.shape[0]
-    step = _k_chunk(k, batch, max_rows)
-    encoded = model.encode(x) if proposal == "q" else None
-    out = []
-    for start in range(0, k, step):
-        kc = min(step, k - start)
-        if proposal == "q":
-            out.append(log_importance_weights(model, x, kc, generator, encoded))
-        elif proposal == "prior":
-            z = model.sample_prior((kc, batch), generator)  # (kc, batch, latent)
-            out.append(model.log_px_given_z(x, z))
-        else:
-            raise ValueError(f"unknown proposal {proposal!r}")
-    return torch.cat(out, 0)
+    return torch.cat(list(_log_weight_chunks(model, x, k, proposal, generator, max_rows)), 0)
 
 
 def iw_bounds_from_weights(log_w: torch.Tensor, ks) -> dict[int, torch.Tensor]:

@@ -36,9 +36,6 @@ from lvm_studio.core.inpainting_completion import (
     model_device,
     prepare,
 )
-
-# re-exported for bench/ only (bench/inpainting.py), until bench imports them from core.inpainting_scores
-from lvm_studio.core.inpainting_scores import mean_field_log_likelihood, missing_pixel_scores  # noqa: F401
 from lvm_studio.core.observed_likelihood import ObservedLikelihood
 from lvm_studio.core.q_elbo import MAX_LOG_SCALE, MIN_LOG_SCALE  # bounds on log φ_σ, as in optimise_phi
 

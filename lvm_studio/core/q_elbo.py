@@ -20,7 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lvm_studio.core.estimators import DEFAULT_MAX_ROWS, log_importance_weights, log_weights, reparameterize
+from lvm_studio.core.estimators import (
+    DEFAULT_MAX_ROWS,
+    iwae_log_px,
+    log_weights,
+    reparameterize,
+)
 from lvm_studio.core.model import LatentVariableModel
 
 # bounds on log φ_σ while q is optimised: the floor keeps log q finite if a fit collapses a dimension
@@ -136,14 +141,7 @@ def iw_log_px_for_q(
 ) -> torch.Tensor:
     """The IW-k estimate logsumexp_j log w_j − log k with q = N(z_loc, diag z_scale²) as the
     proposal (Burda et al. 2016, eq. 8), in chunks of k; (batch,)."""
-    if k < 1:
-        raise ValueError("k must be at least 1")
-    step = max(1, min(k, max_rows // max(1, x.shape[0])))
-    parts = []
-    for start in range(0, k, step):
-        log_w = log_importance_weights(model, x, min(step, k - start), generator, (z_loc, z_scale))  # (kc, batch)
-        parts.append(torch.logsumexp(log_w, 0))
-    return torch.logsumexp(torch.stack(parts), 0) - math.log(k)
+    return iwae_log_px(model, x, k, generator, max_rows, encoded=(z_loc, z_scale))
 
 
 @torch.no_grad()
