@@ -66,7 +66,7 @@ def bench_playground(repeats: int = 60) -> dict:
 
 
 def main(argv=None) -> dict:
-    from lvm_studio.ui.mixtures.digit_clusters_panel import fit_clusters_task, fit_density_task
+    from lvm_studio.core.digit_clusters import fit_clusters_task, fit_density_task
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_argument(p, "--checkpoint", latent_dim=32)

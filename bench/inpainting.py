@@ -9,7 +9,7 @@ true missing pixels, nats per digit (mean and standard error over digits), for
                  prior mean image (also reported: black, training mean)       (mean-field completion)
     fitted_q     q(z; φ) after the fit                                         (mean-field completion)
     importance   self-normalised importance weights with the fitted q as proposal (≈ log p(x_m|x_o))
-See lvm_studio.core.inpainting.MissingPixelScores for the exact definitions.
+See lvm_studio.core.inpainting_scores.MissingPixelScores for the exact definitions.
 
 The model: --checkpoint, by default the shipped 32-D model (pretrained/manifest.json); without it,
 a VAE trained here for about three minutes (default architecture), cached in the system's temp folder.
@@ -33,6 +33,8 @@ from bench.common import add_model_argument, load_model, median_ms, pretrained_p
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core import masks
 from lvm_studio.core.data import MNIST, load_mnist
+from lvm_studio.core.inpainting_completion import prepare
+from lvm_studio.core.inpainting_scores import mean_field_log_likelihood, missing_pixel_scores
 
 OWN_MODEL = Path(tempfile.gettempdir()) / "lvm_studio_bench_inpainting_vae.pt"
 
@@ -98,7 +100,7 @@ def _freeze(model):
 
 def autograd_fit(model, x, missing, steps: int = 200, n_samples: int = 4, lr: float = 0.05, seed: int = 0):
     """The straightforward implementation, for comparison: autograd through the decoder, torch.optim.Adam."""
-    x, m = ip.prepare(x, missing)
+    x, m = prepare(x, missing)
     observed = (~m).to(x.dtype)
     g = torch.Generator().manual_seed(seed)
     z_loc, z_scale = ip.amortized_guess(model, x, m)
@@ -219,16 +221,16 @@ def inpaint_quality(
     for start in range(0, n, chunk):
         x = x_all[start : start + chunk]
         g = torch.Generator().manual_seed(seed + start)
-        add("train_mean", ip.mean_field_log_likelihood(x, missing, p_mean))
+        add("train_mean", mean_field_log_likelihood(x, missing, p_mean))
         guesses = {}
         for fill_name, fill in fills.items():
             guesses[fill_name] = guess = ip.amortized_guess(model, x, missing, fill=fill)
-            s = ip.missing_pixel_scores(model, x, missing, *guess, k=k, generator=g)
+            s = missing_pixel_scores(model, x, missing, *guess, k=k, generator=g)
             add(f"encoder[{fill_name}].mean_field", s.mean_field)
         guess = guesses[default_fill]
         res = ip.fit_q(model, x, missing, cfg, init=guess)
         fit_seconds += res.seconds
-        s = ip.missing_pixel_scores(model, x, missing, res.z_loc, res.z_scale, k=k_importance, generator=g)
+        s = missing_pixel_scores(model, x, missing, res.z_loc, res.z_scale, k=k_importance, generator=g)
         add("fitted_q.mean_field", s.mean_field)
         add("fitted_q.mixture", s.mixture)
         add("fitted_q.importance", s.importance)

@@ -124,7 +124,7 @@ def panel_task_ms(model, data, repeats: int = 7) -> dict:
     from lvm_studio.core import inpainting as ip
     from lvm_studio.core import masks
     from lvm_studio.core.images import SIDE
-    from lvm_studio.ui.inpainting.inpainting_panel import SAMPLE_ROWS, fit_task
+    from lvm_studio.core.inpainting_task import SAMPLE_ROWS, fit_task
 
     x = data.binarized("test")[0].reshape(SIDE, SIDE).numpy()
     cfg = ip.InpaintConfig(n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=10, seed=0)
