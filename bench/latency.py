@@ -121,7 +121,8 @@ def slider_latency(hub, n: int = 300, seed: int = 0, pump: _Pump | None = None, 
     from lvm_studio.ui.latent.sliders_panel import LatentSlidersPanel
 
     app = qt_app()
-    panel = show(LatentSlidersPanel(hub), (900, 620), lambda: panel.stats is not None)
+    panel = LatentSlidersPanel(hub)
+    show(panel, (900, 620), lambda: panel.stats is not None)
     done = []
     panel.image_updated.connect(lambda: done.append(1))
     rng = np.random.default_rng(seed)
@@ -229,7 +230,8 @@ def heat_map_refresh(hub, digits=(0, 18, 77, 123, 999, 4321, 5, 6, 7, 42, 100, 2
     from lvm_studio.ui.latent.posterior_panel import PosteriorPanel
 
     app = qt_app()
-    panel = show(PosteriorPanel(hub), (1150, 760), lambda: panel.log_px is not None)
+    panel = PosteriorPanel(hub)
+    show(panel, (1150, 760), lambda: panel.log_px is not None)
     events = []
     panel.heat_updated.connect(lambda fine: events.append((time.perf_counter(), fine)))
     first, fine = [], []
