@@ -8,6 +8,9 @@ fit_clusters_task: a Gaussian mixture (EM, core.gmm) fitted to the digits in one
   score: accuracy after the best one-to-one matching of clusters to labels (Hungarian), normalised
   mutual information and the confusion matrix, on the test digits. Each component's mean and a
   few samples z ~ N(μ_k, Σ_k) come back as images (decoded by p(x|z) for a, back-projected for b).
+code_responsibilities_task: the test responsibilities of a fitted mixture at the codes of another
+  set of weights (a later training snapshot): one encoder pass and one E-step, so the latent map's
+  'mixture' colouring follows training without refitting.
 fit_density_task: a mixture of Bernoullis (core.bernoulli_mixture) fitted by EM to binarized
   pixels: its exact test log p(x), and beside it the VAE's importance-sampled estimate (IWAE-k,
   Burda et al. 2016) on the same fixed binarization of the test set.
@@ -137,6 +140,16 @@ class DensityResult:
     converged: bool
     seconds: float
     vae_seconds: float
+
+
+@dataclass(frozen=True)
+class CodeResponsibilities:
+    """A fitted mixture's p(c | z) at the test codes μ_φ(x) of the weights it was computed with."""
+
+    resp_test: np.ndarray  # (N_test, K) float32
+    pred_test: np.ndarray  # (N_test,) int64, the most responsible component
+    accuracy: float  # Hungarian, against the test labels (nan without labels)
+    seconds: float
 
 
 # --- pieces -------------------------------------------------------------------------------------------
@@ -273,6 +286,34 @@ def fit_clusters_task(
         explained_variance=explained,
         traces=traces,
     )
+
+
+def fitted_mixture(res: ClusterResult) -> GaussianMixture:
+    """The Gaussian mixture a ClusterResult describes, ready for responsibilities (float64)."""
+    gmm = GaussianMixture(GMMConfig(n_components=res.k, covariance=res.covariance), dtype=torch.float64)
+    return gmm.set_parameters(res.weights, res.means, res.covariances)
+
+
+def code_responsibilities_task(
+    ctx, model, x_test: torch.Tensor, res: ClusterResult, labels=None
+) -> CodeResponsibilities:
+    """p(c | z_n) under the fitted mixture res (a 'vae' fit) at the codes z_n = μ_φ(x_n) of `model`.
+
+    x_test: (N_test, N_PIXELS) the evaluation images (as the latent map encodes them). The mixture
+    is not refitted: the E-step's γ_nk = π_k N(z_n; μ_k, Σ_k) / Σ_j π_j N(z_n; μ_j, Σ_j) (Bishop
+    2006, eq. 9.23) at the new codes. labels: (N_test,) for the accuracy after matching, or None.
+    """
+    t0 = time.perf_counter()
+    if res.space != "vae":
+        raise ValueError("only a mixture of VAE codes has responsibilities at new codes")
+    codes, _ = encode_loc_scale(model, x_test, ENCODE_BATCH, should_stop=ctx.cancelled, progress=ctx.report)
+    ctx.check()
+    if codes.shape[1] != res.dim:
+        raise ValueError(f"the model's codes are {codes.shape[1]}-D, the mixture's {res.dim}-D")
+    resp = fitted_mixture(res).responsibilities(codes.to(torch.float64))  # (N_test, K)
+    pred = resp.argmax(1).numpy().astype(np.int64)
+    acc = float("nan") if labels is None else hungarian_accuracy(np.asarray(labels).astype(np.int64), pred)
+    return CodeResponsibilities(resp.numpy().astype(np.float32), pred, acc, time.perf_counter() - t0)
 
 
 def fit_density_task(

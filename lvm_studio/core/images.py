@@ -82,6 +82,14 @@ class Placement:
         src_c = np.floor(self.c0 + (i - self.left + 0.5) * self.w / self.new_w).astype(int)
         return src_r.clip(0, shape[0] - 1), src_c.clip(0, shape[1] - 1)
 
+    def back_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(SIDE, SIDE) row and column weights W[u, i] that carry an image in the placed frame back to the
+        input frame (a SIDE × SIDE input): input = W_rows @ placed @ W_cols.T. See unapply_placement."""
+        return (
+            _back_matrix(self.r0, self.h, self.new_h, self.top),
+            _back_matrix(self.c0, self.w, self.new_w, self.left),
+        )
+
 
 def find_placement(img: np.ndarray) -> Placement | None:
     """The placement center_by_mass gives `img` (2-D, values in [0, 1]); None when there is no ink.
@@ -132,6 +140,36 @@ def apply_placement(
         return out, None
     src_r, src_c = p.source_pixels(mask.shape)
     return out, mask[np.ix_(src_r, src_c)]
+
+
+def _back_matrix(start: int, crop: int, new: int, offset: int) -> np.ndarray:
+    """(SIDE, SIDE) weights along one axis: input cell u, the interval [u, u + 1) in input pixel edges,
+    lies at [offset + (u − start)·s, offset + (u + 1 − start)·s) of the placed frame, s = new / crop
+    (the map apply_placement uses); W[u, i] = its overlap with placed cell [i, i + 1), divided by s.
+    Rows sum to 1 where the interval lies inside the frame and less where it leaves it (black there)."""
+    s = new / crop
+    u = np.arange(SIDE, dtype=np.float64)
+    lo = offset + (u - start) * s  # (SIDE,)
+    hi = lo + s
+    i = np.arange(SIDE, dtype=np.float64)
+    overlap = np.clip(np.minimum(hi[:, None], i[None, :] + 1) - np.maximum(lo[:, None], i[None, :]), 0.0, None)
+    return overlap / s  # (SIDE input, SIDE placed)
+
+
+def unapply_placement(placement: Placement | None, placed: np.ndarray) -> np.ndarray:
+    """Carry images from a placement's frame back to the input's: the inverse of apply_placement's move.
+
+    placed: (..., SIDE, SIDE). Each input pixel becomes the area average of the placed image over
+    the region it was moved to (back_weights); where that region leaves the 28×28 field the image
+    counts as black. A pure shift, or an enlargement by an integer factor, is undone exactly; a
+    shrink cannot restore detail it averaged away. None (no ink: nothing moved) returns a copy.
+    Returns float64 (..., SIDE, SIDE).
+    """
+    placed = np.asarray(placed, dtype=np.float64)
+    if placement is None:
+        return placed.copy()
+    w_rows, w_cols = placement.back_weights()
+    return w_rows @ placed @ w_cols.T  # (..., SIDE, SIDE)
 
 
 def center_by_mass(img: np.ndarray) -> np.ndarray:

@@ -5,6 +5,13 @@ ctx.cancelled(), ctx.check()); it is plain core code, so the bench times it head
 in order: a GuessReport (the encoder's guess and its completion), InpaintProgress every
 config.report_every Adam steps (core.inpainting.fit_q), and, for a 2-D latent, the FitOutcome
 before the exact grid of p(z|x_o) is computed; the return value is the FitOutcome with the grid.
+
+Centring for the model only. Given a core.images.Placement, the model is fitted to the drawing as
+that placement moves it (MNIST's frame: fit in 20 × 20, centre of mass in the middle), with the
+mask carried along so the same pixels stay hidden; every completion it reports is carried back to
+the canvas's frame (images.unapply_placement) before it leaves the task, observed pixels copied
+from the canvas exactly. So what the user drew and the region they hid never move, and every
+image reported is aligned with the canvas (docs/architecture.md: computations in core).
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ import numpy as np
 import torch
 
 from lvm_studio.core import inpainting as ip
+from lvm_studio.core.data import N_PIXELS
 from lvm_studio.core.estimators import GridPosterior
+from lvm_studio.core.images import SIDE, Placement, apply_placement
 from lvm_studio.core.inpainting_completion import Completion, ImportanceSamples, complete, importance_resample, prepare
 from lvm_studio.core.observed_likelihood import ObservedLikelihood
 from lvm_studio.core.posterior_grid import posterior_grid
@@ -46,6 +55,59 @@ class FitOutcome:
     importance: ImportanceSamples | None
     grid: GridPosterior | None  # p(z|x_o) on a grid (2-D latents), once computed
     model_version: int
+    placement: Placement | None = None  # the frame the model saw (None: the canvas's own)
+    model_missing: np.ndarray | None = None  # (784,) bool, the mask in that frame (None: `missing`)
+
+    @property
+    def n_missing_model(self) -> int:
+        """Pixels the model treated as missing (its ELBO is over the others)."""
+        return int((self.missing if self.model_missing is None else self.model_missing).sum())
+
+
+class CanvasFrame:
+    """Carries completions from the model's frame (a Placement) back to the canvas's.
+
+    Missing canvas pixels take the area average of the model's completion over where they were
+    moved to (images.unapply_placement); observed canvas pixels are the canvas's, exactly, and
+    have no spread. pixel_std is carried back the same way (an average of spreads: a display aid).
+    """
+
+    def __init__(self, placement: Placement, x: np.ndarray, missing: np.ndarray):
+        w_rows, w_cols = placement.back_weights()
+        self._rows = torch.as_tensor(w_rows, dtype=torch.float32)  # (SIDE, SIDE)
+        self._cols = torch.as_tensor(w_cols, dtype=torch.float32)
+        self._x = torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(N_PIXELS))  # (784,)
+        self._m = torch.as_tensor(np.asarray(missing, dtype=bool).reshape(N_PIXELS))  # (784,)
+
+    def images(self, placed: torch.Tensor, observed: torch.Tensor | float) -> torch.Tensor:
+        """(..., 784) in the model's frame -> (..., 784) on the canvas; observed pixels = `observed`."""
+        shape = placed.shape
+        back = self._rows @ placed.to(torch.float32).reshape(-1, SIDE, SIDE) @ self._cols.T  # (n, SIDE, SIDE)
+        back = back.reshape(shape).clamp(0.0, 1.0)
+        return torch.where(self._m, back, torch.as_tensor(observed, dtype=torch.float32))
+
+    def completion(self, c: Completion) -> Completion:
+        return Completion(
+            mean=self.images(c.mean, self._x),
+            samples=self.images(c.samples, self._x),
+            pixel_std=self.images(c.pixel_std, 0.0),
+        )
+
+    def report(self, payload):
+        """A fit report (GuessReport or InpaintProgress) with its completion on the canvas."""
+        return dataclasses.replace(payload, completion=self.completion(payload.completion))
+
+    def result(self, res: ip.InpaintResult) -> ip.InpaintResult:
+        return dataclasses.replace(
+            res, completion=self.completion(res.completion), amortized=self.completion(res.amortized)
+        )
+
+    def importance(self, imp: ImportanceSamples | None) -> ImportanceSamples | None:
+        if imp is None:
+            return None
+        return dataclasses.replace(
+            imp, completions=self.images(imp.completions, self._x), mean=self.images(imp.mean, self._x)
+        )
 
 
 class ObservedModel:
@@ -83,21 +145,37 @@ def fit_task(
     importance_k: int,
     want_grid: bool,
     model_version: int,
+    placement: Placement | None = None,
 ) -> FitOutcome:
     """Encoder's guess (reported), the fit (reported every config.report_every steps), ELBO numbers,
     importance resampling, and for a 2-D latent the grid of p(z|x_o) (the outcome is reported before it).
 
+    placement: fit the drawing as this placement moves it, and report every completion carried back
+    onto x's frame (see the module's notes); None: fit x as it is.
     A cancelled ctx ends the task through ctx.check() (the fit stops at its next step)."""
+    canvas_x = np.array(x, dtype=np.float32).reshape(-1)
+    canvas_missing = np.array(missing, dtype=bool).reshape(-1)
+    frame = None
+    if placement is not None:
+        frame = CanvasFrame(placement, canvas_x, canvas_missing)
+        x, missing = apply_placement(placement, canvas_x.reshape(SIDE, SIDE), canvas_missing.reshape(SIDE, SIDE))
     xt, mt = prepare(x, missing)
     g = torch.Generator().manual_seed(config.seed or 0)
     guess = ip.amortized_guess(model, xt, mt)
     amortized = complete(
         model, xt, mt, *guess, n=config.n_mean_samples, n_keep=config.n_completion_samples, generator=g
     )
-    ctx.report(0.0, GuessReport(amortized, guess[0].clone(), guess[1].clone()))
+    report = GuessReport(amortized, guess[0].clone(), guess[1].clone())
+    ctx.report(0.0, report if frame is None else frame.report(report))
     steps = max(config.steps, 1)
     res = ip.fit_q(
-        model, xt, mt, config, callback=lambda p: ctx.report(p.step / steps, p), should_stop=ctx.cancelled, init=guess
+        model,
+        xt,
+        mt,
+        config,
+        callback=lambda p: ctx.report(p.step / steps, p if frame is None else frame.report(p)),
+        should_stop=ctx.cancelled,
+        init=guess,
     )
     if res.stopped:
         ctx.check()  # should_stop is ctx.cancelled: this raises the runner's cancellation
@@ -114,14 +192,16 @@ def fit_task(
         )
         ctx.check()
     outcome = FitOutcome(
-        x=np.array(x, dtype=np.float32).reshape(-1),
-        missing=np.array(missing, dtype=bool).reshape(-1),
-        result=res,
+        x=canvas_x,
+        missing=canvas_missing,
+        result=res if frame is None else frame.result(res),
         elbo_guess=float(elbo_guess[0]),
         elbo_fitted=float(elbo_fit[0]),
-        importance=imp,
+        importance=imp if frame is None else frame.importance(imp),
         grid=None,
         model_version=model_version,
+        placement=placement,
+        model_missing=None if frame is None else np.array(missing, dtype=bool).reshape(-1),
     )
     if not want_grid or model.latent_dim != 2:
         return outcome

@@ -96,6 +96,45 @@ def test_clusters_on_vae_codes(model, data):
     assert {p.run for p in traces} == {0, 1} and all(p.kind == "trace" for p in traces)
 
 
+@pytest.mark.parametrize("covariance", ["full", "diag"])
+def test_responsibilities_at_new_codes_are_the_fitted_mixtures_e_step(model, data, covariance):
+    """Weights that moved on: the same mixture, γ_nk at the new codes (Bishop 2006, eq. 9.23), in closed form."""
+    from lvm_studio.core.training import eval_images
+
+    r = dc.fit_clusters_task(Context(), model, data, "vae", "10k", k=3, covariance=covariance, max_iter=20)
+    x = eval_images(data, "test", model.config.likelihood)
+    # at the codes it was fitted to, the task gives back the fit's own responsibilities
+    same = dc.code_responsibilities_task(Context(), model, x, r, data.y_test)
+    np.testing.assert_allclose(same.resp_test, r.resp_test, atol=1e-5)
+    assert same.accuracy == pytest.approx(r.accuracy)
+    # another set of weights: π_k N(z; μ_k, Σ_k) / Σ_j π_j N(z; μ_j, Σ_j) at its codes, written out
+    torch.manual_seed(5)
+    moved = VAE(model.config)
+    out = dc.code_responsibilities_task(Context(), moved, x, r, data.y_test)
+    with torch.no_grad():
+        z = moved.encode(x)[0].double().numpy()  # (N, 2)
+    cov = r.covariances if covariance == "full" else np.stack([np.diag(v) for v in r.covariances])
+    log_p = np.stack(
+        [
+            np.log(r.weights[k])
+            - 0.5 * np.einsum("nd,de,ne->n", z - r.means[k], np.linalg.inv(cov[k]), z - r.means[k])
+            - 0.5 * np.log(np.linalg.det(2 * np.pi * cov[k]))
+            for k in range(3)
+        ],
+        1,
+    )  # (N, K)
+    gamma = np.exp(log_p - log_p.max(1, keepdims=True))
+    gamma /= gamma.sum(1, keepdims=True)
+    np.testing.assert_allclose(out.resp_test, gamma, atol=1e-5)
+    np.testing.assert_array_equal(out.pred_test, gamma.argmax(1))
+    assert out.accuracy == pytest.approx(hungarian_accuracy(data.y_test, out.pred_test))
+    with pytest.raises(ValueError):
+        dc.code_responsibilities_task(Context(), VAE(VAEConfig(latent_dim=3, hidden=(8,))), x, r)
+    pca_fit = dc.fit_clusters_task(Context(), model, data, "pca", "10k", k=2, pca_dim=3, max_iter=5)
+    with pytest.raises(ValueError):
+        dc.code_responsibilities_task(Context(), model, x, pca_fit)
+
+
 def test_clusters_on_pca_with_diagonal_covariances(model, data):
     r = dc.fit_clusters_task(Context(), model, data, "pca", "10k", k=3, covariance="diag", pca_dim=6, max_iter=20)
     assert r.space == "pca" and r.dim == 6 and 0 < r.explained_variance < 1

@@ -194,3 +194,39 @@ def test_centre_with_mask_leaves_a_blank_drawing_and_its_mask():
     img, out_mask = images.centre_with_mask(np.zeros(784), mask.reshape(-1))
     assert img.shape == (28, 28) and img.dtype == np.float32 and not img.any()
     np.testing.assert_array_equal(out_mask, mask)
+
+
+# --- back from a placement's frame (the inpainting panel centres for the model only) ----------------
+
+
+def test_unapply_placement_undoes_a_shift_and_an_integer_enlargement_exactly():
+    rng = np.random.default_rng(3)
+    for box in ((3, 7, 13, 12), (2, 1, 22, 9), (15, 10, 25, 16)):  # scale 2, 1 (a shift) and 2 (near the edge)
+        img = np.zeros((28, 28))
+        r0, c0, r1, c1 = box
+        img[r0:r1, c0:c1] = rng.uniform(0.2, 1.0, (r1 - r0, c1 - c0))
+        p = images.find_placement(img)
+        placed, _ = images.apply_placement(p, img)
+        np.testing.assert_allclose(images.unapply_placement(p, placed), img, atol=1e-6)
+
+
+def test_back_weights_in_closed_form():
+    # the 10 × 5 box of test_placement_of_a_uniform_box_in_closed_form: rows ×2 from row 3 to row 5
+    img = np.zeros((28, 28))
+    img[3:13, 7:12] = 1.0
+    w_rows, w_cols = images.find_placement(img).back_weights()
+    # canvas row u lies at placed rows [5 + 2(u − 3), 7 + 2(u − 3)): half of each of two cells
+    for u in range(28):
+        expected = np.zeros(28)
+        for i in (5 + 2 * (u - 3), 6 + 2 * (u - 3)):
+            if 0 <= i < 28:
+                expected[i] = 0.5
+        np.testing.assert_allclose(w_rows[u], expected, atol=1e-12)
+    assert w_rows.sum(1).max() == pytest.approx(1.0)
+    assert w_rows[0].sum() == pytest.approx(0.5)  # half of it lies above the frame: black there
+    # a shrink (a 28-pixel-long stroke to 20): every canvas row inside the frame keeps weight 1
+    tall = np.zeros((28, 28))
+    tall[:, 13:15] = 1.0
+    w_rows, _ = images.find_placement(tall).back_weights()
+    np.testing.assert_allclose(w_rows.sum(1), 1.0, atol=1e-12)
+    assert images.unapply_placement(None, img).shape == (28, 28)

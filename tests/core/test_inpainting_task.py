@@ -116,3 +116,35 @@ def test_covering_box_of_two_gaussians():
     loc1, scale1 = covering(a)
     torch.testing.assert_close(loc1, a[0])
     torch.testing.assert_close(scale1, a[1])
+
+
+def test_a_placement_fits_the_centred_drawing_and_reports_on_the_canvas(model):
+    """Centring for the model only: fitted in MNIST's frame, every completion carried back onto the canvas."""
+    from lvm_studio.core.images import apply_placement, find_placement, unapply_placement
+
+    canvas = np.zeros((28, 28), np.float32)
+    canvas[16:24, 3:11] = 0.9  # the bottom of a digit, small and at the left
+    missing = masks.top_half()
+    p = find_placement(canvas)
+    assert (p.top, p.left) != (p.r0, p.c0)  # it does move
+    config = ip.InpaintConfig(steps=12, n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=4, seed=0)
+    ctx = Ctx()
+    out = fit_task(ctx, model, canvas, missing, config, 50, False, 7, p)
+    x, m = canvas.reshape(-1), missing.reshape(-1)
+    np.testing.assert_array_equal(out.x, x)
+    np.testing.assert_array_equal(out.missing, m)
+    assert out.placement == p
+    placed_x, placed_m = apply_placement(p, canvas, missing)
+    np.testing.assert_array_equal(out.model_missing, placed_m.reshape(-1))
+    # observed canvas pixels come back exactly, in every image reported
+    res = out.result
+    for c in [res.completion, res.amortized] + [r.completion for _, r in ctx.reports if r is not None]:
+        assert torch.equal(c.mean[0][~m], torch.from_numpy(x)[~m])
+        assert torch.equal(c.samples[:, 0][:, ~m], torch.from_numpy(x)[~m].expand(c.samples.shape[0], -1))
+        assert (c.pixel_std[0][~m] == 0).all()
+    assert torch.equal(out.importance.completions[:, 0][:, ~m], torch.from_numpy(x)[~m].expand(16, -1))
+    # the missing ones are the same fit, in the model's frame, carried back
+    ref = fit_task(Ctx(), model, placed_x, placed_m, config, 50, False, 7)
+    back = unapply_placement(p, ref.result.completion.mean[0].numpy().reshape(28, 28)).reshape(-1)
+    np.testing.assert_allclose(res.completion.mean[0][m].numpy(), np.clip(back, 0, 1)[m], atol=1e-5)
+    assert out.elbo_fitted == pytest.approx(ref.elbo_fitted)

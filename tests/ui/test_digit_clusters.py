@@ -20,6 +20,7 @@ from lvm_studio.core import digit_clusters as dc
 from lvm_studio.core.bernoulli_mixture import BernoulliMixture, BernoulliMixtureConfig
 from lvm_studio.core.clustering import hungarian_accuracy, pca
 from lvm_studio.core.gmm import GaussianMixture, GMMConfig
+from lvm_studio.core.vae import VAE
 from lvm_studio.ui.mixtures import digit_clusters_panel as dcp
 from lvm_studio.ui.mixtures.em_playground_panel import EMPlaygroundPanel
 from lvm_studio.ui.panels import PANELS, load_panel_class
@@ -150,3 +151,103 @@ def test_latent_map_colours_by_the_published_mixture(qtbot, hub):
     resp, colours, _ = hub.cluster_posterior
     expected = np.clip(resp @ colours.astype(np.float32), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(latent_map.cloud.colours(), expected)
+
+
+# --- while training: the weights move during and after a fit ---------------------------------------------
+
+
+def moved_weights(model, seed: int) -> dict:
+    """A snapshot as the trainer sends one: new CPU tensors, the weights moved noticeably."""
+    g = torch.Generator().manual_seed(seed)
+    return {
+        name: (v + 0.3 * torch.randn(v.shape, generator=g)) if v.is_floating_point() else v.clone()
+        for name, v in model.state_dict().items()
+    }
+
+
+def responsibilities_at(model, res, x):
+    codes, _ = model.encode(x)
+    return dc.fitted_mixture(res).responsibilities(codes.double()).numpy()
+
+
+def test_a_fit_while_training_is_published_and_its_colours_follow_the_weights(qtbot, hub, monkeypatch):
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
+    from lvm_studio.ui.mixtures import clusters_tab
+
+    monkeypatch.setattr(clusters_tab, "REFRESH_S", 0.05)  # the throttle, not what is tested here
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    tab = panel.clusters
+    x = hub.eval_x("test")
+    snapshot = hub.model
+    with qtbot.waitSignal(tab.responsibilities_refreshed, timeout=WAIT_MS) as refreshed:
+        with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
+            panel.fit("vae", k=4, fit_on="10k", seed=0, max_iter=40)
+            hub.load_state(moved_weights(snapshot, 1), step=100, epoch=0.5)  # between submit and finish
+        r = panel.result
+        # fitted on the snapshot it started from, and published for it, although training moved on
+        np.testing.assert_allclose(r.resp_test, responsibilities_at(snapshot, r, x), atol=1e-4)
+        resp, colours, desc = hub.cluster_posterior
+        np.testing.assert_array_equal(resp, r.resp_test)
+        assert "not published" not in panel.status.text() and "Done" in panel.status.text()
+        assert tab.published.fit_step == 0
+    assert refreshed.args == [100]
+    # then the responsibilities follow the current weights, under the same mixture
+    resp, colours2, desc = hub.cluster_posterior
+    now = responsibilities_at(hub.model, r, x)
+    np.testing.assert_allclose(resp, now, atol=1e-4)
+    assert np.abs(now - r.resp_test).max() > 0.05  # the codes did move
+    np.testing.assert_array_equal(colours2, colours)
+    assert "codes of step 100" in desc and "step 100" in panel.status.text()
+    # another weight change: recomputed again for the new codes
+    with qtbot.waitSignal(tab.responsibilities_refreshed, timeout=WAIT_MS) as refreshed:
+        hub.load_state(moved_weights(hub.model, 2), step=200, epoch=1.0)
+    assert refreshed.args == [200]
+    np.testing.assert_allclose(hub.cluster_posterior[0], responsibilities_at(hub.model, r, x), atol=1e-4)
+    # the latent map colours its codes by them
+    latent_map = add(qtbot, LatentMapPanel(hub))
+    qtbot.waitUntil(lambda: latent_map.codes is not None, timeout=WAIT_MS)
+    latent_map.set_colour_mode("mixture")
+    resp, colours, _ = hub.cluster_posterior
+    expected = np.clip(resp @ colours.astype(np.float32), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(latent_map.cloud.colours(), expected)
+
+
+def test_weights_that_move_while_a_refresh_runs_are_caught_up(qtbot, hub, monkeypatch):
+    from lvm_studio.ui.mixtures import clusters_tab
+
+    monkeypatch.setattr(clusters_tab, "REFRESH_S", 0.05)
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    tab = panel.clusters
+    with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
+        panel.fit("vae", k=3, fit_on="10k", max_iter=20)
+    steps = []
+    tab.responsibilities_refreshed.connect(steps.append)
+    hub.load_state(moved_weights(hub.model, 1), step=10, epoch=0.1)
+    tab.refresh_responsibilities()  # in flight now
+    hub.load_state(moved_weights(hub.model, 2), step=20, epoch=0.2)  # arrives while it runs
+    qtbot.waitUntil(lambda: bool(steps) and steps[-1] == 20, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not tab._refresh_timer.isActive() and not tab.refresh_runner.is_busy(), timeout=WAIT_MS)
+    np.testing.assert_allclose(
+        hub.cluster_posterior[0], responsibilities_at(hub.model, panel.result, hub.eval_x("test")), atol=1e-4
+    )
+    # a different model drops them, and no later snapshot brings them back
+    hub.set_model(VAE(hub.config), name="another")
+    assert hub.cluster_posterior is None and tab.published is None
+    hub.load_state(moved_weights(hub.model, 3), step=5, epoch=0.1)
+    assert not tab._refresh_timer.isActive() and not tab.refresh_runner.is_busy()
+    assert hub.cluster_posterior is None
+
+
+def test_the_density_tab_says_when_its_vae_number_is_for_older_weights(qtbot, hub):
+    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    with qtbot.waitSignal(panel.density_fitted, timeout=WAIT_MS):
+        panel.fit_density(k=2, fit_on="10k", max_iter=3, n_vae=10, vae_k=2)
+    table = panel.d_results.text()
+    assert "training has moved on" not in table
+    hub.load_state(moved_weights(hub.model, 1), step=42, epoch=0.1)
+    text = panel.d_results.text()
+    assert text.startswith(table) and "for step 0; training has moved on" in text
+    hub.load_state(moved_weights(hub.model, 2), step=43, epoch=0.2)
+    assert panel.d_results.text() == text  # said once
+    hub.set_model(VAE(hub.config), name="another")
+    assert "not the model loaded now" in panel.d_results.text()

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 from lvm_studio.core import estimators as est
 from lvm_studio.core import masks
 from lvm_studio.core.colour_maps import STD_LEVEL, uncertainty_rgb
-from lvm_studio.core.images import centre_of_mass
+from lvm_studio.core.images import apply_placement, centre_of_mass
 from lvm_studio.core.vae import VAE, VAEConfig
 from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel
 from lvm_studio.ui.state.model_hub import ModelHub
@@ -222,23 +222,90 @@ def test_loading_a_picture_centres_it_as_mnist(qtbot, panel, tmp_path):
     np.testing.assert_array_equal(panel.canvas.mask(), masks.left_half())  # the mask stays
 
 
-def test_auto_centre_when_first_hiding_part_of_a_drawing(qtbot, panel):
+def draw(canvas, points):
+    """One stroke through (row, col) pixel centres, with real mouse events."""
+    q = [canvas.pos_of_pixel(r, c).toPoint() for r, c in points]
+    QTest.mousePress(canvas, LEFT, NO_MOD, q[0])
+    for p in q[1:]:
+        QTest.mouseMove(canvas, p)
+    QTest.mouseRelease(canvas, LEFT, NO_MOD, q[-1])
+
+
+def test_auto_centre_centres_for_the_model_and_never_moves_the_canvas(qtbot, panel):
+    panel.show()
     panel.canvas.clear()
     c = panel.canvas
-    q = [c.pos_of_pixel(r, 4).toPoint() for r in (2, 8, 14)]
-    QTest.mousePress(c, LEFT, NO_MOD, q[0])
-    for p in q[1:]:
-        QTest.mouseMove(c, p)
-    QTest.mouseRelease(c, LEFT, NO_MOD, q[-1])
-    r, col = centre_of_mass(c.image())
-    assert col < 6  # drawn at the left edge, not moved while drawing
-    panel.preset_buttons["top_half"].click()
-    r, col = centre_of_mass(c.image())
-    assert abs(r - 14) <= 0.5 and abs(col - 14) <= 0.5
-    np.testing.assert_array_equal(c.mask(), masks.top_half())
+    draw(c, [(2, 4), (8, 4), (14, 4)])
     drawn = c.image()
-    panel.preset_buttons["bottom_half"].click()  # already centred: nothing moves now
-    np.testing.assert_array_equal(c.image(), drawn)
+    r, col = centre_of_mass(drawn)
+    assert col < 6  # drawn at the left edge, not moved while drawing
+    out = wait_fit(qtbot, panel, panel.preset_buttons["top_half"].click)
+    np.testing.assert_array_equal(c.image(), drawn)  # the canvas stays as drawn …
+    np.testing.assert_array_equal(c.mask(), masks.top_half())  # … and the mask where it was put
+    # … while the model saw the drawing centred as MNIST is, its mask carried along
+    placed, placed_mask = apply_placement(out.placement, drawn, masks.top_half())
+    r, col = centre_of_mass(placed)
+    assert abs(r - 14) <= 0.5 and abs(col - 14) <= 0.5
+    np.testing.assert_array_equal(out.model_missing, placed_mask.reshape(-1))
+    np.testing.assert_array_equal(out.x, drawn.reshape(-1))
+    wait_fit(qtbot, panel, panel.preset_buttons["bottom_half"].click)
+    np.testing.assert_array_equal(c.image(), drawn)  # nothing moves now either
+    # off: the model sees the canvas as it is
+    panel.auto_centre.setChecked(False)
+    out = wait_fit(qtbot, panel, panel.fit_button.click)
+    assert out.placement is None and out.model_missing is None
+
+
+def test_top_half_on_the_bottom_of_a_digit_hides_none_of_it(qtbot, panel):
+    """Issue 11, item 12: draw the bottom of a 2, press Top half (auto-centre on, the default)."""
+    panel.show()
+    assert panel.auto_centre.isChecked()
+    c = panel.canvas
+    c.clear()
+    draw(c, [(16, 18), (19, 14), (22, 9), (22, 13), (22, 17), (22, 20)])  # the foot of a 2
+    drawn = c.image()
+    assert drawn[:14].max() == 0 and drawn.max() > 0.5  # all of it in the bottom half
+    out = wait_fit(qtbot, panel, panel.preset_buttons["top_half"].click)
+    np.testing.assert_array_equal(c.image(), drawn)  # the canvas pixels unchanged
+    np.testing.assert_array_equal(c.mask(), masks.top_half())
+    assert not (c.mask() & (drawn > 0)).any()  # none of the drawn pixels is hidden
+    # the completion shown is aligned with the canvas: every seen pixel is the canvas's own
+    seen = ~c.mask().reshape(-1)
+    shown = panel.mean_view.image_array().reshape(-1)
+    np.testing.assert_array_equal(shown[seen], to_grey_u8(drawn).reshape(-1)[seen])
+    res = out.result
+    assert torch.equal(res.completion.mean[0][seen], torch.from_numpy(drawn.reshape(-1))[seen])
+    assert (shown[~seen] > 0.25 * 255).sum() >= 10  # and the top is filled in
+    # none of its ink is hidden: the seen part of a digit, given to the model as placed (centred by its
+    # own ink it would become a digit of its own, enlarged in the middle, and nothing would be filled in)
+    assert out.placement is None and "centred" not in panel.status.text()
+    # once part of the ink is hidden (the digit was drawn whole), the model sees it centred, the canvas still not moved
+    draw(c, [(8, 9), (5, 13), (8, 18), (12, 17), (16, 18)])  # the top of the 2, now drawn under the mask
+    qtbot.waitUntil(lambda: not panel.runner.is_busy(), timeout=WAIT_MS)
+    whole = c.image()
+    out = wait_fit(qtbot, panel, panel.fit_button.click)
+    assert out.placement is not None and "centred" in panel.status.text()
+    np.testing.assert_array_equal(c.image(), whole)
+    np.testing.assert_array_equal(c.mask(), masks.top_half())
+    shown = panel.mean_view.image_array().reshape(-1)
+    np.testing.assert_array_equal(shown[seen], to_grey_u8(whole).reshape(-1)[seen])
+
+
+def test_a_fit_that_ends_after_new_weights_is_followed_by_one_for_them(qtbot, panel, trained_hub):
+    panel.show()
+    panel.load_test_digit(2)
+    wait_fit(qtbot, panel, panel.preset_buttons["top_half"].click)
+    panel.steps.setValue(400)  # long enough for a snapshot to arrive while it runs
+    with qtbot.waitSignal(panel.fit_started, timeout=WAIT_MS):
+        pass
+    state = {k: v + 0.01 for k, v in trained_hub.model.state_dict().items()}
+    trained_hub.load_state(state, step=7, epoch=0.1)  # the fit in flight is for the old weights
+    with qtbot.waitSignal(panel.fit_finished, timeout=WAIT_MS):
+        pass
+    qtbot.waitUntil(
+        lambda: panel.outcome is not None and panel.outcome.model_version == trained_hub.version, timeout=WAIT_MS
+    )
+    qtbot.waitUntil(lambda: not panel.runner.is_busy() and not panel._weights_timer.isActive(), timeout=WAIT_MS)
 
 
 def test_save_pngs(qtbot, panel, tmp_path):

@@ -107,7 +107,12 @@ class CanvasControls(QWidget):
         )
         self.auto_centre = QCheckBox("auto-centre")
         self.auto_centre.setChecked(True)
-        self.auto_centre.setToolTip("Centre a fresh drawing when you first hide part of it")
+        self.auto_centre.setToolTip(
+            f"When you hide part of a digit you drew whole, the model sees it centred as MNIST is (fit in "
+            f"{BOX}×{BOX}, centre of mass in the middle); the canvas and the hidden region stay as you drew "
+            "them, and the completions are drawn back onto them. A drawing none of whose ink is hidden (part "
+            "of a digit, to be completed) is used as drawn"
+        )
         row = QHBoxLayout()
         for w in (self.undo_button, self.redo_button, self.clear_button, self.centre_button):
             row.addWidget(w)

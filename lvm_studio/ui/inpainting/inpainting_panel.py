@@ -16,12 +16,19 @@ Fits run on a TaskRunner: every edit (and, while a stroke is drawn, every `live_
 a new fit, which cancels the one running, so the newest stroke wins.
 
 Centring. The model knows digits placed as MNIST places them (fit in 20 × 20, centre of mass at
-the centre). A drawn digit is centred that way (core.images.centre_with_mask) when "Centre" is
-pressed, and, with "auto-centre" on, at the moment pixels are first hidden on a fresh drawing (a
-mask preset, or choosing a mask tool): the digit is complete then, and nothing moves under the
-pen. When a mask is already there (a half-drawn digit beside a hidden region), strokes are used as
-drawn: the dashed box on the canvas shows where MNIST's ink lies. The mask moves with the ink (the
-same core.images.Placement moves both).
+the centre). "Centre" moves the drawing that way on the canvas, its mask with it (one undo step,
+the user asked for it and sees it). "auto-centre" (on by default) never moves the canvas: it
+centres a fresh drawing for the model's input only. The canvas and the hidden region stay where
+the user put them, the model sees the drawing and its mask moved by one core.images.Placement (so
+the same pixels stay hidden), and the completions come back onto the canvas's frame
+(core.inpainting_task.CanvasFrame), aligned pixel for pixel with what was drawn. Moving the canvas
+instead would take strokes out from under the mask the user sees, or, moving the mask with them,
+hide a region the user did not choose. Centring needs the whole digit: it is used when the mask
+hides some of the drawn ink (a digit drawn whole, then partly hidden). A drawing with none of its
+ink hidden is the seen part of a digit the model is to complete (the bottom of a 2 under a
+hidden top half): centred by its own ink it would be moved and enlarged into a digit of its own,
+and nothing would be filled in, so it is taken as placed, as is a drawing begun beside a region
+already hidden. The dashed box on the canvas shows where MNIST's ink lies.
 Drawn grey levels are given to the model as they are (a Bernoulli decoder's log-likelihood is then
 −BCE, which a fit maximises just the same); loaded test digits are the binarized test set.
 """
@@ -47,7 +54,7 @@ from PySide6.QtWidgets import (
 
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core import masks
-from lvm_studio.core.images import SIDE, centre_with_mask
+from lvm_studio.core.images import INK_THRESHOLD, SIDE, Placement, centre_with_mask, find_placement
 from lvm_studio.core.inpainting_task import SAMPLE_ROWS, FitOutcome, GuessReport, fit_task
 from lvm_studio.ui.inpainting.controls import CanvasControls, FitControls
 from lvm_studio.ui.inpainting.results_view import InpaintingResults, numbers_html
@@ -61,6 +68,8 @@ VIEW_INTERVAL_STROKE_MS = 250  # … and this often while a stroke is being draw
 
 
 class InpaintingPanel(QWidget):
+    SNAPSHOT_INTERVAL_S = 2.0  # it refits to new weights while shown (at most every WEIGHTS_REFIT_MS)
+
     fit_started = Signal()
     fit_progressed = Signal(int)  # Adam steps done
     fit_finished = Signal()  # the final outcome (and, for a 2-D latent, the p(z|x_o) grid) is shown
@@ -75,7 +84,7 @@ class InpaintingPanel(QWidget):
         self.progress_report: ip.InpaintProgress | None = None
         self.last_error: str | None = None
         self.error_box: QMessageBox | None = None
-        self._drawn_uncentred = False  # the canvas holds strokes not yet centred MNIST-style
+        self._drawn_uncentred = False  # a fresh drawing (begun with nothing hidden), not centred since
         self.fits_submitted = 0  # fits started (the bench reads it)
         self._stale = True  # a fit is owed (model or weights changed while hidden, or never fitted)
         self._random_seed = 0
@@ -235,14 +244,17 @@ class InpaintingPanel(QWidget):
         self.canvas.set_state(image, mask)
         self._drawn_uncentred = False
 
-    def _auto_centre(self) -> None:
-        """Centre a fresh drawing at the moment pixels are first hidden (see the module's notes)."""
-        if self.auto_centre.isChecked() and self._drawn_uncentred and not self.canvas.mask().any():
-            self.centre_drawing()
+    def model_placement(self) -> Placement | None:
+        """Where the model sees the drawing (None: as it is on the canvas); see the module's notes."""
+        if not (self.auto_centre.isChecked() and self._drawn_uncentred):
+            return None
+        image = self.canvas.image()
+        if not (self.canvas.mask() & (image > INK_THRESHOLD)).any():
+            return None  # none of the ink is hidden: the seen part of a digit, taken as placed
+        return find_placement(image)
 
     def apply_preset(self, name: str) -> None:
         """Replace the mask by a preset of core.masks (random_pixels uses the fraction box and a new seed)."""
-        self._auto_centre()
         if name == "random_pixels":
             self._random_seed += 1
             mask = masks.preset(name, fraction=self.random_fraction.value() / 100.0, seed=self._random_seed)
@@ -251,12 +263,9 @@ class InpaintingPanel(QWidget):
         self.canvas.set_mask(mask)
 
     def invert_mask(self) -> None:
-        self._auto_centre()
         self.canvas.set_mask(masks.invert(self.canvas.mask()))
 
     def set_tool(self, mode: str) -> None:
-        if mode in ("mask", "box"):
-            self._auto_centre()
         self.tool_buttons[mode].setChecked(True)
         self.canvas.set_mode(mode)
 
@@ -282,11 +291,24 @@ class InpaintingPanel(QWidget):
             note = "Everything is hidden: the completions are samples from the model's prior."
         else:
             note = ""
+        placement = self.model_placement()
+        if placement is not None:
+            note = (note + " " if note else "") + (
+                "The model sees the drawing centred as MNIST is; the canvas stays as drawn."
+            )
         self.progress.setValue(0)
         self.status.setText(note or "Fitting q to the seen pixels …")
         k = self.fit_controls.importance_k_or_zero()
         self.runner.submit(
-            fit_task, self.hub.model, x, missing, self.fit_config(), k, self.hub.latent_dim == 2, self.hub.version
+            fit_task,
+            self.hub.model,
+            x,
+            missing,
+            self.fit_config(),
+            k,
+            self.hub.latent_dim == 2,
+            self.hub.version,
+            placement,
         )
         self.fits_submitted += 1
         self.fit_started.emit()
@@ -345,6 +367,10 @@ class InpaintingPanel(QWidget):
         self.progress.setValue(1000)
         self._show_outcome(outcome)
         self.fit_finished.emit()
+        if outcome.model_version != self.hub.version and self.live.isChecked():
+            # new weights came while this fit ran (and were skipped for it): the last snapshot of a
+            # run must not be left unfitted
+            self._on_weights_updated(self.hub.step)
 
     def _show_outcome(self, outcome: FitOutcome) -> None:
         self.outcome = outcome
@@ -352,7 +378,8 @@ class InpaintingPanel(QWidget):
         self.numbers.setText(numbers_html(outcome))
         res = outcome.result
         state = "stopped early" if res.stopped else "done"
-        self.status.setText(f"{res.steps_done} Adam steps in {1000 * res.seconds:.0f} ms ({state}).")
+        where = "; the model saw the drawing centred as MNIST is" if outcome.placement is not None else ""
+        self.status.setText(f"{res.steps_done} Adam steps in {1000 * res.seconds:.0f} ms ({state}{where}).")
 
     def _on_fit_failed(self, task_id: int, message: str) -> None:
         self.status.setText("The fit failed: " + message.splitlines()[0])
@@ -399,8 +426,8 @@ class InpaintingPanel(QWidget):
             self.request_fit()  # mid-stroke (already throttled by the canvas): at once, no timer to starve
 
     def _on_stroke_started(self, mode: str) -> None:
-        if mode in ("draw", "erase"):
-            self._drawn_uncentred = True
+        if mode in ("draw", "erase") and not self.canvas.mask().any():
+            self._drawn_uncentred = True  # a fresh drawing; strokes beside a hidden region are taken as placed
 
     def _on_history_changed(self) -> None:
         self.undo_button.setEnabled(self.canvas.can_undo())

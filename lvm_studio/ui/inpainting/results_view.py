@@ -40,7 +40,7 @@ def numbers_html(outcome: FitOutcome) -> str:
     gain = outcome.elbo_fitted - outcome.elbo_guess
     n_missing = int(outcome.missing.sum())
     text = (
-        f"ELBO of the {N_PIXELS - n_missing} seen pixels ({ELBO_K} samples): encoder's guess "
+        f"ELBO of the {N_PIXELS - outcome.n_missing_model} seen pixels ({ELBO_K} samples): encoder's guess "
         f"<b>{outcome.elbo_guess:.1f}</b> → fitted q <b>{outcome.elbo_fitted:.1f}</b> nats "
         f"(<b>{gain:+.1f}</b>); {n_missing} pixels filled in."
     )

@@ -4,20 +4,52 @@ The computation is core.digit_clusters.fit_clusters_task, run by a FitLifecycle;
 its controls, shows the EM traces while it runs, and draws the result: each component's mean and
 samples (ordered by the digit it is matched to), the confusion matrix and the scores. For VAE
 codes the test responsibilities go to the hub, and the latent map can colour by them.
+
+While training runs. A fit runs on the snapshot it was started from (hub.model and hub.version at
+the press of Fit) and its result is published for that snapshot, however far training has moved
+on meanwhile. When the weights move on (hub.weights_updated), the published mixture is kept and
+only its responsibilities follow: the test digits are re-encoded with the current weights and
+p(c | z) recomputed under the fitted mixture (core.digit_clusters.code_responsibilities_task, one
+encoder pass and one E-step in the background, at most every REFRESH_S), so the map's 'mixture'
+colouring stays live. Fit again to refit the mixture itself.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from lvm_studio.core.digit_clusters import FIT_SETS, N_LABELS, ClusterResult, fit_clusters_task
+from lvm_studio.core.digit_clusters import (
+    FIT_SETS,
+    N_LABELS,
+    ClusterResult,
+    CodeResponsibilities,
+    code_responsibilities_task,
+    fit_clusters_task,
+)
 from lvm_studio.ui.mixtures.fit_lifecycle import FitLifecycle, rich_label, split_view, trace_plot
 from lvm_studio.ui.widgets.mixture_views import ComponentGallery, ConfusionMatrixView
-from lvm_studio.ui.widgets.style import component_colours
+from lvm_studio.ui.widgets.style import MUTED, component_colours
+from lvm_studio.workers.tasks import TaskRunner
 
 DEFAULT_MAX_ITER = 300
+REFRESH_S = 5.0  # while training: the published responsibilities are recomputed at most this often (one
+# encoder pass over the test digits, ~0.3–1 s of one core for VAE-32, so at most ~6–20 % of a core)
+
+
+@dataclass(frozen=True)
+class Published:
+    """A mixture of VAE codes whose test responsibilities the hub holds, and the codes they are for."""
+
+    result: ClusterResult
+    colours: np.ndarray  # (K, 3) uint8
+    fit_step: int  # training step of the weights the mixture was fitted to
+    codes_step: int  # … and of the codes the published responsibilities belong to
+    codes_version: int  # hub.version of those codes
 
 
 def cluster_colours(k: int, mapping: dict) -> np.ndarray:
@@ -37,6 +69,7 @@ def cluster_colours(k: int, mapping: dict) -> np.ndarray:
 
 class ClustersTab(QWidget):
     fitted = Signal()  # a result is shown (and, for VAE codes, published)
+    responsibilities_refreshed = Signal(int)  # the published p(c|z) now belong to the codes of this step
 
     def __init__(self, hub, parent=None):
         super().__init__(parent)
@@ -45,6 +78,16 @@ class ClustersTab(QWidget):
         self.traces: dict[int, list] = {}  # restart -> mean log-likelihoods so far
         self._fit_step: int | None = None
         self._fit_version: int | None = None
+        self.published: Published | None = None
+        self._posterior = None  # the hub's cluster_posterior tuple as published here (identity: still ours?)
+        self._refresh_for: tuple | None = None  # (Published, version, step) of the refresh in flight
+        self._last_refresh = -float("inf")
+        self.refresh_runner = TaskRunner("digit-clusters-codes", self)
+        self.refresh_runner.finished.connect(self._on_refreshed)
+        self.refresh_runner.failed.connect(self._on_refresh_failed)
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.timeout.connect(self.refresh_responsibilities)
         self.lifecycle = FitLifecycle(
             "digit-clusters", "Fit the mixture by EM (in the background)", "Stop the fit", self.fit, self
         )
@@ -223,23 +266,83 @@ class ClustersTab(QWidget):
             highlight,
         )
         self.metrics.setText(self._metrics_text(res))
-        if res.space == "vae" and self._fit_version == self.hub.version:
-            desc = (
-                f"Gaussian mixture, K = {res.k} ({res.covariance}), on the VAE codes; step {self._fit_step}; "
-                f"test accuracy {res.accuracy:.3f}, NMI {res.nmi:.3f}. Each component has the colour of the "
-                f"digit it is matched to."
-            )
-            self.hub.set_cluster_posterior(res.resp_test, colours, desc)
-            self.lifecycle.set_status(
-                "Done. The latent map can colour the test codes by these responsibilities (Colour by: mixture p(c|z))."
-            )
-        elif res.space == "vae":
-            self.lifecycle.set_status(
-                "Done, but the model has changed since the fit started: not published to the map."
-            )
+        if res.space == "vae":
+            # published for the snapshot it was fitted to, even if training has moved on since
+            self._publish(Published(res, colours, self._fit_step, self._fit_step, self._fit_version), res.resp_test)
+            if self._fit_version == self.hub.version:
+                self.lifecycle.set_status(
+                    "Done. The latent map can colour the test codes by these responsibilities "
+                    "(Colour by: mixture p(c|z))."
+                )
+            else:
+                self.lifecycle.set_status(
+                    f"Done: fitted to the codes of step {self._fit_step}. The latent map can colour the test codes "
+                    "by these responsibilities (Colour by: mixture p(c|z)); as training moves on they are "
+                    "recomputed for the newest codes under this mixture (Fit again to refit it)."
+                )
+                self._schedule_refresh(at_once=True)
         else:
             self.lifecycle.set_status("Done.")
         self.fitted.emit()
+
+    # --- the published responsibilities -----------------------------------------------------------------
+    def _publish(self, pub: Published, resp: np.ndarray) -> None:
+        res = pub.result
+        desc = (
+            f"Gaussian mixture, K = {res.k} ({res.covariance}), on the VAE codes of step {pub.fit_step}; "
+            f"test accuracy {res.accuracy:.3f}, NMI {res.nmi:.3f}"
+            + (f"; p(c|z) at the codes of step {pub.codes_step}" if pub.codes_step != pub.fit_step else "")
+            + ". Each component has the colour of the digit it is matched to."
+        )
+        self.published = pub
+        self.hub.set_cluster_posterior(resp, pub.colours, desc)
+        self._posterior = self.hub.cluster_posterior
+
+    def _ours(self) -> bool:
+        """The hub still holds the responsibilities published here (not cleared or replaced)."""
+        return (
+            self.published is not None and self._posterior is not None and self.hub.cluster_posterior is self._posterior
+        )
+
+    def _schedule_refresh(self, at_once: bool = False) -> None:
+        """Recompute the published p(c|z) for the current weights, at most every REFRESH_S."""
+        if self._refresh_timer.isActive():
+            return
+        if self.refresh_runner.is_busy():
+            return  # _on_refreshed schedules the next one if the weights moved meanwhile
+        wait_s = 0.0 if at_once else max(0.0, REFRESH_S - (time.perf_counter() - self._last_refresh))
+        self._refresh_timer.start(int(1000 * wait_s))
+
+    def refresh_responsibilities(self) -> None:
+        """Re-encode the test digits with the current weights and recompute p(c|z) under the published mixture."""
+        self._refresh_timer.stop()
+        if not self._ours() or self.published.codes_version == self.hub.version:
+            return
+        try:
+            x, labels = self.hub.eval_x("test"), self.hub.labels("test")
+        except Exception:  # no data: nothing to recompute (the fit could not have run either)
+            return
+        self._refresh_for = (self.published, self.hub.version, self.hub.step)
+        self._last_refresh = time.perf_counter()
+        self.refresh_runner.submit(code_responsibilities_task, self.hub.model, x, self.published.result, labels)
+
+    def _on_refreshed(self, task_id: int, out: CodeResponsibilities) -> None:
+        pub, version, step = self._refresh_for
+        if self._ours() and pub.result is self.published.result:  # else a new fit or another model came since
+            self._publish(Published(pub.result, pub.colours, pub.fit_step, step, version), out.resp_test)
+            self.lifecycle.set_note(
+                f" <i style='color:{MUTED}'>Map colours: p(c|z) under this mixture (fitted at step {pub.fit_step}) "
+                f"at the codes of step {step}; test accuracy there {out.accuracy:.3f}.</i>"
+            )
+            self.responsibilities_refreshed.emit(step)
+        if self._ours() and self.hub.version != self.published.codes_version:
+            self._schedule_refresh()  # the weights moved on while this one ran
+
+    def _on_refresh_failed(self, task_id: int, message: str) -> None:
+        self.lifecycle.set_note(
+            f" <i style='color:{MUTED}'>The map's colours could not follow the new weights: "
+            f"{message.splitlines()[0]}</i>"
+        )
 
     def _metrics_text(self, res: ClusterResult) -> str:
         where = (
@@ -262,13 +365,19 @@ class ClustersTab(QWidget):
         self.pca_dim.setEnabled(self.space.currentData() == "pca")
 
     def _on_model_changed(self) -> None:
+        # the hub dropped the responsibilities (they belong to the old model's codes)
+        self.published, self._posterior = None, None
+        self._refresh_timer.stop()
+        self.refresh_runner.cancel()
         if self.lifecycle.busy() and self.space.currentData() == "vae":
             self.cancel()
         if self.result is not None and self.result.space == "vae":
             self.lifecycle.set_status("A different model is loaded: the codes changed. Press Fit to cluster its codes.")
 
     def _on_weights_updated(self, step: int) -> None:
-        if self.result is not None and self.result.space == "vae":
+        if self._ours():
+            self._schedule_refresh()  # the mixture stays; its colouring follows the codes
+        elif self.result is not None and self.result.space == "vae":
             self.lifecycle.mark_stale(
                 f" <i style='color:gray'>Fitted to the codes of step {self._fit_step}; training has moved on — "
                 "press Fit to update.</i>"

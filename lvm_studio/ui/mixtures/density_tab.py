@@ -16,7 +16,7 @@ from lvm_studio.core.data import TEST_BINARIZATION_SEED
 from lvm_studio.core.digit_clusters import FIT_SETS, DensityResult, fit_density_task
 from lvm_studio.ui.mixtures.fit_lifecycle import FitLifecycle, rich_label, split_view, trace_plot
 from lvm_studio.ui.widgets.mixture_views import ComponentGallery
-from lvm_studio.ui.widgets.style import component_colours
+from lvm_studio.ui.widgets.style import MUTED, component_colours
 
 INTRO = (
     "A mixture of K Bernoullis p(x) = Σ<sub>k</sub> π<sub>k</sub> Π<sub>d</sub> μ<sub>kd</sub><sup>x<sub>d"
@@ -42,6 +42,8 @@ class DensityTab(QWidget):
         self.lifecycle.progressed.connect(self._on_progress)
         self.lifecycle.finished.connect(self._on_finished)
         self._build()
+        hub.weights_updated.connect(self._on_weights_updated)
+        hub.model_changed.connect(self._on_model_changed)
 
     def _build(self) -> None:
         self.k = QSpinBox()
@@ -165,6 +167,25 @@ class DensityTab(QWidget):
         )
         self.lifecycle.set_status(self._table(res) + self._notes(res))
         self.fitted.emit()
+
+    # --- the model changes ------------------------------------------------------------------------------
+    def _vae_shown(self) -> bool:
+        """A VAE number is shown (and the status is the result's, not a fit in progress)."""
+        return self.result is not None and self.result.vae_log_px is not None and not self.lifecycle.busy()
+
+    def _on_weights_updated(self, step: int) -> None:
+        # the mixture's number is exact and stays; the VAE's is for the weights it was computed with
+        if self._vae_shown():
+            self.lifecycle.mark_stale(
+                f"<br><i style='color:{MUTED}'>The VAE's number is for step {self._step}; training has moved on "
+                "— press Fit for the current weights.</i>"
+            )
+
+    def _on_model_changed(self) -> None:
+        if self._vae_shown():
+            self.lifecycle.set_note(
+                f"<br><i style='color:{MUTED}'>The VAE's number is for {self._name}, not the model loaded now.</i>"
+            )
 
     @staticmethod
     def _table(res: DensityResult) -> str:

@@ -75,8 +75,12 @@ class FitLifecycle(QObject):
     def mark_stale(self, note: str) -> None:
         """Append note to the status once, until the next set_status."""
         if not self.stale:
-            self.stale = True
-            self.status_changed.emit(self.status + note)
+            self.set_note(note)
+
+    def set_note(self, note: str) -> None:
+        """Show the status with note appended (replacing any earlier note), until the next set_status."""
+        self.stale = True
+        self.status_changed.emit(self.status + note)
 
     # --- running ----------------------------------------------------------------------------------
     def busy(self) -> bool:
