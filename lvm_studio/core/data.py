@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lvm_studio.core.shipped import shipped_dir
+
+MNIST_FILE = "mnist.npz"
 IMAGE_SHAPE = (28, 28)
 N_PIXELS = 28 * 28
 N_VALIDATION = 5000
@@ -27,13 +30,9 @@ class DataError(ValueError):
 
 
 def default_data_path() -> Path:
-    """The MNIST copy shipped with the project (resources/mnist.npz)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "resources" / "mnist.npz"
-        if candidate.is_file():
-            return candidate
-    return here.parents[2] / "resources" / "mnist.npz"
+    """The MNIST copy shipped with the project: resources/mnist.npz in the repository,
+    lvm_studio/_resources/mnist.npz inside an installed wheel (core/shipped.py)."""
+    return shipped_dir("resources") / MNIST_FILE
 
 
 @dataclass(frozen=True)

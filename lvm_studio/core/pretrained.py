@@ -5,6 +5,9 @@ manifest.json:
      "models": [{"file": "vae32.pt", "name": ..., "sha256": ..., "size_bytes": ...,
                  "config": {...}, "train_command": ..., "seed": ..., "epochs": ...,
                  "wall_time_s": ..., "device": ..., "test": {"elbo": ..., "log_px": ..., "k": ..., "n": ...}}]}
+
+The folder is the repository's pretrained/ in a checkout and lvm_studio/_pretrained inside an
+installed wheel (core/shipped.py finds it). The app never writes there: `is_shipped`.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ import hashlib
 import json
 from pathlib import Path
 
+from lvm_studio.core.shipped import candidate_dirs, shipped_dir
+
 MANIFEST = "manifest.json"
 
 
 def pretrained_dir() -> Path:
-    """pretrained/ beside the package (the repository root for a source or editable install)."""
-    return Path(__file__).resolve().parents[2] / "pretrained"
+    """The shipped models' folder: lvm_studio._pretrained as installed, else the repository's pretrained/."""
+    return shipped_dir("pretrained")
 
 
 def sha256_of(path: str | Path) -> str:
@@ -61,3 +66,15 @@ def verify(entry: dict, directory: str | Path | None = None) -> bool:
     directory = Path(directory) if directory else pretrained_dir()
     path = directory / entry["file"]
     return path.is_file() and sha256_of(path) == entry.get("sha256")
+
+
+def is_shipped(path: str | Path | None) -> bool:
+    """True for a file inside a shipped pretrained folder (which the app never writes): the installed
+    package's lvm_studio/_pretrained or the repository's pretrained/."""
+    if path is None:
+        return False
+    try:
+        resolved = Path(path).resolve()
+        return any(resolved.is_relative_to(d) for d in candidate_dirs("pretrained"))
+    except OSError:
+        return False

@@ -10,6 +10,7 @@ from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
 from lvm_studio.core.pretrained import (
     MANIFEST,
     default_checkpoint_path,
+    is_shipped,
     load_manifest,
     pretrained_dir,
     sha256_of,
@@ -74,3 +75,26 @@ def test_verify_notices_a_changed_file(tmp_path):
     assert not verify(entry, tmp_path)
     copy.unlink()
     assert not verify(entry, tmp_path)
+
+
+def test_is_shipped_covers_the_shipped_folder_and_nothing_else(tmp_path):
+    """Saving must never write into the shipped folder: any path inside it counts, even a new file
+    or one reached through a link; a copy elsewhere does not."""
+    default = default_checkpoint_path()
+    assert is_shipped(default) and is_shipped(str(default))
+    assert is_shipped(pretrained_dir() / "a-new-model.pt")
+    copy = tmp_path / default.name
+    assert not is_shipped(copy) and not is_shipped(None)
+    link = tmp_path / "link.pt"
+    link.symlink_to(default)
+    assert is_shipped(link)
+
+
+def test_data_package_names():
+    from lvm_studio.core.shipped import data_package, shipped_dir
+
+    assert data_package("pretrained") == "lvm_studio._pretrained"
+    assert data_package("resources") == "lvm_studio._resources"
+    assert shipped_dir("pretrained") == pretrained_dir()
+    with pytest.raises(ValueError, match="unknown shipped folder"):
+        data_package("runs")
