@@ -8,13 +8,17 @@ installed editable; `bench` is found because `-m` puts the current folder on the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +218,224 @@ def run_module(module: str, *args: str, timeout_s: float | None = None, env: dic
         env=env,
         timeout=timeout_s,
     )
+
+
+# --- the machine and this process ---------------------------------------------------------------
+
+
+def thread_policy() -> dict:
+    """torch intra-op threads per role of lvm_studio.core.threads, and the OpenMP wait policy in force."""
+    from lvm_studio.core import threads
+
+    policy = threads.current()
+    return {
+        **{role: policy.threads(role) for role in threads.ROLES},
+        # what threads.configure_process() leaves in force (a value already exported is kept)
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", policy.wait_policy),
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS", ""),
+        "env": os.environ.get(threads.ENV, ""),
+    }
+
+
+def load_average() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def machine_state() -> dict:
+    """Cores, load average and thread policy: every figure is reported beside them."""
+    from lvm_studio.core import threads
+
+    return {
+        "cpus": os.cpu_count(),
+        "available_cores": threads.available_cores(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "load_average": load_average(),
+        "threads": thread_policy(),
+    }
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def thread_cpu_s(native_id: int) -> float | None:
+    """CPU seconds (user + system) of one thread of this process, from /proc (Linux), else None."""
+    try:
+        with open(f"/proc/self/task/{native_id}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime: fields 14, 15 of stat(5)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def rss_mb() -> float:
+    """Resident set size of this process, MB (/proc/self/statm; ru_maxrss elsewhere: the peak)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class CpuClock:
+    """Wall time, this process's CPU time and the calling thread's CPU time since start()."""
+
+    def start(self) -> CpuClock:
+        self.wall0, self.process0, self.thread0 = time.perf_counter(), time.process_time(), time.thread_time()
+        return self
+
+    def read(self) -> dict:
+        wall = time.perf_counter() - self.wall0
+        return {
+            "wall_s": round(wall, 3),
+            "process_cpu_percent": round(100 * (time.process_time() - self.process0) / max(wall, 1e-9), 2),
+            "thread_cpu_percent": round(100 * (time.thread_time() - self.thread0) / max(wall, 1e-9), 2),
+        }
+
+
+@contextlib.contextmanager
+def competing_process(enabled: bool = True) -> Iterator[subprocess.Popen | None]:
+    """`python -c "while True: pass"` for the duration of the block: one other busy process on the machine.
+
+    Killed on leaving the block, at exit, and (Linux) by the kernel when this process dies."""
+    if not enabled:
+        yield None
+        return
+
+    def die_with_parent():
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "while True: pass"],
+        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+    )
+    import atexit
+
+    atexit.register(_kill, proc)
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # SIGTERM runs the finally below
+    try:
+        yield proc
+    finally:
+        _kill(proc)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+
+
+# --- the event loop, measured -------------------------------------------------------------------
+
+
+class GapMeter:
+    """Gaps between ticks of a 10 ms precise QTimer on the GUI thread, as ui/app.py's StallMeter
+    measures them, all kept (a preallocated-growth array, no objects per tick) for percentiles."""
+
+    def __init__(self, interval_ms: int = 10):
+        from PySide6.QtCore import Qt, QTimer
+
+        self.interval_ms = interval_ms
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._on_tick)
+        self.gaps = array("d")
+        self._last = 0.0
+        self._t0 = 0.0
+        self.long: list[tuple[float, float]] = []  # (seconds since start, ms) of the first gaps over 50 ms
+
+    def start(self) -> GapMeter:
+        self._last = self._t0 = time.perf_counter()
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _on_tick(self):
+        now = time.perf_counter()
+        gap = now - self._last
+        self._last = now
+        self.gaps.append(gap)
+        if gap > 0.050 and len(self.long) < 20:
+            self.long.append((round(now - self._t0, 2), round(1e3 * gap, 1)))
+
+    def summary(self) -> dict:
+        a = 1e3 * np.asarray(self.gaps, dtype=float)
+        if a.size == 0:
+            return {"ticks": 0}
+        return {
+            "ticks": int(a.size),
+            "over_50ms": int((a > 50).sum()),
+            "over_20ms": int((a > 20).sum()),
+            "max_ms": round(float(a.max()), 1),
+            "p99_ms": round(float(np.percentile(a, 99)), 1),
+            "p50_ms": round(float(np.percentile(a, 50)), 1),
+            "over_50ms_at": self.long,  # (seconds after the start of the window, ms)
+        }
+
+
+def run_loop_for(seconds: float) -> None:
+    """Run a nested Qt event loop for this long (no polling: the loop sleeps when nothing happens)."""
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse timer may end a window 5 % early
+    timer.timeout.connect(loop.quit)
+    timer.start(max(0, int(1000 * seconds)))
+    loop.exec()
+
+
+def run_loop_until(cond: Callable[[], object], timeout_s: float = 120.0, poll_ms: int = 20, what: str = "") -> float:
+    """Run a nested event loop until cond() is true (checked every poll_ms); the seconds it took."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    t0 = time.perf_counter()
+    if cond():
+        return 0.0
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(poll_ms)
+    state = {"ok": False}
+
+    def check():
+        if cond():
+            state["ok"] = True
+            loop.quit()
+        elif time.perf_counter() - t0 > timeout_s:
+            loop.quit()
+
+    timer.timeout.connect(check)
+    timer.start()
+    loop.exec()
+    timer.stop()
+    if not state["ok"]:
+        raise TimeoutError(f"{what or 'condition'} not reached in {timeout_s:.0f} s")
+    return time.perf_counter() - t0
+
+
+def native_thread_ids(name: str) -> list[int]:
+    """Native ids of this process's live Python threads of that name (for thread_cpu_s)."""
+    return [t.native_id for t in threading.enumerate() if t.name == name and t.native_id is not None]
+
+
+def json_child(module: str, *args: str, timeout_s: float, env: dict | None = None) -> dict:
+    """Run `python -m module args` in a fresh process and return the last JSON line of its stdout."""
+    import json
+
+    proc = run_module(module, *args, timeout_s=timeout_s, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2500:]}")
+    return json.loads(lines[-1])

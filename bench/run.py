@@ -39,14 +39,14 @@ def _inpainting(data, quick: bool) -> dict:
 
 def _gui(data, quick: bool) -> dict:
     """Slider->painted p95 and map recolour (bench.latency), and the event-loop stall of a
-    smoke run of the whole app while it trains (bench.app_smoke)."""
+    smoke run of the whole app while it trains (`lvm-studio --smoke`; bench.app_smoke has the full set)."""
     from bench import app_smoke, latency
 
     hub32 = latency.hub_or_random(pretrained_path(32), 32, data=data)
     hub2 = latency.hub_or_random(pretrained_path(2), 2, hidden=(256, 256), data=data)
     slider = latency.slider_latency(hub32, n=60 if quick else 300)
     recolour = latency.map_recolour(hub2, repeats=5 if quick else 20)
-    smoke = app_smoke.app_smoke(10 if quick else 30)
+    smoke = app_smoke.smoke_mode(10 if quick else 30)
     return {
         "gui_slider": slider,
         "gui_map_recolour": recolour,
