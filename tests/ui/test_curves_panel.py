@@ -180,3 +180,97 @@ def test_redraws_follow_the_records_not_a_clock(qtbot, panel, hub):
     assert not panel._timer.isActive()
     panel.redraw()  # an explicit redraw still draws
     assert panel.buffers.train_raw.n == 12
+
+
+def test_a_hidden_panel_draws_nothing_and_redraws_once_when_shown(qtbot, hub):
+    p = CurvesPanel(hub)
+    qtbot.addWidget(p)
+    p.resize(700, 600)
+    for i in range(1, 31):
+        hub.add_record(_step(i, -200.0 + i))
+    hub.add_record(_eval(30, -170.0, -166.0))
+    qtbot.wait(150)  # an absence to check: no redraw and no timer while hidden
+    assert p.redraws == 0 and not p._timer.isActive() and p.buffers.train_raw.n == 0
+    p.show()
+    qtbot.waitUntil(lambda: p.redraws == 1, timeout=2_000)
+    assert p.buffers.train_raw.n == 30 and len(p.train_raw_curve.getData()[0]) == 30 and p.evals_plotted == 1
+    qtbot.wait(150)
+    assert p.redraws == 1 and not p._timer.isActive()
+    p.hide()
+    p.show()  # nothing new arrived: no redraw
+    qtbot.wait(100)
+    assert p.redraws == 1
+
+
+def test_long_histories_are_drawn_decimated(qtbot, panel, hub):
+    n = 50_000
+    hub.set_model(
+        hub.model,
+        name="long",
+        history=History(train=[_step(i, -100.0 - (i % 97) * 0.1) for i in range(1, n + 1)], evals=[]),
+    )
+    panel.redraw()
+    panel.view.viewport().repaint()
+    assert panel.buffers.train_raw.n == n  # the data keep every point (the hover and the CSV read them) ...
+    drawn = len(panel.train_raw_curve.getData()[0])  # ... the curve draws two per pixel column
+    assert drawn <= 4 * panel.bounds_plot.vb.width() + 8, drawn
+    # min–max decimation keeps the extremes of every column
+    ys = panel.train_raw_curve.curve.yData
+    assert ys.min() == pytest.approx(-100.0 - 9.6) and ys.max() == pytest.approx(-100.0)
+
+
+def test_no_axis_shows_an_si_prefix_and_epoch_one_reads_in_epochs(qtbot, panel, hub):
+    from lvm_studio.ui.widgets.axes import axes_in
+
+    for i in range(1, 17):  # epochs 0.05 … 0.8: the first epoch
+        hub.add_record(_step(i, -200.0 + i))
+    panel.redraw()
+    panel.view.viewport().repaint()
+    axes = axes_in(panel.view)
+    assert len(axes) >= 6
+    for a in axes:
+        assert not a.autoSIPrefix and a.autoSIPrefixScale == 1.0
+        assert "(x0" not in a.labelString() and "(x1" not in a.labelString()
+    bottom = panel.bounds_plot.getAxis("bottom")
+    lo, hi = bottom.range
+    assert 0.0 <= lo < 0.1 and 0.8 <= hi <= 1.0  # epochs, not thousandths of one
+
+
+def test_exported_png_is_1600_pixels_wide_with_a_readable_legend(panel, hub, tmp_path):
+    from lvm_studio.ui.training.curves_panel import EXPORT_SIZE
+
+    for i in range(1, 11):
+        hub.add_record(_step(i, -150.0 + i))
+    hub.add_record(_eval(10, -141.0, -137.0))
+    assert (EXPORT_SIZE.width(), EXPORT_SIZE.height()) == (800, 600)
+    for width in (700, 1500):  # a narrow and a wide dock give the same figure
+        panel.resize(width, 600)
+        before = panel.view.ci.geometry()
+        image = QImage(str(panel.export_png(tmp_path / f"curves{width}.png")))
+        assert (image.width(), image.height()) == (1600, 1200)
+        assert panel.view.ci.geometry() == before  # the layout on screen is back as it was
+
+
+def test_min_max_envelope_keeps_each_buckets_extremes():
+    from lvm_studio.ui.training.curve_buffers import MinMaxEnvelope, Series
+
+    rng = np.random.default_rng(3)
+    n, buckets = 10_000, 64
+    x, y = np.arange(n) / 100.0, rng.normal(size=n).cumsum()
+    s = Series(16, envelope=True)
+    s.envelope = MinMaxEnvelope(max_buckets=buckets)
+    for xi, yi in zip(x, y):
+        s.append(float(xi), float(yi))
+    env = s.envelope
+    assert env.size == 128 and env.k <= 2 * buckets  # 10,000 points in buckets of 128
+    full = n // env.size
+    np.testing.assert_allclose(env.x[:full], x[: full * env.size : env.size])
+    np.testing.assert_allclose(env.y_max[:full], y[: full * env.size].reshape(full, env.size).max(axis=1))
+    np.testing.assert_allclose(env.y_min[:full], y[: full * env.size].reshape(full, env.size).min(axis=1))
+    np.testing.assert_allclose(env.y_max[full], y[full * env.size :].max())  # the part-filled last bucket
+    dx, dy = s.drawn()
+    assert len(dx) == 2 * env.k and dy.max() == y.max() and dy.min() == y.min()
+    assert s.drawn(decimate=False)[1] is not dy and len(s.drawn(decimate=False)[1]) == n
+    short = Series(envelope=True)
+    short.append(0.0, 1.0)
+    assert short.drawn()[1].tolist() == [1.0]  # no envelope until it is coarser than the data

@@ -491,3 +491,102 @@ def test_panels_follow_training_snapshots(qtbot, hub, monkeypatch):
     x = hub.eval_x("test")[p.picker.index()][None]
     assert p.log_px == pytest.approx(float(exact_log_px_2d(new, x)[0]), abs=0.02)
     assert "step 50" in m.status.text()
+
+
+# --- while hidden: no work on new weights, one refresh when shown --------------------------------
+
+
+def _count_calls(monkeypatch, module, name, calls):
+    original = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls[name] = calls.get(name, 0) + 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+
+
+def test_hidden_panels_skip_new_weights_and_refresh_once_when_shown(qtbot, hub, monkeypatch):
+    from lvm_studio.ui.latent import map_panel, posterior_panel, sliders_panel, traversal_panel
+
+    hub.set_model(tiny_vae(2, seed=13))
+    s = add(qtbot, sliders_panel.LatentSlidersPanel(hub))
+    t = add(qtbot, traversal_panel.TraversalPanel(hub))
+    m = add(qtbot, map_panel.LatentMapPanel(hub))
+    p = add(qtbot, posterior_panel.PosteriorPanel(hub))
+    panels = (s, t, m, p)
+    # the main window asks the training thread for weights at the fastest rate a visible panel uses
+    assert [type(w).SNAPSHOT_INTERVAL_S for w in panels] == [0.5, 1.0, 2.0, 2.0]
+    qtbot.waitUntil(lambda: m.codes is not None and not s._decode_timer.isActive(), timeout=WAIT_MS)
+    calls = {}
+    for module, name in (
+        (sliders_panel, "decode_image"),
+        (traversal_panel, "traversal_images"),
+        (traversal_panel, "interpolation_strip"),
+        (posterior_panel, "encode_one"),
+    ):
+        _count_calls(monkeypatch, module, name, calls)
+    submitted = []
+    monkeypatch.setattr(m.runner, "submit", lambda *a, **k: submitted.append(a[0]))  # the re-encodes asked for
+
+    for seed in (21, 22, 23):  # three snapshots while every panel is hidden
+        new = tiny_vae(2, seed=seed)
+        hub.load_state({k: v.clone() for k, v in new.state_dict().items()}, step=seed, epoch=0.1)
+    qtbot.wait(200)  # an absence to check: nothing decoded, encoded or scheduled
+    assert calls == {} and submitted == []
+    assert all(w.snapshots.stale and not w.snapshots.pending() and w.snapshots.refreshes == 0 for w in panels)
+
+    with qtbot.waitSignals([s.image_updated, t.grid_updated, t.strip_updated], timeout=WAIT_MS):
+        for w in panels:
+            w.show()
+    qtbot.waitUntil(lambda: all(w.snapshots.refreshes == 1 for w in panels), timeout=WAIT_MS)
+    qtbot.wait(200)  # and no second refresh
+    assert calls == {"decode_image": 1, "traversal_images": 1, "interpolation_strip": 1, "encode_one": 1}
+    assert submitted == [map_panel.encode_codes_task]
+    assert not any(w.snapshots.stale for w in panels)
+    np.testing.assert_array_equal(s.image.image_array(), decode_u8(tiny_vae(2, seed=23), s.z()))
+    # shown: a new snapshot refreshes again; hidden then shown with no new weights: nothing
+    with qtbot.waitSignal(s.image_updated, timeout=WAIT_MS):
+        hub.load_state({k: v.clone() for k, v in tiny_vae(2, seed=24).state_dict().items()}, step=24, epoch=0.2)
+    qtbot.waitUntil(lambda: all(w.snapshots.refreshes == 2 for w in panels), timeout=WAIT_MS)
+    for w in panels:
+        w.hide()
+        w.show()
+    qtbot.wait(100)
+    assert all(w.snapshots.refreshes == 2 for w in panels)
+
+
+def test_no_axis_shows_an_si_prefix(qtbot, hub):
+    import pyqtgraph as pg
+
+    from lvm_studio.ui.latent.estimator_lab_panel import EstimatorLabPanel
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
+    from lvm_studio.ui.latent.posterior_panel import PosteriorPanel
+    from lvm_studio.ui.widgets.axes import axes_in
+
+    hub.set_model(tiny_vae(2, seed=5))
+    for cls in (LatentMapPanel, PosteriorPanel, EstimatorLabPanel):
+        panel = add(qtbot, cls(hub))
+        panel.resize(700, 500)
+        panel.show()
+        views = panel.findChildren(pg.GraphicsView)
+        axes = [a for v in views for a in axes_in(v)]
+        assert views and axes, cls.__name__
+        for a in axes:
+            assert not a.autoSIPrefix and a.autoSIPrefixScale == 1.0, (cls.__name__, a.orientation)
+            assert "(x0" not in a.labelString() and "(x1" not in a.labelString()
+
+
+def test_traversal_dimension_boxes_show_their_whole_label(qtbot, hub):
+    from lvm_studio.ui.latent.traversal_panel import TraversalPanel
+
+    hub.set_model(kl_shaped_vae())
+    panel = add(qtbot, TraversalPanel(hub))
+    qtbot.waitUntil(lambda: hub.latent_stats.stats is not None, timeout=WAIT_MS)
+    panel._on_stats_changed()
+    panel.resize(420, 620)  # a narrow dock
+    panel.show()
+    qtbot.waitUntil(lambda: panel.dim_a.width() > 0, timeout=WAIT_MS)
+    for box in (panel.dim_a, panel.dim_b):
+        # as wide as its longest entry asks for: "z3  (KL 0.00, inactive)" is not cut to "z3 ("
+        assert box.width() >= box.sizeHint().width(), (box.width(), box.sizeHint().width())

@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
 
 from lvm_studio.core.latent_tasks import estimator_sweep_task, log_weight_histograms
+from lvm_studio.ui.widgets.axes import plain_axes
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button
 from lvm_studio.ui.widgets.style import LEGEND_BACKGROUND
 from lvm_studio.workers.tasks import TaskRunner
@@ -75,6 +76,7 @@ class EstimatorLabPanel(QWidget):
 
         # --- estimates against k
         self.plot = pg.PlotWidget()
+        plain_axes(self.plot)
         self.plot.setLogMode(x=True, y=False)
         self.plot.setLabel("bottom", "number of samples k")
         self.plot.setLabel("left", "estimate of log p(x) (nats)")
@@ -131,6 +133,7 @@ class EstimatorLabPanel(QWidget):
 
         # --- log-weight histograms
         self.hist = pg.PlotWidget()
+        plain_axes(self.hist)
         self.hist.setLabel("bottom", "log w − max log w (one run, all k samples)")
         self.hist.setLabel("left", "samples")
         self.hist.setMinimumSize(260, 220)

@@ -27,8 +27,10 @@ from lvm_studio.core.images import SIDE
 from lvm_studio.core.latent_tasks import decode_grid_task, decode_image, encode_codes_task
 from lvm_studio.ui.latent.map_controls import MapControls
 from lvm_studio.ui.latent.map_view import LegendCache, PointCloudItem
+from lvm_studio.ui.widgets.axes import plain_axes
 from lvm_studio.ui.widgets.digit_image import grey_qimage
 from lvm_studio.ui.widgets.hover import point_under_mouse
+from lvm_studio.ui.widgets.snapshots import SnapshotGate
 from lvm_studio.ui.widgets.style import HIGHLIGHT, LABEL_COLOURS, LEGEND_BACKGROUND
 from lvm_studio.workers.tasks import TaskRunner
 
@@ -47,6 +49,7 @@ class LatentMapPanel(QWidget):
     point_decoded = Signal()  # the target moved and its decoded image is shown
 
     SOURCE = "map"
+    SNAPSHOT_INTERVAL_S = REENCODE_S  # the fastest rate of new training weights this panel can use
 
     def __init__(self, hub, parent=None):
         super().__init__(parent)
@@ -72,6 +75,7 @@ class LatentMapPanel(QWidget):
 
         # --- the plot
         self.plot = pg.PlotWidget()
+        plain_axes(self.plot)
         self.plot.setMinimumSize(360, 360)
         self.plot.setAspectLocked(True)
         # no grid: grid lines across the view cost more to paint than the 10,000 points
@@ -113,9 +117,6 @@ class LatentMapPanel(QWidget):
         lay.addWidget(self.controls)
 
         # --- timers
-        self._encode_timer = QTimer(self)
-        self._encode_timer.setSingleShot(True)
-        self._encode_timer.timeout.connect(self.request_encode)
         self._manifold_timer = QTimer(self)
         self._manifold_timer.setSingleShot(True)
         self._manifold_timer.setInterval(120)
@@ -132,7 +133,7 @@ class LatentMapPanel(QWidget):
         self.plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self.plot.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
         hub.model_changed.connect(self._on_model_changed)
-        hub.weights_updated.connect(self._on_weights_updated)
+        self.snapshots = SnapshotGate(self, hub, self._on_new_weights, REENCODE_S)
         hub.cluster_posterior_changed.connect(self._on_cluster_posterior_changed)
         self.cursor.moved.connect(self._on_cursor_moved)
         self.stats_service.stats_changed.connect(self._on_stats_changed)
@@ -184,7 +185,6 @@ class LatentMapPanel(QWidget):
         except Exception as e:
             self.status.setText(f"No test data: {e}")
             return
-        self._encode_timer.stop()
         self._pending_version = self.hub.version
         self._encode_step = self.hub.step
         self.runner.submit(encode_codes_task, self.hub.model, x)
@@ -414,22 +414,11 @@ class LatentMapPanel(QWidget):
         self._on_cluster_posterior_changed()
         self.request_encode()
 
-    def _on_weights_updated(self, step: int) -> None:
-        # while training: re-encode at most every REENCODE_S, and only while shown (it costs CPU
-        # that training could use); a hidden map catches up when it is shown
-        if not self.isVisible():
-            self._stale = True
-            return
-        if not self._encode_timer.isActive():
-            self._encode_timer.start(int(REENCODE_S * 1000))
+    def _on_new_weights(self) -> None:
+        # while training: re-encode at most every REENCODE_S and only while shown (it costs CPU
+        # that training could use); a hidden map catches up once when shown (SnapshotGate)
+        self.request_encode()
         if self.manifold_box.isChecked():
-            self._manifold_timer.start()
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if getattr(self, "_stale", False):
-            self._stale = False
-            self.request_encode()
             self._manifold_timer.start()
 
     def _on_stats_changed(self) -> None:

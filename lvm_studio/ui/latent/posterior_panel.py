@@ -47,6 +47,7 @@ from lvm_studio.core.latent_tasks import (
 from lvm_studio.ui.latent.posterior_view import PosteriorPlot
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button
 from lvm_studio.ui.widgets.digit_image import DigitImage, DrawPad
+from lvm_studio.ui.widgets.snapshots import SnapshotGate
 from lvm_studio.workers.tasks import TaskRunner
 
 GRID_N = 64  # heat-map cells per side
@@ -72,6 +73,8 @@ class PosteriorPanel(QWidget):
     heat_updated = Signal(bool)  # a heat map was set: False for the zoomed coarse preview, True for the fine grid
     numbers_updated = Signal()  # the numbers for the current q arrived
     optimised = Signal()  # φ* for this digit arrived
+
+    SNAPSHOT_INTERVAL_S = 2.0  # the fastest rate of new training weights this panel can use (2-D latents)
 
     def __init__(self, hub, parent=None):
         super().__init__(parent)
@@ -225,7 +228,7 @@ class PosteriorPanel(QWidget):
         self.handle1.sigPositionChanged.connect(self._on_handle_dragged)
         self.handle2.sigPositionChanged.connect(self._on_handle_dragged)
         hub.model_changed.connect(self._on_model_changed)
-        hub.weights_updated.connect(self._on_weights_updated)
+        self.snapshots = SnapshotGate(self, hub, self._on_new_weights, self.SNAPSHOT_INTERVAL_S)
         self._on_model_changed()
 
     # --- the digit and the grid ----------------------------------------------------------------
@@ -481,16 +484,8 @@ class PosteriorPanel(QWidget):
             return
         self.set_digit_index(self.picker.index())
 
-    def _on_weights_updated(self, step: int) -> None:
-        if not self.supported():
-            return
-        if not self.isVisible():
-            self._stale = True  # catch up when shown
-        elif not self._grid_timer.isActive():
-            self._grid_timer.start(1500)  # while training: a new heat map at most every 1.5 s
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if getattr(self, "_stale", False):
-            self._stale = False
+    def _on_new_weights(self) -> None:
+        # while training and shown: a new heat map at most every SNAPSHOT_INTERVAL_S (SnapshotGate);
+        # a hidden panel catches up once when shown
+        if self.supported():
             self._grid_timer.start(0)

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 
 from lvm_studio.core.gaussian import ellipse_points
 from lvm_studio.core.latent_views import HeatImage
+from lvm_studio.ui.widgets.axes import plain_axes
 
 ELLIPSE_POINTS = 96
 # colours of this view only (ui/widgets/style.py's palette has no entry for them)
@@ -30,6 +31,7 @@ class PosteriorPlot(pg.PlotWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        plain_axes(self)
         self.setMinimumSize(320, 320)
         self.setAspectLocked(True)
         self.setLabel("bottom", "z1")

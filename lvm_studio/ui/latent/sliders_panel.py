@@ -6,8 +6,10 @@ KL ≤ 0.01 nats) are greyed. Sliders are in prior standard deviations (p(z) = N
 
 A slider change decodes one z on the GUI thread (well under a millisecond for the app's MLPs);
 changes are coalesced by a zero-delay timer, so a storm of slider events costs one decode per
-pass of the event loop. The KL statistics (5,000 validation digits) come from the hub's shared
-LatentStatsService, computed off the GUI thread.
+pass of the event loop. New training weights are decoded only while the panel is shown, at most
+every SNAPSHOT_INTERVAL_S (ui/widgets/snapshots.py); a hidden panel catches up once when shown.
+The KL statistics (5,000 validation digits) come from the hub's shared LatentStatsService,
+computed off the GUI thread.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from lvm_studio.core.latent import ACTIVE_KL_THRESHOLD
 from lvm_studio.core.latent_tasks import ImageSampler, decode_image, encode_one
 from lvm_studio.ui.widgets.controls import KLBar, TestDigitPicker, button
 from lvm_studio.ui.widgets.digit_image import DigitImage
+from lvm_studio.ui.widgets.snapshots import SnapshotGate
 
 SLIDER_STEPS_PER_SD = 100  # slider resolution: 0.01 prior standard deviations
 SLIDER_RANGE_SD = 4.0
@@ -92,6 +95,7 @@ class LatentSlidersPanel(QWidget):
     order_changed = Signal()  # the dimensions were re-sorted by new KL statistics
 
     SOURCE = "sliders"
+    SNAPSHOT_INTERVAL_S = 0.5  # the fastest rate of new training weights this panel can use
 
     def __init__(self, hub, parent=None):
         super().__init__(parent)
@@ -172,7 +176,7 @@ class LatentSlidersPanel(QWidget):
         lay.addLayout(right, 4)
 
         hub.model_changed.connect(self._on_model_changed)
-        hub.weights_updated.connect(self._on_weights_updated)
+        self.snapshots = SnapshotGate(self, hub, self._schedule_decode, self.SNAPSHOT_INTERVAL_S)
         self.cursor.moved.connect(self._on_cursor_moved)
         self.stats_service.stats_changed.connect(self._on_stats_changed)
         self.stats_service.failed.connect(self._on_stats_failed)
@@ -277,9 +281,6 @@ class LatentSlidersPanel(QWidget):
     # --- the model -----------------------------------------------------------------------------
     def _on_model_changed(self) -> None:
         self._rebuild()
-
-    def _on_weights_updated(self, step: int) -> None:
-        self._schedule_decode()
 
     def _on_stats_failed(self, message: str) -> None:
         self.header.setText(f"{self.hub.latent_dim} latent dimensions (no KL statistics: {message.splitlines()[0]})")

@@ -3,7 +3,8 @@ stay at the current z (the sliders' z), and an interpolation strip between two t
 linear or spherical (slerp; White 2016). Both export as PNG.
 
 Decoding a grid is at most 15 × 15 = 225 decoder rows: done on the GUI thread, rate-limited,
-and only while the panel is visible.
+and only while the panel is visible; new training weights are decoded at most every
+SNAPSHOT_INTERVAL_S, and a hidden panel catches up once when shown (ui/widgets/snapshots.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -26,6 +28,7 @@ from PySide6.QtWidgets import (
 from lvm_studio.core.latent_tasks import interpolation_strip, traversal_images
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button, dimension_label
 from lvm_studio.ui.widgets.digit_image import DigitImage, save_grey_png
+from lvm_studio.ui.widgets.snapshots import SnapshotGate
 
 CURSOR_REFRESH_MS = 60  # follow the sliders at most ~16 times a second
 GAP_FILL = 0.25  # grey between tiles
@@ -35,6 +38,8 @@ class TraversalPanel(QWidget):
     grid_updated = Signal()
     strip_updated = Signal()
 
+    SNAPSHOT_INTERVAL_S = 1.0  # the fastest rate of new training weights this panel can use
+
     def __init__(self, hub, parent=None):
         super().__init__(parent)
         self.hub = hub
@@ -43,6 +48,7 @@ class TraversalPanel(QWidget):
         self.grid_array: np.ndarray | None = None
         self.strip_array: np.ndarray | None = None
         self.grid_codes = None  # torch (rows, n, latent): the codes of the grid shown
+        self._grid_stale = False  # a cursor move or new statistics arrived while hidden
 
         # --- grid controls
         self.dim_a = QComboBox()
@@ -72,20 +78,24 @@ class TraversalPanel(QWidget):
         export_grid = button(
             "Export grid PNG…", "Save the grid as a PNG image (4 × 4 pixels per pixel)", self._on_export_grid_clicked
         )
-        controls = QHBoxLayout()
-        for w in (
-            QLabel("Vary"),
-            self.dim_a,
-            QLabel("and"),
-            self.dim_b,
-            QLabel("over"),
-            self.range_spin,
-            QLabel("in"),
-            self.steps_spin,
-            QLabel("steps"),
-        ):
-            controls.addWidget(w)
-        controls.addStretch(1)
+        # two rows, so each dimension box keeps the width of its longest entry
+        # ("z12  (KL 0.00, inactive)") in a narrow dock instead of being cut to "z1 ("
+        for box in (self.dim_a, self.dim_b):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            box.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
+        controls = QGridLayout()
+        controls.addWidget(QLabel("Columns vary"), 0, 0)
+        controls.addWidget(self.dim_a, 0, 1)
+        controls.addWidget(QLabel("over"), 0, 2)
+        controls.addWidget(self.range_spin, 0, 3)
+        controls.addWidget(QLabel("rows vary"), 1, 0)
+        controls.addWidget(self.dim_b, 1, 1)
+        controls.addWidget(QLabel("in"), 1, 2)
+        steps = QHBoxLayout()
+        steps.addWidget(self.steps_spin)
+        steps.addWidget(QLabel("steps"))
+        controls.addLayout(steps, 1, 3)
+        controls.setColumnStretch(4, 1)
         grid_box = QGroupBox("Traversal around the current z")
         gl = QVBoxLayout(grid_box)
         gl.addLayout(controls)
@@ -155,7 +165,7 @@ class TraversalPanel(QWidget):
         ):
             sig.connect(self._on_strip_setting_changed)
         hub.model_changed.connect(self._on_model_changed)
-        hub.weights_updated.connect(self._on_weights_updated)
+        self.snapshots = SnapshotGate(self, hub, self._on_new_weights, self.SNAPSHOT_INTERVAL_S)
         self.cursor.moved.connect(self._on_cursor_moved)
         self.stats_service.stats_changed.connect(self._on_stats_changed)
         self._fill_dimension_boxes()
@@ -235,20 +245,26 @@ class TraversalPanel(QWidget):
     def _on_cursor_moved(self, source: str) -> None:
         if self.hub.latent_dim != self.cursor.z.size:
             return
-        if self.isVisible() and not self._grid_timer.isActive():
-            self._grid_timer.start(CURSOR_REFRESH_MS)
+        self._refresh_grid_soon(CURSOR_REFRESH_MS)
+
+    def _refresh_grid_soon(self, delay_ms: int) -> None:
+        """A new grid within delay_ms if the panel is shown; else one when it is shown again."""
+        if not self.isVisible():
+            self._grid_stale = True
+        elif not self._grid_timer.isActive():
+            self._grid_timer.start(delay_ms)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        self._grid_timer.start(0)  # cursor moves and new weights are skipped while hidden
-        self._strip_timer.start(0)
+        if self._grid_stale and not self.snapshots.stale:  # stale weights: the gate redraws both
+            self._grid_timer.start(0)  # cursor moves and new statistics are skipped while hidden
+        self._grid_stale = False
 
-    def _on_weights_updated(self, step: int) -> None:
-        if self.isVisible():
-            if not self._grid_timer.isActive():
-                self._grid_timer.start(CURSOR_REFRESH_MS)
-            if not self._strip_timer.isActive():
-                self._strip_timer.start(CURSOR_REFRESH_MS)
+    def _on_new_weights(self) -> None:
+        """New training weights while shown (SnapshotGate: at most every SNAPSHOT_INTERVAL_S)."""
+        self._grid_stale = False
+        self._grid_timer.start(0)
+        self._strip_timer.start(0)
 
     def _on_model_changed(self) -> None:
         self._fill_dimension_boxes()
@@ -257,7 +273,7 @@ class TraversalPanel(QWidget):
 
     def _on_stats_changed(self) -> None:
         self._fill_dimension_boxes()
-        self._grid_timer.start(0)
+        self._refresh_grid_soon(0)
 
     def _on_zero_clicked(self) -> None:
         self.cursor.set_z(np.zeros(self.hub.latent_dim, dtype=np.float32), "traversal")

@@ -20,6 +20,7 @@ from lvm_studio.core.colours import mix_colours
 from lvm_studio.core.em_playground import CUSTOM, EMPlayground
 from lvm_studio.core.gaussian import ellipse_points
 from lvm_studio.core.latent_views import nearest_point as nearest_screen_point
+from lvm_studio.ui.widgets.axes import plain_axes
 from lvm_studio.ui.widgets.hover import point_under_mouse
 from lvm_studio.ui.widgets.style import HIGHLIGHT, BrushPalette, component_colours
 
@@ -88,6 +89,7 @@ class EMPointsView(pg.PlotWidget):
     def __init__(self, model: EMPlayground, parent=None):
         vb = PlaygroundViewBox()
         super().__init__(parent, viewBox=vb)
+        plain_axes(self)
         self.vb = vb
         self.model = model
         self.show_ellipses = True

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from lvm_studio.core.em_session import HalfStep
+from lvm_studio.ui.widgets.axes import plain_axes
 from lvm_studio.ui.widgets.style import COLORS, FOREGROUND, LEGEND_BACKGROUND, MUTED
 
 F_COLOUR = COLORS["train_elbo_smooth"]  # F(q, θ) is an ELBO: the ELBO's colour
@@ -37,6 +38,7 @@ class FreeEnergyPlot(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setMinimumHeight(150)
         self.plot_item = self.addPlot(row=0, col=0)
+        plain_axes(self.plot_item)
         self.plot_item.setLabel("bottom", "EM iteration t")
         self.plot_item.setLabel("left", "nats per point")
         self.plot_item.showGrid(x=True, y=True, alpha=0.15)

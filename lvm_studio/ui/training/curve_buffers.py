@@ -8,17 +8,22 @@ from __future__ import annotations
 import numpy as np
 
 SMOOTHING = 0.9  # EMA weight of the past in the smoothed training curves (one record = log_every steps)
+ENVELOPE_BUCKETS = 1024  # a decimated series draws at most 2 points for each of 2 x this many buckets
 
 
 class Series:
-    """Growable x/y buffers. Views of the filled part stay valid: values are only ever appended."""
+    """Growable x/y buffers. Views of the filled part stay valid: values are only ever appended.
 
-    __slots__ = ("x", "y", "n")
+    A dense series (envelope=True) also keeps a MinMaxEnvelope of its points, for drawing.
+    """
 
-    def __init__(self, capacity: int = 256):
+    __slots__ = ("x", "y", "n", "envelope")
+
+    def __init__(self, capacity: int = 256, envelope: bool = False):
         self.x = np.empty(capacity)
         self.y = np.empty(capacity)
         self.n = 0
+        self.envelope = MinMaxEnvelope() if envelope else None
 
     def append(self, x: float, y: float) -> None:
         if self.n == len(self.x):
@@ -27,9 +32,19 @@ class Series:
         self.x[self.n] = x
         self.y[self.n] = y
         self.n += 1
+        if self.envelope is not None:
+            self.envelope.append(x, y)
 
     def clear(self) -> None:
         self.n = 0
+        if self.envelope is not None:
+            self.envelope.clear()
+
+    def drawn(self, decimate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The points to draw: every one, or the min–max envelope once it is coarser than the data."""
+        if decimate and self.envelope is not None and self.envelope.size > 1:
+            return self.envelope.points()
+        return self.xs, self.ys
 
     @property
     def xs(self) -> np.ndarray:
@@ -50,6 +65,62 @@ class Series:
         if i > 0 and abs(xs[i - 1] - x) <= abs(xs[i] - x):
             return i - 1
         return i
+
+
+class MinMaxEnvelope:
+    """A growing series decimated as it grows: buckets of `size` consecutive points, each kept as
+    its first x and its largest and smallest y (min–max decimation keeps every peak a plot of the
+    raw points would show).
+
+    Appending is O(1) amortised: when the buckets reach 2 x max_buckets, neighbours merge and the
+    bucket size doubles. points() then has at most 4 x max_buckets points whatever the length of
+    the series, so a redraw of a long run costs what one of a short run does.
+    """
+
+    __slots__ = ("max_buckets", "size", "x", "y_max", "y_min", "k", "fill")
+
+    def __init__(self, max_buckets: int = ENVELOPE_BUCKETS):
+        self.max_buckets = max_buckets
+        self.size = 1  # points per bucket
+        self.x = np.empty(2 * max_buckets)
+        self.y_max = np.empty(2 * max_buckets)
+        self.y_min = np.empty(2 * max_buckets)
+        self.k = 0  # buckets in use, the last one possibly part-filled
+        self.fill = 0  # points in the last bucket
+
+    def clear(self) -> None:
+        self.size, self.k, self.fill = 1, 0, 0
+
+    def append(self, x: float, y: float) -> None:
+        if self.k and self.fill < self.size:
+            i = self.k - 1
+            self.y_max[i] = max(self.y_max[i], y)
+            self.y_min[i] = min(self.y_min[i], y)
+            self.fill += 1
+            return
+        if self.k == len(self.x):
+            self._merge()
+            self.append(x, y)
+            return
+        self.x[self.k], self.y_max[self.k], self.y_min[self.k] = x, y, y
+        self.k += 1
+        self.fill = 1
+
+    def _merge(self) -> None:
+        """Pairs of full buckets into one: half as many, twice the size."""
+        h = self.k // 2  # k is even here (the array is full)
+        self.x[:h] = self.x[0 : 2 * h : 2]
+        self.y_max[:h] = np.maximum(self.y_max[0 : 2 * h : 2], self.y_max[1 : 2 * h : 2])
+        self.y_min[:h] = np.minimum(self.y_min[0 : 2 * h : 2], self.y_min[1 : 2 * h : 2])
+        self.k, self.size, self.fill = h, 2 * self.size, 2 * self.size
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) drawing the envelope: each bucket's maximum then its minimum, at its first x."""
+        k = self.k
+        x = np.repeat(self.x[:k], 2)  # (2k,)
+        y = np.empty(2 * k)
+        y[0::2], y[1::2] = self.y_max[:k], self.y_min[:k]
+        return x, y
 
 
 class Ema:
@@ -84,6 +155,12 @@ def range_after(group, x_from: float):
     for s in group:
         if s.n == 0:
             continue
+        env = s.envelope
+        if env is not None and env.size > 1:  # a long series: its buckets (whole ones past x_from)
+            xs, y_max, y_min = env.x[: env.k], env.y_max[: env.k], env.y_min[: env.k]
+            i = min(int(np.searchsorted(xs, x_from)), env.k - 1)
+            lo, hi = min(lo, float(y_min[i:].min())), max(hi, float(y_max[i:].max()))
+            continue
         i = min(int(np.searchsorted(s.xs, x_from)), s.n - 1)
         ys = s.ys[i:]
         lo, hi = min(lo, float(ys.min())), max(hi, float(ys.max()))
@@ -100,10 +177,10 @@ class CurveBuffers:
     """
 
     def __init__(self):
-        self.train_raw = Series(1024)
-        self.train_smooth = Series(1024)
-        self.recon_smooth = Series(1024)
-        self.kl_smooth = Series(1024)
+        self.train_raw = Series(1024, envelope=True)
+        self.train_smooth = Series(1024, envelope=True)
+        self.recon_smooth = Series(1024, envelope=True)
+        self.kl_smooth = Series(1024, envelope=True)
         self.steps = Series(1024)  # x: epoch, y: step (for the hover read-out)
         self.val_elbo = Series()
         self.log_px = Series()

@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
-from PySide6.QtCore import QRectF, QSize
+from PySide6.QtCore import QRectF, QSize, QSizeF
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsWidget
 
 from lvm_studio.core.history import History
 from lvm_studio.ui.widgets import style
@@ -36,6 +36,61 @@ def _uncached(items):
         set_item_caching(items, True)
 
 
+@contextmanager
+def _export_mode(scene: QGraphicsScene, scale: float):
+    """Draw the scene as a figure `scale` times its logical size, as pyqtgraph's own exporters do.
+
+    Items told of the export (setExportMode) draw symbols and antialiasing for it. Items that
+    ignore transformations (a plot's legend) keep their size in device pixels, which made the
+    legend of a 2x PNG half the size of everything else: they are scaled by `scale` meanwhile,
+    about their top-left corner (their position is mapped through the scaled painter already).
+    """
+    items = scene.items()
+    flag = QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations
+    fixed = [(item, item.scale()) for item in items if item.flags() & flag]
+    for item in items:
+        if hasattr(item, "setExportMode"):
+            item.setExportMode(True, {"antialias": True, "resolutionScale": scale})
+    for item, _ in fixed:
+        item.setScale(scale)
+    try:
+        yield
+    finally:
+        for item, old_scale in fixed:
+            item.setScale(old_scale)
+        for item in items:
+            if hasattr(item, "setExportMode"):
+                item.setExportMode(False)
+
+
+@contextmanager
+def laid_out_at(item: QGraphicsWidget, size: QSizeF):
+    """Lay `item` (a plot layout) out at `size` logical pixels for an export, then put it back.
+
+    Yields the rectangle to render. An export then has the same proportions of text to plot
+    whatever the panel's size on screen: a wide dock no longer makes the legend a speck.
+    Nothing is painted on screen meanwhile (no event-loop pass between the two layouts).
+    """
+    old = item.geometry()
+    item.setGeometry(QRectF(old.topLeft(), size))
+    _settle(item)
+    try:
+        yield item.sceneBoundingRect()
+    finally:
+        item.setGeometry(old)
+        _settle(item)
+
+
+def _settle(item: QGraphicsWidget) -> None:
+    """Apply a new geometry now: the layout and, through the scene, each view's range mapping."""
+    layout = QGraphicsWidget.layout(item)  # pyqtgraph's GraphicsLayout hides layout() behind an attribute
+    if layout is not None:
+        layout.activate()
+    scene = item.scene()
+    if scene is not None and hasattr(scene, "prepareForPaint"):
+        scene.prepareForPaint()  # pyqtgraph's GraphicsScene: the ViewBoxes update their transforms
+
+
 def save_png(scene: QGraphicsScene, source: QRectF, path: str | Path, cached_items=(), scale: float = 2.0) -> Path:
     """The scene's `source` rectangle rendered at `scale` times its size on screen."""
     path = Path(path)
@@ -45,7 +100,7 @@ def save_png(scene: QGraphicsScene, source: QRectF, path: str | Path, cached_ite
     image.fill(QColor(style.PLOT_BACKGROUND))
     painter = QPainter(image)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    with _uncached(cached_items):
+    with _export_mode(scene, scale), _uncached(cached_items):
         try:
             scene.render(painter, QRectF(image.rect()), source)
         finally:
@@ -71,7 +126,7 @@ def save_svg(
     if not painter.begin(generator):
         raise OSError(f"could not write {path}")
     painter.fillRect(target, QColor(style.PLOT_BACKGROUND))
-    with _uncached(cached_items):  # cached items would land in the SVG as bitmaps
+    with _export_mode(scene, 1.0), _uncached(cached_items):  # cached items would land in the SVG as bitmaps
         try:
             scene.render(painter, target, source)
         finally:

@@ -18,19 +18,23 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Slot
+from PySide6.QtCore import QSize, QSizeF, Qt, QTimer, Slot
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from lvm_studio.ui.training import curves_export, curves_hover
 from lvm_studio.ui.training.curve_buffers import SMOOTHING, CurveBuffers, nice_step, range_after
 from lvm_studio.ui.widgets import style
+from lvm_studio.ui.widgets.axes import plain_axes
 
 __all__ = ["FOLLOW_SKIP", "REDRAW_INTERVAL_MS", "SMOOTHING", "CurvesPanel"]
 
 REDRAW_INTERVAL_MS = 66  # ≈ 15 Hz at most
 FOLLOW_SKIP = 0.1  # "follow" y-ranges leave out the first 10 % of the epochs: the first steps
 # (ELBO ≈ −540 nats) would squash the part worth reading
+MIN_X_SPAN = 0.05  # epochs: the shortest x-axis, for the first records of a run
+EXPORT_SIZE = QSizeF(800, 600)  # logical pixels of an exported figure (PNG: times its scale)
+PEAK_SAMPLES_PER_PIXEL = 1.0  # a decimated curve: one min–max pair per pixel column
 
 
 def _translucent(colour: str, alpha: int) -> QColor:
@@ -41,6 +45,19 @@ def _translucent(colour: str, alpha: int) -> QColor:
 
 def _pen(color, width: float = 1.6, style_=Qt.PenStyle.SolidLine):
     return pg.mkPen(color=color, width=width, style=style_)
+
+
+def _decimated(curve: pg.PlotDataItem) -> None:
+    """Draw `curve` min–max decimated to the visible epochs: one (max, min) pair per pixel column.
+
+    A redraw then costs about the same at epoch 1 and at epoch 500 (50,000 records): pyqtgraph's
+    'peak' downsampling keeps each column's extremes, so the envelope looks the same, and
+    clip-to-view leaves out what is off-screen. The data keep every point (hover, CSV).
+    """
+    curve.setDownsampling(auto=True, method="peak")
+    curve.setClipToView(True)
+    if "autoDownsampleFactor" in curve.opts:  # samples per pixel column; pyqtgraph's default 5
+        curve.opts["autoDownsampleFactor"] = PEAK_SAMPLES_PER_PIXEL
 
 
 class CurvesPanel(QWidget):
@@ -74,6 +91,7 @@ class CurvesPanel(QWidget):
             p.setAutoVisible(y=True)
             p.setDownsampling(auto=True, mode="peak")
             p.setClipToView(True)
+            plain_axes(p)  # "epoch", never "epoch (x0.001)"
         self.bounds_plot.setTitle("Bounds on log p(x)", size="10pt")
         self.bounds_plot.setLabel("left", "nats per image")
         self.bounds_plot.getAxis("right").setStyle(showValues=False)
@@ -144,7 +162,8 @@ class CurvesPanel(QWidget):
         for curve in (self.kl_curve, self.val_kl_curve):
             curve.setClipToView(True)
             self._kl_vb.addItem(curve)
-        self.kl_curve.setDownsampling(auto=True, method="peak")
+        for curve in (self.train_raw_curve, self.train_smooth_curve, self.recon_curve, self.kl_curve):
+            _decimated(curve)
 
         # hover: a vertical line in both plots and a read-out beside the cursor
         self._hover_lines = []
@@ -196,16 +215,20 @@ class CurvesPanel(QWidget):
             vb.sigRangeChangedManually.connect(self._on_range_changed_manually)
         self.summary = QLabel("")
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # the numbers on their own line, wrapping: they never widen the window
+        self.summary.setWordWrap(True)
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.summary.setContentsMargins(4, 0, 4, 0)
         controls = QHBoxLayout()
         controls.setContentsMargins(4, 0, 4, 0)
         controls.addWidget(self.show_raw)
         controls.addWidget(self.show_iw)
         controls.addWidget(self.follow)
         controls.addStretch(1)
-        controls.addWidget(self.summary)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
+        layout.addWidget(self.summary)
         layout.addWidget(self.view, 1)
 
         self._redrawing = True  # False once stop_redrawing() was called
@@ -252,11 +275,16 @@ class CurvesPanel(QWidget):
         # curves' symbols, nor the shading (measured: half the cost of a redraw)
         if b.train_changed:
             b.train_changed = False
-            s = b.train_raw
-            self.train_raw_curve.setData(s.xs, s.ys)
-            self.train_smooth_curve.setData(b.train_smooth.xs, b.train_smooth.ys)
-            self.recon_curve.setData(b.recon_smooth.xs, b.recon_smooth.ys)
-            self.kl_curve.setData(b.kl_smooth.xs, b.kl_smooth.ys)
+            # following the whole run: the buffers' min–max envelopes (at most 4 x ENVELOPE_BUCKETS
+            # points however long the run); zoomed in by hand: every point, clipped to the view
+            decimate = self.follow.isChecked()
+            for curve, series in (
+                (self.train_raw_curve, b.train_raw),
+                (self.train_smooth_curve, b.train_smooth),
+                (self.recon_curve, b.recon_smooth),
+                (self.kl_curve, b.kl_smooth),
+            ):
+                curve.setData(*series.drawn(decimate))
         if b.evals_changed:
             b.evals_changed = False
             self.val_elbo_curve.setData(b.val_elbo.xs, b.val_elbo.ys)
@@ -298,8 +326,10 @@ class CurvesPanel(QWidget):
         x0 = min(float(x[0]) for x in xs)
         x1 = max(float(x[-1]) for x in xs)
         x_from = x0 + FOLLOW_SKIP * (x1 - x0)
-        step = nice_step(max(x1 - x0, 1e-3) / 10)
-        x_lo, x_hi = np.floor(x0 / step) * step, np.ceil((x1 + 0.25 * step) / step) * step
+        # at least MIN_X_SPAN epochs: the first records of a run get an axis with a few round ticks
+        step = nice_step(max(x1 - x0, MIN_X_SPAN) / 10)
+        x_lo = np.floor(x0 / step) * step
+        x_hi = max(np.ceil((x1 + 0.25 * step) / step) * step, x_lo + MIN_X_SPAN)
         for p in (self.bounds_plot, self.terms_plot):
             if p.vb.viewRange()[0] != [x_lo, x_hi]:
                 p.vb.setXRange(x_lo, x_hi, padding=0)
@@ -388,25 +418,27 @@ class CurvesPanel(QWidget):
         return curves_hover.hover_html(self.buffers, x, bounds)
 
     # --- export -----------------------------------------------------------------------
-    def _scene_rect(self) -> QRectF:
-        return self.view.ci.sceneBoundingRect()
-
     def export_png(self, path: str | Path, scale: float = 2.0) -> Path:
-        """Both plots, rendered at `scale` times their size on screen."""
+        """Both plots laid out at EXPORT_SIZE and rendered at `scale` device pixels per logical one:
+        1,600 × 1,200 pixels by default, with text as large against the plots as on an 800-pixel panel,
+        however wide the dock is on screen."""
         self.redraw()
-        return curves_export.save_png(self.view.scene(), self._scene_rect(), path, self._cached_items, scale)
+        with curves_export.laid_out_at(self.view.ci, EXPORT_SIZE) as source:
+            return curves_export.save_png(self.view.scene(), source, path, self._cached_items, scale)
 
     def export_svg(self, path: str | Path) -> Path:
-        """Both plots as vectors (QSvgGenerator: pyqtgraph 0.14's SVGExporter fails with Qt 6.11+)."""
+        """Both plots as vectors at EXPORT_SIZE (QSvgGenerator: pyqtgraph 0.14's SVGExporter fails
+        with Qt 6.11+)."""
         self.redraw()
-        return curves_export.save_svg(
-            self.view.scene(),
-            self._scene_rect(),
-            path,
-            self._cached_items,
-            title="LVM Studio training curves",
-            description=f"{self.hub.name}: ELBO, log p(x) estimate, reconstruction and KL (nats per image)",
-        )
+        with curves_export.laid_out_at(self.view.ci, EXPORT_SIZE) as source:
+            return curves_export.save_svg(
+                self.view.scene(),
+                source,
+                path,
+                self._cached_items,
+                title="LVM Studio training curves",
+                description=f"{self.hub.name}: ELBO, log p(x) estimate, reconstruction and KL (nats per image)",
+            )
 
     def export_csv(self, path: str | Path) -> Path:
         """The whole history: one row per training record and per evaluation."""
@@ -415,14 +447,22 @@ class CurvesPanel(QWidget):
     # --- slots ------------------------------------------------------------------------
     @Slot(object)
     def _on_record_added(self, record) -> None:
-        if self._redrawing and not self._timer.isActive():
-            self._timer.start()  # the records that arrive meanwhile join this redraw
+        if not self.isVisible():
+            self._dirty = True  # a hidden panel draws nothing; showing it redraws once
+        elif self._redrawing and not self._timer.isActive():
+            self._timer.start(REDRAW_INTERVAL_MS)  # the records that arrive meanwhile join this redraw
 
     @Slot()
     def _on_history_changed(self) -> None:
         self.follow.setChecked(True)
         self._reset()
-        self.redraw()
+        if self.isVisible():
+            self.redraw()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._dirty and self._redrawing and not self._timer.isActive():
+            self._timer.start(0)  # one redraw for everything that arrived while hidden
 
     @Slot()
     def _on_model_changed(self) -> None:
@@ -437,8 +477,12 @@ class CurvesPanel(QWidget):
 
     @Slot(bool)
     def _on_follow_toggled(self, on: bool) -> None:
+        self.buffers.train_changed = True  # envelopes while following, every point when zoomed
+        self._dirty = True
         if on:
             self._follow_y()
+        if self.isVisible() and self._redrawing and not self._timer.isActive():
+            self._timer.start(0)
 
     @Slot()
     def _on_follow_toggled_again(self, *_) -> None:
