@@ -23,6 +23,7 @@ from lvm_studio.core.inpainting_task import ELBO_K, SAMPLE_ROWS, FitOutcome, Gue
 from lvm_studio.core.traversal import tile_images
 from lvm_studio.ui.inpainting.mask_overlay import MaskedDigitImage
 from lvm_studio.ui.widgets import style
+from lvm_studio.ui.widgets.axes import plain_axes
 
 if TYPE_CHECKING:
     import torch
@@ -106,6 +107,7 @@ class InpaintingResults(QWidget):
     def _build_latent_plane(self) -> QStackedWidget:
         """The latent plane (2-D latents): log p(z|x_o) as a heat map, q's ellipses, resampled z."""
         self.latent_plot = pg.PlotWidget()
+        plain_axes(self.latent_plot)
         self.latent_plot.setMinimumSize(150, 150)
         self.latent_plot.setAspectLocked(True)
         self.latent_plot.setLabel("bottom", "z1")
@@ -143,6 +145,7 @@ class InpaintingResults(QWidget):
     def _build_elbo_plot(self) -> None:
         """The observed-pixel ELBO while fitting, with the guess's and the fit's many-sample estimates."""
         self.elbo_plot = pg.PlotWidget()
+        plain_axes(self.elbo_plot)
         self.elbo_plot.setMinimumHeight(120)
         self.elbo_plot.setLabel("bottom", "Adam step")
         self.elbo_plot.setLabel("left", "ELBO(x<sub>o</sub>), nats")

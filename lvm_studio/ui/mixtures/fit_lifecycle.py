@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
+from lvm_studio.ui.widgets.axes import plain_axes
 from lvm_studio.ui.widgets.controls import button
 from lvm_studio.ui.widgets.style import CURVE_CYCLE, MUTED
 from lvm_studio.workers.tasks import TaskRunner
@@ -25,6 +26,7 @@ PROGRESS_STEPS = 1000  # resolution of the progress bars
 
 def trace_plot(ylabel: str) -> tuple[pg.PlotWidget, list[pg.PlotDataItem]]:
     plot = pg.PlotWidget()
+    plain_axes(plot)
     plot.setLabel("bottom", "EM iteration")
     plot.setLabel("left", ylabel)
     plot.showGrid(x=True, y=True, alpha=0.15)
