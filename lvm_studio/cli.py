@@ -1,4 +1,8 @@
-"""The `lvm-studio` command: the GUI by default, plus headless `train` and `eval`."""
+"""The `lvm-studio` command: the GUI by default, plus headless `train` and `eval`.
+
+Nothing here imports torch at module level: main() applies the thread policy (core.threads)
+first, before torch loads and reads OMP_WAIT_POLICY.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+# TrainConfig's evaluation defaults, spelled here so that --help needs no torch
+EVAL_DEFAULTS = {"eval_k": 20, "eval_n": 500}
 TRAIN_HELP = "train a VAE headless and save a checkpoint"
 EVAL_HELP = "report the test ELBO and importance-sampled log p(x) of a checkpoint"
 
@@ -42,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--activation", default="elu", choices=["relu", "elu", "tanh", "softplus"])
     t.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
-    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--epochs", type=int, default=20, help="train until this many epochs in all (default 20)")
     # None marks "not given": a new run takes TrainConfig's default, a resumed run keeps the checkpoint's
     t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
     t.add_argument("--k", type=int, help="importance samples for the IWAE objective (default 1)")
@@ -54,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help="default 128")
     t.add_argument("--grad-clip", type=float, help="max gradient norm, 0 for none (default 0)")
     t.add_argument("--eval-every", type=int, help="steps between evaluations (default 0: each epoch)")
-    t.add_argument("--eval-k", type=int, help="importance samples for the validation log p(x) (default 100)")
-    t.add_argument("--eval-n", type=int, help="validation images evaluated (default 1000)")
+    t.add_argument(
+        "--eval-k", type=int, help=f"importance samples for the validation log p(x) (default {EVAL_DEFAULTS['eval_k']})"
+    )
+    t.add_argument("--eval-n", type=int, help=f"validation images evaluated (default {EVAL_DEFAULTS['eval_n']})")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--name", help="a name for the model (default: its architecture)")
@@ -129,6 +137,7 @@ def _fail(message: str) -> int:
 def cmd_train(args) -> int:
     import torch
 
+    from lvm_studio.core import threads
     from lvm_studio.core.checkpoint import (
         CheckpointError,
         history_from_checkpoint,
@@ -139,24 +148,36 @@ def cmd_train(args) -> int:
     from lvm_studio.core.data import DataError, load_mnist
     from lvm_studio.core.device import choose_device
     from lvm_studio.core.history import EvalRecord, StepRecord
-    from lvm_studio.core.training import Notice, Progress, TrainConfig, Trainer
+    from lvm_studio.core.training import Notice, Progress, TrainConfig, Trainer, resume_lr
     from lvm_studio.core.vae import VAE, VAEConfig
 
     try:
+        threads.use("training")
         data = load_mnist(args.data)
         device = choose_device(args.device)
         given = {field: getattr(args, arg) for arg, field in TRAIN_OPTIONS.items() if getattr(args, arg) is not None}
         if args.resume:
             ckpt = load_checkpoint(args.resume)
+            if args.epochs <= float(ckpt.get("epoch", 0.0)) + 1e-9:
+                return _fail(
+                    f"{args.resume} has trained {float(ckpt.get('epoch', 0.0)):g} epochs already: --epochs is "
+                    f"the total, so give more than that (it is {args.epochs})"
+                )
             model = model_from_checkpoint(ckpt)
-            config = TrainConfig.from_dict({**(ckpt.get("train_config") or {}), **given, "epochs": args.epochs})
+            history = history_from_checkpoint(ckpt)
+            # where the run ended (after decay), not where its settings began; a warm-up follows
+            # automatically when the checkpoint has no optimizer state
+            lr = resume_lr(ckpt.get("train_config"), ckpt.get("optimizer"), history)
+            config = TrainConfig.from_dict(
+                {**(ckpt.get("train_config") or {}), **({"lr": lr} if lr else {}), **given, "epochs": args.epochs}
+            )
             trainer = Trainer(
                 model,
                 data,
                 config,
                 device,
                 optimizer_state=ckpt.get("optimizer"),
-                history=history_from_checkpoint(ckpt),
+                history=history,
                 step=ckpt.get("step", 0),
                 epoch=ckpt.get("epoch", 0.0),
                 name=ckpt.get("name"),
@@ -189,7 +210,7 @@ def cmd_train(args) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: (interrupted.append(1), trainer.stop()))
     t0 = time.perf_counter()
     last_epoch_saved = int(trainer.epoch)
-    rate, last = 0.0, None
+    rate, last, eval_s = 0.0, None, 0.0
     try:
         for event in trainer.run():
             if isinstance(event, StepRecord):
@@ -202,6 +223,7 @@ def cmd_train(args) -> int:
                     f"ELBO {last.elbo:8.2f}  {rate:7.0f} img/s  {elapsed:5.0f}s",
                 )
             elif isinstance(event, EvalRecord):
+                eval_s += event.seconds
                 bar.close() if bar.enabled else None
                 print(
                     f"epoch {event.epoch:6.2f}  step {event.step:7d}  val ELBO {event.elbo:8.2f}  "
@@ -222,11 +244,17 @@ def cmd_train(args) -> int:
         signal.signal(signal.SIGINT, previous)
     bar.close()
     save_checkpoint(out, trainer.checkpoint())
-    print(f"saved {out} after {trainer.step} steps ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    wall = time.perf_counter() - t0
+    print(
+        f"saved {out} after {trainer.step} steps ({wall:.0f} s, {eval_s:.1f} s of it evaluating: "
+        f"{100 * eval_s / max(wall, 1e-9):.1f} %)",
+        file=sys.stderr,
+    )
     return 130 if interrupted else 0
 
 
 def cmd_eval(args) -> int:
+    from lvm_studio.core import threads
     from lvm_studio.core.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
     from lvm_studio.core.data import DataError, load_mnist
     from lvm_studio.core.device import choose_device
@@ -234,6 +262,7 @@ def cmd_eval(args) -> int:
     from lvm_studio.core.training import eval_images
 
     try:
+        threads.use("training")
         device = choose_device(args.device)
         ckpt = load_checkpoint(args.checkpoint)
         model = model_from_checkpoint(ckpt, device)
@@ -286,8 +315,29 @@ def cmd_gui(args) -> int:
     return run_app(args)
 
 
+def _refused(args) -> str | None:
+    """A reason to refuse the command line before any work (loading torch, data or a checkpoint)."""
+    if args.command == "train":
+        if args.epochs < 1:
+            return f"--epochs must be at least 1 (got {args.epochs}): there would be nothing to train"
+        for name in ("k", "eval_k", "eval_n", "batch_size", "eval_every"):
+            value = getattr(args, name)
+            if value is not None and value < (0 if name == "eval_every" else 1):
+                return f"--{name.replace('_', '-')} must be at least {0 if name == 'eval_every' else 1} (got {value})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    from lvm_studio.core import threads  # no torch: it must come after the thread policy
+
     args = build_parser().parse_args(argv)
+    reason = _refused(args)
+    if reason is not None:
+        return _fail(reason)
+    try:
+        threads.configure_process()
+    except ValueError as e:
+        return _fail(str(e))
     if args.command == "train":
         return cmd_train(args)
     if args.command == "eval":

@@ -95,11 +95,40 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
     return path
 
 
+# torch.save writes a zip archive; its legacy format (and a bare pickle) opens with the PROTO opcode
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def _file_kind(path: Path) -> str | None:
+    """Why a non-empty file cannot be a torch file at all, judged by its first bytes; None if it may be.
+
+    Without this, text such as /etc/passwd reaches the legacy unpickler and fails with a message
+    like "list index out of range". An empty file is left to the loader ("corrupt or truncated").
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None  # the loader reports it
+    if not head or head.startswith(_TORCH_MAGIC):
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:  # a multi-byte character cut at the end of the sample is still text
+        text = head[: e.start].decode("utf-8") if e.start > len(head) - 4 else None
+    if text is not None and all(c.isprintable() or c in "\t\n\r\f" for c in text):
+        return "it is a text file, not a file saved by PyTorch"
+    return "it is not a file saved by PyTorch"
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load and validate; a corrupt, truncated or foreign file raises CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    kind = _file_kind(path)
+    if kind is not None:
+        raise CheckpointError(f"{path}: not an LVM Studio checkpoint ({kind})")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:

@@ -22,6 +22,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from lvm_studio.core import threads
+
 _RUNNERS: weakref.WeakSet[TaskRunner] = weakref.WeakSet()
 
 
@@ -126,6 +128,10 @@ class TaskRunner(QObject):
 
     # --- worker thread --------------------------------------------------------------
     def _loop(self) -> None:
+        try:
+            threads.use("tasks")  # this thread's torch threads, before its first task (core.threads)
+        except ValueError:  # a malformed override, reported at start-up: run on torch's default
+            pass
         while True:
             with self._lock:
                 while self._pending is None and not self._closing:

@@ -5,6 +5,7 @@
     controller.ended.connect(window._on_training_ended)
     controller.start(TrainingJob(model_config, state_dict, data, TrainConfig(...), device="auto"))
     controller.pause(); controller.resume(); controller.set_lr(3e-4); controller.request_eval()
+    controller.set_snapshot_interval(0.5)   # weights for the visible panels; None: no snapshots
     controller.stop_and_wait(1.0)
 
 One plain thread per run, named 'lvm-training'. It owns the model it trains and the optimizer;
@@ -18,6 +19,7 @@ Commands are queued by the Trainer and take effect between steps (or evaluation 
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -29,6 +31,7 @@ import torch
 from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 from shiboken6 import isValid
 
+from lvm_studio.core import threads
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.device import choose_device
 from lvm_studio.core.history import EvalRecord, History, StepRecord
@@ -50,6 +53,7 @@ THREAD_NAME = "lvm-training"
 # Measured here (2 cores, 20 s runs): event-loop stalls over 20 ms 27-33 with it, 64-66 without.
 TRAINING_NICENESS = 5
 _CONTROLLERS: weakref.WeakSet[TrainingController] = weakref.WeakSet()
+UNSET = object()  # no snapshot interval was set on a controller: its runs keep their config's
 
 # states of a controller, as shown by state_changed
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
@@ -164,6 +168,7 @@ class TrainingController(QObject):
         self._want_pause = False
         self._pending_lr: float | None = None
         self._pending_eval = False
+        self._snapshot_interval: float | None = UNSET  # UNSET: the job's TrainConfig.snapshot_interval_s
         self._result: RunResult | None = None  # set by the thread just before it ends
         self._delivered: set[int] = set()  # run ids whose RunResult went out on `ended`
         self._event_from_thread.connect(self._on_event_from_thread)
@@ -235,6 +240,21 @@ class TrainingController(QObject):
             else:
                 self._pending_lr = float(lr)
 
+    def set_snapshot_interval(self, seconds: float | None) -> None:
+        """Weight snapshots at most every `seconds` from now on (None: none at all), for this run and
+        the next ones. Until it is first called, a run takes its TrainConfig.snapshot_interval_s."""
+        if seconds is not None and not (seconds >= 0 and math.isfinite(seconds)):
+            raise ValueError(f"snapshot interval must be ≥ 0 seconds or None, got {seconds}")
+        with self._lock:
+            self._snapshot_interval = None if seconds is None else float(seconds)
+            if self._trainer is not None:
+                self._trainer.set_snapshot_interval(self._snapshot_interval)
+
+    @property
+    def snapshot_interval(self) -> float | None:
+        """What set_snapshot_interval last set (UNSET until then)."""
+        return self._snapshot_interval
+
     def request_eval(self) -> None:
         with self._lock:
             if self._trainer is not None:
@@ -288,6 +308,7 @@ class TrainingController(QObject):
         reason, message, device_text = "failed", "", ""
         _lower_thread_priority(TRAINING_NICENESS)
         try:
+            threads.use("training")
             device = choose_device(job.device)
             if device.type == "cuda":
                 if device.index is None:
@@ -316,6 +337,8 @@ class TrainingController(QObject):
                     trainer.set_lr(job.config.lr)  # a checkpoint's optimizer carries its own lr
                 if self._pending_lr is not None:
                     trainer.set_lr(self._pending_lr)
+                if self._snapshot_interval is not UNSET:
+                    trainer.set_snapshot_interval(self._snapshot_interval)
                 if self._pending_eval:
                     trainer.request_eval()
                 if self._want_pause:
@@ -337,7 +360,7 @@ class TrainingController(QObject):
         if trainer is not None and reason != "failed":
             try:
                 snapshot = Snapshot(step=trainer.step, epoch=trainer.epoch, state_dict=copy_state_to_cpu(trainer.model))
-                optimizer_state = copy_optimizer_state(trainer.optimizer.state_dict(), "cpu")
+                optimizer_state = trainer.optimizer_state("cpu")  # the base lr, not a warm-up's fraction
             except Exception as e:
                 message = f"could not copy the final weights: {e}"
         result = RunResult(

@@ -346,3 +346,19 @@ def test_headline_metrics_are_the_last_evaluation_or_nothing():
     _, _, history = trained_parts()
     assert ck.headline_metrics(History()) == {}
     assert ck.headline_metrics(history) == {"val_elbo": -510.0, "val_log_px": -505.0, "k": 5}
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"root:x:0:0:root:/root:/bin/bash\n", "it is a text file"),
+        ("température: 21 °C\n".encode(), "it is a text file"),
+        (b"\x7fELF\x02\x01\x01\x00" + bytes(100), "it is not a file saved by PyTorch"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(50), "it is not a file saved by PyTorch"),
+    ],
+)
+def test_a_file_that_is_not_a_torch_file_is_named_as_such(tmp_path, data, kind):
+    path = tmp_path / "thing.pt"
+    path.write_bytes(data)
+    message = refused(path)
+    assert f"not an LVM Studio checkpoint ({kind}" in message and "index out of range" not in message

@@ -242,3 +242,83 @@ def test_train_with_invalid_settings(tmp_path, small_npz, capsys):
         ["train", *TINY_ARGS, "--epochs", "1", "--lr", "-1", "--data", str(small_npz), "--out", str(tmp_path / "m.pt")]
     )
     assert_clean_error(code, capsys, "learning rate")
+
+
+def test_eval_of_a_text_file_says_it_is_not_a_checkpoint(tmp_path, capsys):
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    code = main(["eval", str(text)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("lvm-studio: error: ") and len(err.strip().splitlines()) == 1
+    assert f"{text}: not an LVM Studio checkpoint (it is a text file" in err and "index out of range" not in err
+
+
+@pytest.mark.parametrize("epochs", ["0", "-3"])
+def test_train_with_no_epochs_is_refused_before_any_work(tmp_path, capsys, monkeypatch, epochs):
+    from lvm_studio.core import data
+
+    monkeypatch.setattr(data, "load_mnist", lambda *_: pytest.fail("loaded data for nothing"))
+    out = tmp_path / "m.pt"
+    code = main(["train", *TINY_ARGS, "--epochs", epochs, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and not out.exists()
+    assert captured.err.startswith("lvm-studio: error: --epochs must be at least 1")
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--eval-k", "0"), ("--eval-n", "0"), ("--k", "0"), ("--batch-size", "0")]
+)
+def test_train_with_a_count_below_one_is_refused(tmp_path, capsys, option, value):
+    code = main(["train", *TINY_ARGS, "--epochs", "1", option, value, "--out", str(tmp_path / "m.pt")])
+    assert_clean_error(code, capsys, f"{option} must be at least 1")
+
+
+def test_resume_to_no_more_epochs_than_done_is_refused(trained, small_npz, tmp_path, capsys):
+    out = tmp_path / "same.pt"
+    code = main(
+        ["train", "--resume", str(trained), "--epochs", "1", "--quiet", "--data", str(small_npz), "--out", str(out)]
+    )
+    assert_clean_error(code, capsys, "trained 1 epochs already", "--epochs is the total")
+    assert not out.exists()
+
+
+def test_the_help_texts_evaluation_defaults_are_train_configs():
+    from lvm_studio.cli import EVAL_DEFAULTS
+    from lvm_studio.core.training import TrainConfig
+
+    assert EVAL_DEFAULTS == {"eval_k": TrainConfig().eval_k, "eval_n": TrainConfig().eval_n}
+
+
+def test_main_applies_the_thread_policy_before_torch_loads():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from lvm_studio.core import threads\n"
+        "calls = []\n"
+        "original = threads.configure_process\n"
+        "def probe():\n"
+        "    calls.append('torch' in sys.modules)\n"
+        "    return original()\n"
+        "threads.configure_process = probe\n"
+        "import lvm_studio.cli as cli\n"
+        "assert 'torch' not in sys.modules, 'cli imports torch at module level'\n"
+        "try:\n"
+        "    cli.main(['eval', '/nonexistent.pt'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(calls)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[False]"
+
+
+def test_a_malformed_thread_override_is_one_clean_error(monkeypatch, capsys, tmp_path):
+    from lvm_studio.core import threads
+
+    monkeypatch.setenv(threads.ENV, "training=many")
+    monkeypatch.setattr(threads, "_configured", None)
+    assert_clean_error(main(["eval", str(tmp_path / "x.pt")]), capsys, threads.ENV, "whole number")

@@ -11,6 +11,7 @@ import torch
 
 from lvm_studio.core.history import History, StepRecord
 from lvm_studio.core.training import Notice, Snapshot, Trainer
+from lvm_studio.workers import training_worker
 from lvm_studio.workers.training_worker import (
     THREAD_NAME,
     TRAINING_NICENESS,
@@ -310,3 +311,60 @@ def test_the_training_thread_runs_nicer_than_the_gui(qtbot, controller, tiny_mod
     assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == min(19, gui + TRAINING_NICENESS)
     assert controller.stop_and_wait(2.0)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui  # the GUI thread is untouched
+
+
+def test_no_snapshot_while_the_interval_is_none_then_snapshots_at_the_rate_asked(
+    qtbot, controller, tiny_model, small_mnist, tiny_config
+):
+    rec = Recorder(controller)
+    assert controller.snapshot_interval is training_worker.UNSET  # runs keep their config's rate
+    controller.set_snapshot_interval(None)  # before the run: no panel shows weights
+    controller.start(_job(tiny_model, small_mnist, tiny_config(snapshot_interval_s=0.01)))
+    qtbot.waitUntil(lambda: len(rec.steps) >= 20, timeout=10_000)
+    assert rec.snapshots == []
+    controller.set_snapshot_interval(0.01)  # a panel became visible
+    qtbot.waitUntil(lambda: len(rec.snapshots) >= 2, timeout=10_000)
+    controller.set_snapshot_interval(None)
+    qtbot.wait(200)  # let snapshots taken before the command arrive
+    count = len(rec.snapshots)
+    steps = len(rec.steps)
+    qtbot.waitUntil(lambda: len(rec.steps) >= steps + 10, timeout=10_000)
+    controller.stop_and_wait(2.0)
+    assert len(rec.snapshots) == count  # none after the command reached the trainer, none at the end
+    assert rec.ended[-1].snapshot is not None  # the final weights still come back with the result
+    with pytest.raises(ValueError, match="snapshot interval"):
+        controller.set_snapshot_interval(float("nan"))
+
+
+def test_the_training_thread_takes_the_training_thread_count(
+    qtbot, controller, tiny_model, small_mnist, tiny_config, monkeypatch
+):
+    from lvm_studio.core import threads
+
+    seen = []
+    original = threads.use
+    monkeypatch.setattr(
+        threads, "use", lambda role: seen.append((threading.current_thread().name, role)) or original(role)
+    )
+    rec = Recorder(controller)
+    controller.start(_job(tiny_model, small_mnist, tiny_config()))
+    qtbot.waitUntil(lambda: len(rec.steps) >= 1, timeout=10_000)
+    controller.stop_and_wait(2.0)
+    assert (THREAD_NAME, "training") in seen
+
+
+def test_task_threads_take_the_tasks_thread_count(qtbot, monkeypatch):
+    from lvm_studio.core import threads
+    from lvm_studio.workers.tasks import TaskRunner
+
+    threads.configure(threads.ThreadPolicy(training=1, tasks=2))
+    try:
+        runner = TaskRunner("probe")
+        done = []
+        runner.finished.connect(lambda _id, value: done.append(value))
+        runner.submit(lambda ctx: (threading.current_thread().name, torch.get_num_threads()))
+        qtbot.waitUntil(lambda: bool(done), timeout=10_000)
+        assert done == [("lvm-probe", 2)]
+        runner.shutdown(2.0)
+    finally:
+        threads.configure(None)
