@@ -31,3 +31,51 @@ def test_smoke_run_reports_and_saves_a_screenshot(tmp_path):
     assert report["device"].startswith("cpu") and report["stopped_cleanly"] is True
     image = QImage(str(shot))
     assert not image.isNull() and image.width() > 800 and image.height() > 500
+
+
+def _env_without_display(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env.update(extra)
+    return env
+
+
+def test_no_display_gives_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lvm_studio"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env_without_display(),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no display" in lines[0] and "xvfb-run" in lines[0], proc.stderr
+    assert "Aborted" not in proc.stderr
+
+
+def test_a_platform_plugin_that_cannot_load_names_the_fix(tmp_path):
+    """A copy of the xcb plugin outside PySide6 cannot find its Qt libraries: the same path as a
+    minimal Linux without libxcb-icccm4 and friends."""
+    import shutil
+
+    from lvm_studio.ui import preflight
+
+    real = preflight.plugin_path("xcb", {})
+    assert real is not None and preflight.missing_libraries(real) == []  # this machine has the libraries
+    plugins = tmp_path / "platforms"
+    plugins.mkdir()
+    shutil.copy(real, plugins / real.name)
+    env = _env_without_display(DISPLAY=":99", QT_QPA_PLATFORM_PLUGIN_PATH=str(plugins))
+    missing = preflight.missing_libraries(plugins / real.name)
+    assert missing and all(".so" in name for name in missing)
+    assert preflight.problem(env).startswith("Qt's X11 platform plugin cannot load")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lvm_studio"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and missing[0] in lines[0] and "sudo apt-get install libxcb-cursor0" in lines[0], proc.stderr
+    # offscreen (CI) and a working xcb are let through
+    assert preflight.problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+    assert preflight.problem({"DISPLAY": ":99"}) is None

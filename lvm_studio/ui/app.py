@@ -1,5 +1,11 @@
 """`lvm-studio`: the application, and its `--smoke SECONDS` self-test.
 
+Start-up (ui/startup.py): a check that a display and Qt's platform plugin are there
+(ui/preflight.py: one line with the fix and exit 2 when not), then a light loading window shown
+before torch is imported, then the main window, filled in as its panels load. An exception that
+escapes a slot is logged and shown in the window (MainWindow.report_exception), never only on
+the terminal.
+
 Smoke mode opens the full window with the default model, trains on the CPU for SECONDS while a
 10 ms QTimer on the GUI thread measures the event loop's largest stall, optionally saves a
 screenshot, stops cleanly and prints one JSON line:
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import statistics
 import sys
@@ -21,68 +28,87 @@ SMOKE_EVAL_K = 50  # importance samples per evaluation in smoke mode: an evaluat
 SMOKE_EVAL_N = 100
 START_TIMEOUT_S = 60.0  # smoke mode gives up when training has not started after this long
 
+log = logging.getLogger(__name__)
+
 
 def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def install_excepthook(window_of):
+    """sys.excepthook for the app: a slot's exception goes to the window (logged, status bar, one
+    dialog per distinct error); before the window exists, or for Ctrl+C, to the previous hook."""
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        window = window_of()
+        if window is None or issubclass(exc_type, KeyboardInterrupt):
+            previous(exc_type, exc, tb)
+            return
+        try:
+            window.report_exception(exc_type, exc, tb)
+        except Exception:  # the reporter itself failed: the terminal at least
+            previous(exc_type, exc, tb)
+
+    sys.excepthook = hook
+    return hook
+
+
 def run_app(args) -> int:
+    launched_at = time.time()
     smoke = getattr(args, "smoke", None) is not None
     if smoke and not _has_display() and "QT_QPA_PLATFORM" not in os.environ:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # CI: no display, still the full window
 
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from lvm_studio.ui import preflight
 
-    from lvm_studio.core.data import DataError, load_mnist
-    from lvm_studio.ui.main_window import MainWindow
-    from lvm_studio.ui.state.model_hub import ModelHub
-    from lvm_studio.ui.widgets import style
-    from lvm_studio.workers import tasks, training_worker
+    trouble = preflight.problem()
+    if trouble:
+        print(f"lvm-studio: error: {trouble}", file=sys.stderr)
+        return 2
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from lvm_studio.ui.startup import Startup
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LVM Studio")
     app.setOrganizationName("LVM Studio")
-    style.apply(app)
-    try:
-        data = load_mnist(getattr(args, "data", None))
-    except DataError as e:
-        print(f"lvm-studio: error: {e}", file=sys.stderr)
-        if not smoke:
-            QMessageBox.critical(None, "LVM Studio", f"The MNIST data could not be loaded:\n{e}")
-        return 2
 
     settings_dir = None
+    settings = None
     if smoke:  # a fresh default layout, and the user's saved one left alone
         settings_dir = tempfile.TemporaryDirectory(prefix="lvm-smoke-")
         settings = QSettings(str(Path(settings_dir.name) / "layout.ini"), QSettings.Format.IniFormat)
-    else:
-        settings = None
-    hub = ModelHub(data=data)
-    window = MainWindow(hub, settings=settings)
-    window.open_startup_model(getattr(args, "checkpoint", None))
-    window.show()
+    startup = Startup(app, args, smoke, launched_at, settings)
+    runners = []
 
-    runner = None
-    if smoke:
-        window.ask_before_closing = False
-        runner = SmokeRun(window, float(args.smoke), getattr(args, "screenshot", None))
-        runner.schedule()
+    def on_ready(window):
+        if smoke:
+            window.ask_before_closing = False
+            runner = SmokeRun(window, float(args.smoke), getattr(args, "screenshot", None))
+            runner.schedule()
+            runners.append(runner)
 
-    # Everything built so far lives as long as the app: move it out of the collector's reach, so
-    # a full collection while training runs walks only new objects (measured: 70-170 ms otherwise)
-    training_worker.warm_up()
-    gc.collect()
-    gc.freeze()
+    startup.ready.connect(on_ready)
+    install_excepthook(lambda: startup.window)
+    startup.start()
     try:
         rc = app.exec()
     finally:
-        training_worker.shutdown_all(2.0)
-        tasks.shutdown_all(2.0)
+        for name in ("lvm_studio.workers.training_worker", "lvm_studio.workers.tasks"):
+            module = sys.modules.get(name)  # loaded after the first paint, if start-up got that far
+            if module is not None:
+                module.shutdown_all(2.0)
         if settings_dir is not None:
             settings_dir.cleanup()
-    if runner is not None:
-        return runner.exit_code
+    if startup.exit_code:
+        return startup.exit_code
+    if runners:
+        return runners[0].exit_code
+    if smoke:
+        return 1  # the window never became ready
     return rc
 
 

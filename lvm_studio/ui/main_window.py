@@ -1,26 +1,35 @@
 """The main window: dockable panels around one "current model" (the ModelHub), the training worker,
-menus, status bar and shortcuts. The File menu's work (checkpoints, new models, exports) is in
-ui/main_window_files.py.
+menus, status bar and shortcuts. The File menu's work (checkpoints, new models, exports, the
+"stop and save first?" question) is in ui/main_window_files.py, the layout (sizes, screen, full
+screen, snapshot demand) in ui/main_window_layout.py, messages and Help in ui/main_window_help.py.
 
 Data flow (docs/architecture.md, the data flow while training): the TrainingController runs the
 Trainer in its own thread and sends immutable records and CPU weight snapshots; this window adds
 the records to the hub (`hub.add_record`: the curves panel redraws on `record_added`) and loads
-each snapshot into the hub's replica, which every other panel reads. The title and the status bar
-follow the hub's signals. Commands go back through the controller, between steps.
+each snapshot into the hub's replica, which every other panel reads. Snapshots come only as often
+as the visible panels use them (`snapshot_interval`). The title and the status bar follow the
+hub's signals. Commands go back through the controller, between steps.
+
+With `load_panels=False` every panel is docked as a "Loading…" placeholder and built later by
+`load_next_panel()` (the ones on screen first), so the app shows the window before the panels exist.
 """
 
 from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QSettings, QSize, Qt, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSizePolicy, QWidget
 
 from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.training import Notice, Progress, Snapshot
 from lvm_studio.core.vae import copy_state_to_cpu
-from lvm_studio.ui.main_window_files import CHECKPOINT_FILTER, CheckpointFiles
+from lvm_studio.ui.docks import PanelDock
+from lvm_studio.ui.help_texts import PANEL_HELP
+from lvm_studio.ui.main_window_files import CHECKPOINT_FILTER, CLOSE_TIMEOUT_S, CheckpointFiles
+from lvm_studio.ui.main_window_help import WindowHelp
+from lvm_studio.ui.main_window_layout import DEFAULT_SIZE, LAYOUT_VERSION, WindowLayout
 from lvm_studio.ui.panels import PANELS, PanelSpec, load_panel_class
 from lvm_studio.ui.training.curves_panel import CurvesPanel
 from lvm_studio.ui.training.training_panel import TrainingPanel
@@ -30,9 +39,6 @@ __all__ = ["CHECKPOINT_FILTER", "CLOSE_TIMEOUT_S", "DEFAULT_SIZE", "LAYOUT_VERSI
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 1
-DEFAULT_SIZE = QSize(1560, 960)
-CLOSE_TIMEOUT_S = 1.0  # the training thread must end this quickly when the window closes
 
 _AREAS = {
     "left": Qt.DockWidgetArea.LeftDockWidgetArea,
@@ -46,13 +52,14 @@ def settings_for_user() -> QSettings:
     return QSettings("LVM Studio", "lvm-studio")
 
 
-class MainWindow(QMainWindow, CheckpointFiles):
+class MainWindow(QMainWindow, CheckpointFiles, WindowLayout, WindowHelp):
     def __init__(
         self,
         hub,
         settings: QSettings | None = None,
         panel_specs: tuple[PanelSpec, ...] = PANELS,
         parent: QWidget | None = None,
+        load_panels: bool = True,
     ):
         super().__init__(parent)
         self.hub = hub
@@ -60,48 +67,46 @@ class MainWindow(QMainWindow, CheckpointFiles):
         self.ask_before_closing = True  # tests and smoke mode turn the save question off
         self.errors: list[str] = []  # every message shown by show_error, newest last
         self._error_box: QMessageBox | None = None
+        self._errors_shown: set[str] = set()  # distinct exceptions already shown in a dialog
         self.training_device = ""  # the device of the latest run, as the worker describes it
         self.setObjectName("MainWindow")
         self.setDockNestingEnabled(True)
         self.resize(DEFAULT_SIZE)
+
+        self._snapshot_timer = QTimer(self)
+        self._snapshot_timer.setSingleShot(True)
+        self._snapshot_timer.setInterval(0)  # one recount per pass of the event loop
+        self._snapshot_timer.timeout.connect(self.update_snapshot_interval)
 
         # --- the training worker and the two panels that talk to it -------------------
         self.controller = TrainingController(self)
         self.training_panel = TrainingPanel()
         self.curves_panel = CurvesPanel(hub)
         self.docks: dict[str, QDockWidget] = {}
-        training_dock = self._add_dock("training", "Training", self.training_panel, "left")
-        curves_dock = self._add_dock("curves", "Live curves", self.curves_panel, "left")
-        self.splitDockWidget(training_dock, curves_dock, Qt.Orientation.Horizontal)
+        self._add_dock("training", "Training", self.training_panel, "left")
+        self._add_dock("curves", "Live curves", self.curves_panel, "left")
+        # training above, curves below: one column on the left, the explorer panels beside it
+        self.splitDockWidget(self.docks["training"], self.docks["curves"], Qt.Orientation.Vertical)
 
-        # --- the other panels, each reading the same hub ---------------------------------
         self.panel_errors: dict[str, str] = {}
+        self._pending: list[PanelSpec] = []  # docked with a placeholder, built by load_next_panel
         stacks: dict[str, QDockWidget] = {}
+
+        self._build_actions()
+        self._build_menus()
+        self._build_status_bar()
+        self._connect()
         for spec in panel_specs:
-            cls = load_panel_class(spec)
-            if cls is None:
-                self.panel_errors[spec.key] = "module unavailable"
+            dock = self._dock_panel(spec) if load_panels else self._dock_placeholder(spec)
+            if dock is None:
                 continue
-            try:
-                widget = cls(hub, self)
-            except Exception as e:  # one broken panel must not keep the app from starting
-                log.exception("panel %s failed to start", spec.title)
-                self.panel_errors[spec.key] = f"{type(e).__name__}: {e}"
-                continue
-            dock = self._add_dock(spec.key, spec.title, widget, spec.area)
-            # one tab stack per area, panels of a group next to each other
-            first = stacks.get(spec.area)
+            first = stacks.get(spec.area)  # one tab stack per area, panels of a group side by side
             if first is None:
                 stacks[spec.area] = dock
             else:
                 self.tabifyDockWidget(first, dock)
         for first in stacks.values():
             first.raise_()
-
-        self._build_actions()
-        self._build_menus()
-        self._build_status_bar()
-        self._connect()
         self._default_state = self.saveState(LAYOUT_VERSION)
         self._apply_default_sizes()
         self.restore_layout()
@@ -110,17 +115,62 @@ class MainWindow(QMainWindow, CheckpointFiles):
         self._on_training_state_changed(self.controller.state)
 
     # --- construction helpers ---------------------------------------------------------
+    def _build_panel(self, spec: PanelSpec) -> QWidget | str:
+        """The panel, or why it could not be built (one broken panel never keeps the app from starting)."""
+        cls = load_panel_class(spec)
+        if cls is None:
+            return "module unavailable"
+        try:
+            return cls(self.hub, self)
+        except Exception as e:
+            log.exception("panel %s failed to start", spec.title)
+            return f"{type(e).__name__}: {e}"
+
+    def _dock_panel(self, spec: PanelSpec) -> QDockWidget | None:
+        panel = self._build_panel(spec)
+        if isinstance(panel, str):
+            self.panel_errors[spec.key] = panel
+            return None
+        return self._add_dock(spec.key, spec.title, panel, spec.area)
+
+    def _dock_placeholder(self, spec: PanelSpec) -> QDockWidget:
+        label = QLabel(f"Loading {spec.title}…")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._pending.append(spec)
+        return self._add_dock(spec.key, spec.title, label, spec.area)
+
+    @property
+    def pending_panels(self) -> int:
+        return len(self._pending)
+
+    def pending_on_screen(self) -> list[PanelSpec]:
+        """The panels still to build whose docks are on screen."""
+        return [s for s in self._pending if not self.docks[s.key].visibleRegion().isEmpty()]
+
+    def load_next_panel(self) -> str | None:
+        """Build one panel docked as a placeholder (those on screen first); its key, or None when done."""
+        if not self._pending:
+            return None
+        spec = (self.pending_on_screen() or self._pending)[0]
+        self._pending.remove(spec)
+        panel = self._build_panel(spec)
+        if isinstance(panel, str):
+            self.panel_errors[spec.key] = panel
+            panel = QLabel(f"{spec.title} could not start:\n{panel}")
+            panel.setWordWrap(True)
+        self.docks[spec.key].set_panel(panel)
+        self._snapshot_timer.start()
+        return spec.key
+
     def _add_dock(self, key: str, title: str, widget: QWidget, area: str) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{key}")  # saveState/restoreState key
-        dock.setWidget(widget)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-            | QDockWidget.DockWidgetFeature.DockWidgetClosable
-        )
+        dock = PanelDock(key, title, widget, self, has_help=key in PANEL_HELP, scroll=key != "curves")  # plots shrink
+        dock.title_bar.help_requested.connect(self.show_panel_help)
+        dock.visibilityChanged.connect(lambda _visible: self._snapshot_timer.start())
         self.addDockWidget(_AREAS.get(area, Qt.DockWidgetArea.RightDockWidgetArea), dock)
         self.docks[key] = dock
+        if hasattr(self, "view_menu"):  # docked after the menus were built: list it with the others
+            self.view_menu.insertAction(self._view_separator, dock.toggleViewAction())
+            self._add_help_entry(key)
         return dock
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
@@ -145,12 +195,19 @@ class MainWindow(QMainWindow, CheckpointFiles):
         self.export_csv_action = self._action("History as &CSV…", self._on_export_csv, "Ctrl+Shift+C")
         self.export_shot_action = self._action("&Window screenshot…", self._on_export_screenshot, "Ctrl+Shift+W")
         self.quit_action = self._action("&Quit", self.close, K.Quit)
-        self.start_action = self._action("&Start training", self.start_training, "F5")
+        self.train_new_action = self._action(
+            "Train a &new model", self.train_new_model, "Ctrl+F5", "Fresh weights, empty curves: watch a VAE learn"
+        )
+        self.start_action = self._action("&Continue training", self.start_training, "F5")
         self.pause_action = self._action("&Pause / resume", self.toggle_pause, "F6")
         self.stop_action = self._action("S&top training", self.stop_training, "Shift+F5")
         self.eval_action = self._action("&Evaluate now", self.evaluate_now, "F7")
+        self.threads_action = self._action("&Threads…", self._on_thread_settings, tip="CPU threads for training")
         self.reset_layout_action = self._action("&Reset layout", self.reset_layout, "Ctrl+Shift+R")
+        self.full_screen_action = self._action("&Full screen", self.toggle_full_screen, "F11")
+        self.full_screen_action.setCheckable(True)
         self.shortcuts_action = self._action("&Keyboard shortcuts", self._on_show_shortcuts, "F1")
+        self.about_action = self._action("&About LVM Studio", self.show_about)
 
     def _build_menus(self):
         bar = self.menuBar()
@@ -163,24 +220,34 @@ class MainWindow(QMainWindow, CheckpointFiles):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         train_menu = bar.addMenu("&Training")
-        for a in (self.start_action, self.pause_action, self.stop_action, self.eval_action):
+        for a in (self.train_new_action, self.start_action, self.pause_action, self.stop_action, self.eval_action):
             train_menu.addAction(a)
+        train_menu.addSeparator()
+        train_menu.addAction(self.threads_action)
         self.view_menu = bar.addMenu("&View")
-        for dock in self.docks.values():
+        self.help_menu = bar.addMenu("&Help")
+        self.panel_help_menu = self.help_menu.addMenu("&What am I looking at?")
+        for key, dock in self.docks.items():
             self.view_menu.addAction(dock.toggleViewAction())
-        self.view_menu.addSeparator()
+            self._add_help_entry(key)
+        self._view_separator = self.view_menu.addSeparator()
         self.view_menu.addAction(self.reset_layout_action)
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.shortcuts_action)
+        self.view_menu.addAction(self.full_screen_action)
+        self.help_menu.addAction(self.shortcuts_action)
+        self.help_menu.addSeparator()
+        self.help_menu.addAction(self.about_action)
 
     def _build_status_bar(self):
         bar = self.statusBar()
         self.model_label = QLabel()
+        self.model_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # long names elide
+        self.model_label.setMinimumWidth(80)
         self.device_label = QLabel("device: –")
         self.step_label = QLabel("step 0 · epoch 0.00")
         self.rate_label = QLabel("– images/s")
-        for w in (self.device_label, self.step_label, self.rate_label, self.model_label):
+        for w in (self.device_label, self.step_label, self.rate_label):
             bar.addPermanentWidget(w)
+        bar.addPermanentWidget(self.model_label, 1)
 
     def _connect(self):
         c, p, hub = self.controller, self.training_panel, self.hub
@@ -195,6 +262,7 @@ class MainWindow(QMainWindow, CheckpointFiles):
         c.failed.connect(self._on_training_failed)
         c.ended.connect(self._on_training_ended)
         p.start_requested.connect(self.start_training)
+        p.new_run_requested.connect(self.train_new_model)
         p.pause_requested.connect(self.pause_training)
         p.resume_requested.connect(self.resume_training)
         p.stop_requested.connect(self.stop_training)
@@ -204,41 +272,13 @@ class MainWindow(QMainWindow, CheckpointFiles):
         hub.name_changed.connect(self._on_name_changed)
         hub.dirty_changed.connect(self._on_dirty_changed)
 
-    # --- layout -----------------------------------------------------------------------
-    def _apply_default_sizes(self):
-        self.resizeDocks([self.docks["training"], self.docks["curves"]], [330, 700], Qt.Orientation.Horizontal)
-
-    def restore_layout(self) -> bool:
-        geometry = self.settings.value("layout/geometry")
-        state = self.settings.value("layout/state")
-        ok = False
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        if state is not None:
-            ok = self.restoreState(state, LAYOUT_VERSION)
-        return ok
-
-    def save_layout(self) -> None:
-        self.settings.setValue("layout/geometry", self.saveGeometry())
-        self.settings.setValue("layout/state", self.saveState(LAYOUT_VERSION))
-        self.settings.sync()
-
-    @Slot()
-    def reset_layout(self) -> None:
-        for dock in self.docks.values():
-            dock.setFloating(False)
-            dock.show()
-        self.restoreState(self._default_state, LAYOUT_VERSION)
-        if not self.isMaximized() and not self.isFullScreen():
-            self.resize(DEFAULT_SIZE)
-        self._apply_default_sizes()
-        self.statusBar().showMessage("Layout reset", 3000)
-
     # --- training ---------------------------------------------------------------------
     def _job(self, **config_overrides) -> TrainingJob:
         hub = self.hub
         state = copy_state_to_cpu(hub.model)  # the job's own copy
         history = History(train=list(hub.history.train), evals=list(hub.history.evals))
+        interval = self.snapshot_interval()
+        config_overrides.setdefault("snapshot_interval_s", interval if interval is not None else 0.0)
         config = self.training_panel.train_config(start_epoch=hub.epoch, **config_overrides)
         return TrainingJob(
             model_config=hub.config.to_dict(),
@@ -255,6 +295,7 @@ class MainWindow(QMainWindow, CheckpointFiles):
 
     @Slot()
     def start_training(self, **config_overrides) -> bool:
+        """Continue training the current model (its optimizer state too, when it has one)."""
         if self.controller.is_active():
             return False
         self.controller.finish_pending(2.0)  # a run still ending hands over its final weights first
@@ -269,7 +310,9 @@ class MainWindow(QMainWindow, CheckpointFiles):
             f"{'-' + str(job.config.k) if job.config.objective == 'iwae' else ''}, "
             f"lr {job.config.lr:g}, batch {job.config.batch_size}, "
             f"until epoch {job.config.epochs}"
+            f"{'' if job.optimizer_state is None else ', with the saved optimizer state'}"
         )
+        self.update_snapshot_interval()
         return True
 
     @Slot()
@@ -308,8 +351,7 @@ class MainWindow(QMainWindow, CheckpointFiles):
         self.pause_action.setEnabled(active)
         self.stop_action.setEnabled(active)
         self.eval_action.setEnabled(state in ("running", "paused"))
-        self.new_action.setEnabled(not active)
-        self.open_action.setEnabled(not active)
+        # New and Open stay enabled: they offer to stop (and save) the run first
 
     @Slot(str)
     def _on_training_started(self, device_text: str):
@@ -364,7 +406,7 @@ class MainWindow(QMainWindow, CheckpointFiles):
             self.hub.set_optimizer_state(result.optimizer_state, result.train_config)
         self.step_label.setText(f"step {self.hub.step} · epoch {self.hub.epoch:.2f}")
         if result.reason != "failed":
-            self.training_panel.add_message(f"{result.reason} at step {self.hub.step}")
+            self.training_panel.add_message(f"{result.reason} at step {self.hub.step} (epoch {self.hub.epoch:.2f})")
 
     # --- hub --------------------------------------------------------------------------
     @Slot()
@@ -374,6 +416,7 @@ class MainWindow(QMainWindow, CheckpointFiles):
     @Slot(str)
     def _on_name_changed(self, name: str):
         self.model_label.setText(name)
+        self.model_label.setToolTip(name)
         self._update_title()
 
     @Slot(bool)
@@ -385,56 +428,14 @@ class MainWindow(QMainWindow, CheckpointFiles):
         if title != self.windowTitle():
             self.setWindowTitle(title)
 
-    # --- messages ---------------------------------------------------------------------
-    def show_error(self, title: str, message: str) -> None:
-        """A non-blocking message box (window-modal); the app keeps running."""
-        self.errors.append(message)
-        log.warning("%s: %s", title, message)
-        self.statusBar().showMessage(f"{title}: {message.splitlines()[0] if message else ''}", 10000)
-        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        self._error_box = box
-
     # --- closing ----------------------------------------------------------------------
     def closeEvent(self, event):
-        if self.controller.is_active() or self.controller.thread_alive():
-            if not self.controller.stop_and_wait(CLOSE_TIMEOUT_S):
-                log.warning("the training thread did not stop within %.1f s", CLOSE_TIMEOUT_S)
-                self.controller.finish_pending(5.0)
-        if not self._confirm_unsaved():
+        # ask first: Cancel leaves a running training exactly as it was
+        if not self.settle_current_run("closing"):
             event.ignore()
             return
         if self.ask_before_closing:  # a user session: remember the layout
             self.save_layout()
         self.curves_panel.stop_redrawing()
+        self._snapshot_timer.stop()
         event.accept()
-
-    # --- help -------------------------------------------------------------------------
-    @Slot()
-    def _on_show_shortcuts(self):
-        rows = [
-            (a.text().replace("&", ""), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
-            for a in (
-                self.new_action,
-                self.open_action,
-                self.save_action,
-                self.save_as_action,
-                self.start_action,
-                self.pause_action,
-                self.stop_action,
-                self.eval_action,
-                self.export_png_action,
-                self.export_svg_action,
-                self.export_csv_action,
-                self.export_shot_action,
-                self.reset_layout_action,
-                self.quit_action,
-            )
-        ]
-        text = (
-            "<table>" + "".join(f"<tr><td>{t}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for t, k in rows) + "</table>"
-        )
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()

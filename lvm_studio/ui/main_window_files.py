@@ -4,6 +4,11 @@ A mixin of MainWindow (lvm_studio.ui.main_window), which provides `hub`, `contro
 `training_panel`, `curves_panel`, `ask_before_closing`, `statusBar()` and `show_error()`.
 Every change to the current model goes through the hub's setters (ModelHub.set_model,
 mark_saved), whose signals update the title and the status bar.
+
+The shipped models (core.pretrained.is_shipped) are read-only: saving one asks where to save,
+starting in the user's data folder, and no save ever writes inside the package or pretrained/.
+Closing, opening another model and creating one all go through `settle_current_run`: while a run
+is going or progress is unsaved it asks first, and only then stops the run (Cancel leaves it running).
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import QStandardPaths, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+import lvm_studio
 from lvm_studio.core.checkpoint import (
     CheckpointError,
     headline_metrics,
@@ -23,13 +29,14 @@ from lvm_studio.core.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
-from lvm_studio.core.pretrained import default_checkpoint_path, pretrained_dir
+from lvm_studio.core.pretrained import default_checkpoint_path, is_shipped, pretrained_dir
 from lvm_studio.core.vae import VAE, VAEConfig
 from lvm_studio.ui.training.new_model_dialog import NewModelDialog
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILTER = "LVM Studio checkpoints (*.pt);;All files (*)"
+CLOSE_TIMEOUT_S = 1.0  # the training thread must end this quickly when the window closes
 
 
 class CheckpointFiles:
@@ -97,6 +104,13 @@ class CheckpointFiles:
     def save_checkpoint(self, path: str | Path) -> bool:
         """While training: the worker saves between steps (with its optimizer). Otherwise: now."""
         path = Path(path)
+        if is_protected(path):
+            self.show_error(
+                "Cannot save there",
+                f"{path} is inside LVM Studio's own files (the shipped models or the package), which the app "
+                "never changes. Choose another place, e.g. the folder Save offers.",
+            )
+            return False
         if self.controller.is_active():
             self._save_path_pending = path
             self.controller.request_save(path)
@@ -135,58 +149,104 @@ class CheckpointFiles:
         if self.controller.is_active():
             self.show_error("Cannot create a model", "Stop training before creating a new model.")
             return
+        # a new model starts from a new model's settings, not the old run's (a fine-tuning lr, say)
+        self.training_panel.reset_to_defaults()
         self.hub.set_model(VAE(config), name=name or "untrained " + config.describe())
         self.training_panel.set_objective(objective, k)
+        self.training_panel.show_progress(0, 0.0, self.training_panel.epochs.value())
+        self.curves_panel.redraw()  # the empty history drawn now, with nothing of the old model's
         self.statusBar().showMessage(f"New model: {config.describe()}", 5000)
 
-    # --- unsaved progress -------------------------------------------------------------
+    @Slot()
+    def train_new_model(self) -> bool:
+        """Fresh weights of the default architecture, empty curves, a new model's settings: watch it learn."""
+        if not self.settle_current_run("training a new model"):
+            return False
+        self.new_model(VAEConfig())
+        self.training_panel.add_message("a new model: fresh weights, watch the curves and the latent views change")
+        return self.start_training()
+
+    # --- unsaved progress and running training -----------------------------------------
+    _pending_action = "closing"  # what the question is about: closing, opening another model, ...
+
     def ask_save_changes(self) -> QMessageBox.StandardButton:
-        """Save, Discard or Cancel for unsaved training progress (tests replace this method)."""
+        """Save, Discard or Cancel before `_pending_action` (tests replace this method)."""
+        running = self.controller.is_active()
+        if running:
+            text = (
+                f"{self.hub.name} is training. Before {self._pending_action}, the run stops. Save its progress first?"
+            )
+        else:
+            text = f"{self.hub.name} has training progress that is not saved. Save it before {self._pending_action}?"
         return QMessageBox.question(
             self,
-            "Unsaved training progress",
-            f"{self.hub.name} has training progress that is not saved. Save it before closing?",
+            "Training is running" if running else "Unsaved training progress",
+            text,
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Save,
         )
 
-    def _confirm_unsaved(self) -> bool:
-        """True if it is fine to drop the current model (saved, discarded, or nothing to save)."""
-        if not self.hub.dirty or not self.ask_before_closing:
-            return True
-        answer = self.ask_save_changes()
-        if answer == QMessageBox.StandardButton.Save:
-            path = self.hub.path or self._ask_save_path()
-            return bool(path) and self.save_checkpoint(path)
-        return answer == QMessageBox.StandardButton.Discard
+    def settle_current_run(self, action: str = "closing") -> bool:
+        """Before dropping the current model or run: ask (while training, or with unsaved progress),
+        then stop the run and save if asked. False (nothing changed, training goes on) on Cancel."""
+        running = self.controller.is_active() or self.controller.thread_alive()
+        if self.ask_before_closing and (running or self.hub.dirty):
+            self._pending_action = action
+            answer = self.ask_save_changes()
+            if answer == QMessageBox.StandardButton.Save:
+                path = self._save_target()
+                if not path:
+                    return False  # no place chosen: as if cancelled
+                self._stop_run()
+                return self.save_checkpoint(path)
+            if answer != QMessageBox.StandardButton.Discard:
+                return False
+        self._stop_run()
+        return True
+
+    def _stop_run(self) -> None:
+        if self.controller.is_active() or self.controller.thread_alive():
+            if not self.controller.stop_and_wait(CLOSE_TIMEOUT_S):
+                log.warning("the training thread did not stop within %.1f s", CLOSE_TIMEOUT_S)
+                self.controller.finish_pending(5.0)
+
+    def _save_target(self) -> str:
+        """Where Save writes: the model's own file, unless it is a shipped one (then ask)."""
+        if self.hub.path and not is_protected(self.hub.path):
+            return str(self.hub.path)
+        return self._ask_save_path()
 
     def _ask_save_path(self) -> str:
-        start = str(self.hub.path or Path.cwd() / "model.pt")
-        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", start, CHECKPOINT_FILTER)
+        if self.hub.path and not is_protected(self.hub.path):
+            start = Path(self.hub.path)
+        else:
+            start = user_models_dir() / _file_name(self.hub.name)
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", str(start), CHECKPOINT_FILTER)
         return path
 
     # --- menu slots -------------------------------------------------------------------
     @Slot()
     def _on_new_model(self):
-        if not self._confirm_unsaved():
-            return
         objective = self.training_panel.objective.currentData()
         dialog = NewModelDialog(self, self.hub.config, objective, self.training_panel.k.value())
-        if dialog.exec() == NewModelDialog.DialogCode.Accepted:
-            objective, k = dialog.objective_choice()
-            self.new_model(dialog.config(), dialog.model_name(), objective, k)
+        if dialog.exec() != NewModelDialog.DialogCode.Accepted:
+            return
+        if not self.settle_current_run("creating a new model"):
+            return
+        objective, k = dialog.objective_choice()
+        self.new_model(dialog.config(), dialog.model_name(), objective, k)
 
     @Slot()
     def _on_open(self):
-        if not self._confirm_unsaved():
+        start = str(self.hub.path.parent if self.hub.path else user_models_dir())
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", start, CHECKPOINT_FILTER)
+        if not path or not self.settle_current_run("opening another model"):
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", str(Path.cwd()), CHECKPOINT_FILTER)
-        if path:
-            self.open_checkpoint(path)
+        self.open_checkpoint(path)
 
     @Slot()
     def _on_save(self):
-        path = self.hub.path if self.hub.path and not _is_pretrained(self.hub.path) else self._ask_save_path()
+        path = self._save_target()
         if path:
             self.save_checkpoint(path)
 
@@ -231,9 +291,29 @@ class CheckpointFiles:
         return path
 
 
-def _is_pretrained(path: Path) -> bool:
-    """Saving over a shipped pretrained file would break its checksum: ask for a new path instead."""
+def is_protected(path: str | Path) -> bool:
+    """A shipped model, or anywhere inside pretrained/ or the installed package: never written."""
+    if is_shipped(path):
+        return True
     try:
-        return Path(path).resolve().parent == pretrained_dir().resolve()
+        p = Path(path).resolve()
+        return any(p.is_relative_to(d.resolve()) for d in (pretrained_dir(), Path(lvm_studio.__file__).parent))
     except OSError:
         return False
+
+
+def user_models_dir() -> Path:
+    """The user's data folder (QStandardPaths.AppDataLocation)/models, made on first use; the home
+    folder when there is none."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    folder = Path(base) / "models" if base else Path.home()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return Path.home()
+    return folder
+
+
+def _file_name(name: str) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "model"
+    return f"{stem[:60]}.pt"

@@ -14,13 +14,16 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
+    QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -32,7 +35,8 @@ IW_KS = (1, 5, 50, 500)  # the IW-k bounds shown at each evaluation when asked f
 
 
 class TrainingPanel(QWidget):
-    start_requested = Signal()
+    start_requested = Signal()  # continue training the current model
+    new_run_requested = Signal()  # fresh weights of the default architecture, then train
     pause_requested = Signal()
     resume_requested = Signal()
     stop_requested = Signal()
@@ -45,11 +49,17 @@ class TrainingPanel(QWidget):
         defaults = TrainConfig()
 
         # --- buttons -----------------------------------------------------------------
-        self.start_button = QPushButton("Start")
+        self.new_run_button = QPushButton("Train a new model and watch it learn")
+        self.new_run_button.setToolTip(
+            "Fresh weights of the default architecture, empty curves and a new model's settings (Ctrl+F5)"
+        )
+        self.new_run_button.setDefault(True)
+        self.new_run_button.clicked.connect(self.new_run_requested)
+        self.start_button = QPushButton("Continue training")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
         self.eval_button = QPushButton("Evaluate now")
-        self.start_button.setToolTip("Train the current model (F5)")
+        self.start_button.setToolTip("Train the current model further, with its saved optimizer state (F5)")
         self.pause_button.setToolTip("Pause or resume between steps (F6)")
         self.stop_button.setToolTip("Stop after the current step (Shift+F5)")
         self.eval_button.setToolTip("Estimate the validation ELBO and log p(x) now (F7)")
@@ -57,9 +67,11 @@ class TrainingPanel(QWidget):
         self.pause_button.clicked.connect(self._on_pause_clicked)
         self.stop_button.clicked.connect(self._on_stop_clicked)
         self.eval_button.clicked.connect(self._on_eval_clicked)
-        buttons = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.stop_button):
-            buttons.addWidget(b)
+        buttons = QGridLayout()
+        buttons.addWidget(self.new_run_button, 0, 0, 1, 2)
+        buttons.addWidget(self.start_button, 0, 2)
+        for i, b in enumerate((self.pause_button, self.stop_button, self.eval_button)):
+            buttons.addWidget(b, 1, i)
 
         # --- optimisation -------------------------------------------------------------
         self.epochs = QSpinBox(minimum=1, maximum=100_000, value=defaults.epochs)
@@ -91,7 +103,7 @@ class TrainingPanel(QWidget):
         self.device.addItem("cpu", "cpu")
         if cuda_available():
             self.device.addItem("cuda", "cuda")
-        opt_box = QGroupBox("Optimisation")
+        opt_box = QWidget()
         form = QFormLayout(opt_box)
         form.addRow("Epochs", self.epochs)
         form.addRow("Learning rate", self.lr)
@@ -115,13 +127,13 @@ class TrainingPanel(QWidget):
         self.eval_n.setSuffix(" images")
         self.iw_bounds = QCheckBox("IW bounds for k = " + ", ".join(str(k) for k in IW_KS))
         self.iw_bounds.setToolTip("Also report the IWAE bound at several k from the same samples (slower)")
-        eval_box = QGroupBox("Evaluation (validation set)")
+        eval_box = QWidget()
         eform = QFormLayout(eval_box)
         eform.addRow("log p(x) k", self.eval_k)
         eform.addRow("Every", self.eval_every)
         eform.addRow("Subset", self.eval_n)
         eform.addRow(self.iw_bounds)
-        eform.addRow(self.eval_button)
+        eform.addRow(QLabel("on a fixed subset of the validation digits"))
 
         # --- progress -----------------------------------------------------------------
         self.epoch_bar = QProgressBar(minimum=0, maximum=1000, value=0)
@@ -131,16 +143,28 @@ class TrainingPanel(QWidget):
         self.state_label = QLabel("Idle")
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(200)
+        self.log.setMinimumHeight(60)
         self.log.setPlaceholderText("Training messages")
 
+        # compact, so that the panel and the live curves fit one column of a 720-pixel-high screen:
+        # the buttons and progress always in sight, the settings and the messages in tabs
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.log, "Messages")
+        for page, title in ((opt_box, "Optimisation"), (eval_box, "Evaluation")):
+            scroll = QScrollArea()  # the forms scroll in a short dock rather than squeeze the curves below
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(page)
+            self.tabs.addTab(scroll, title)
+        progress = QHBoxLayout()
+        progress.addWidget(self.state_label)
+        progress.addWidget(self.epoch_bar, 3)
+        progress.addWidget(self.eval_bar, 2)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(buttons)
-        layout.addWidget(self.state_label)
-        layout.addWidget(self.epoch_bar)
-        layout.addWidget(self.eval_bar)
-        layout.addWidget(opt_box)
-        layout.addWidget(eval_box)
-        layout.addWidget(self.log, 1)
+        layout.addLayout(progress)
+        layout.addWidget(self.tabs, 1)
 
         # everything a running Trainer cannot change
         self._fixed_while_running = (
@@ -205,6 +229,19 @@ class TrainingPanel(QWidget):
         self.eval_n.setValue(c.eval_n)
         self.iw_bounds.setChecked(bool(c.eval_iw_ks))
 
+    def reset_to_defaults(self) -> None:
+        """A new model's settings (TrainConfig's defaults); the device and the epoch count stay as chosen."""
+        d = TrainConfig()
+        self.set_objective(d.objective, d.k)
+        self.show_lr(d.lr)
+        self.batch_size.setValue(d.batch_size)
+        self.beta.setValue(d.beta)
+        self.warmup.setValue(d.kl_warmup_epochs)
+        self.eval_every.setValue(d.eval_every)
+        self.iw_bounds.setChecked(bool(d.eval_iw_ks))
+        self.eval_bar.setValue(0)
+        self.eval_bar.setFormat("evaluation")
+
     def show_lr(self, lr: float) -> None:
         """Display a learning rate without sending it to a running Trainer."""
         self.lr.blockSignals(True)
@@ -244,8 +281,10 @@ class TrainingPanel(QWidget):
         return self._state
 
     def show_progress(self, epoch: int, fraction: float, total_epochs: int) -> None:
+        """epoch: the 0-based index of the running epoch; shown as epochs seen, as the log counts them
+        ("epoch 195.73 / 215", not "196/215")."""
         self.epoch_bar.setValue(int(round(1000 * fraction)))
-        self.epoch_bar.setFormat(f"epoch {epoch + 1} / {total_epochs}  ·  {100 * fraction:.0f} %")
+        self.epoch_bar.setFormat(f"epoch {epoch + fraction:.2f} / {total_epochs}")
 
     def show_eval_progress(self, fraction: float) -> None:
         self.eval_bar.setValue(int(round(1000 * fraction)))
