@@ -30,6 +30,7 @@ from lvm_studio.core.checkpoint import (
     save_checkpoint,
 )
 from lvm_studio.core.pretrained import default_checkpoint_path, is_shipped, pretrained_dir
+from lvm_studio.core.training import resume_lr
 from lvm_studio.core.vae import VAE, VAEConfig
 from lvm_studio.ui.training.new_model_dialog import NewModelDialog
 
@@ -96,10 +97,11 @@ class CheckpointFiles:
             optimizer_state=ckpt.get("optimizer"),
         )
         self.training_panel.apply_config(ckpt.get("train_config"))
-        try:  # carry on at the optimizer's current learning rate (a decayed one included)
-            self.training_panel.show_lr(float(ckpt["optimizer"]["param_groups"][0]["lr"]))
-        except (KeyError, IndexError, TypeError, ValueError):
-            pass
+        # Continue carries on where the run really ended (a decayed rate included); without the
+        # optimizer state the Trainer warms the rate up, so continuing does not knock the model off
+        lr = resume_lr(ckpt.get("train_config"), ckpt.get("optimizer"), history)
+        if lr is not None:
+            self.training_panel.show_lr(lr)
 
     def save_checkpoint(self, path: str | Path) -> bool:
         """While training: the worker saves between steps (with its optimizer). Otherwise: now."""

@@ -701,3 +701,17 @@ def test_f11_toggles_full_screen(qtbot, window):
     qtbot.waitUntil(window.isFullScreen)
     window.full_screen_action.trigger()
     qtbot.waitUntil(lambda: not window.isFullScreen())
+
+
+def test_continuing_the_shipped_model_starts_where_its_run_ended(qtbot, window):
+    from lvm_studio.core.checkpoint import history_from_checkpoint
+    from lvm_studio.core.pretrained import default_checkpoint_path
+    from lvm_studio.core.training import resume_lr
+
+    path = default_checkpoint_path()
+    ckpt = load_checkpoint(path)
+    assert window.open_checkpoint(path)
+    lr = resume_lr(ckpt.get("train_config"), ckpt.get("optimizer"), history_from_checkpoint(ckpt))
+    assert lr is not None and window.training_panel.lr.value() == pytest.approx(lr, abs=1e-6)
+    job = window._job()
+    assert job.step == ckpt["step"] > 0 and job.config.lr == pytest.approx(lr, abs=1e-6)
