@@ -50,10 +50,21 @@ class WindowLayout:
         state = self.settings.value("layout/state")
         ok = False
         if geometry is not None:
-            self.restoreGeometry(geometry)
+            self.restore_geometry(geometry)
         if state is not None:
             ok = self.restoreState(state, LAYOUT_VERSION)
         return ok
+
+    def restore_geometry(self, geometry) -> None:
+        """The saved size and place, but never larger than the screen now (a layout saved on a larger
+        screen, or by a version whose window was 2,266 px wide, is fitted to this one)."""
+        self.restoreGeometry(geometry)
+        screen = self.screen()
+        if screen is None or self.isMaximized() or self.isFullScreen():
+            return
+        free = screen.availableGeometry()
+        if self.width() > free.width() or self.height() > free.height():
+            self.fit_to_screen()
 
     def has_saved_layout(self) -> bool:
         return self.settings.value("layout/geometry") is not None

@@ -157,7 +157,7 @@ class Startup(QObject):
 
             window.resize(DEFAULT_SIZE)
         elif window.has_saved_layout():
-            window.restoreGeometry(window.settings.value("layout/geometry"))
+            window.restore_geometry(window.settings.value("layout/geometry"))
         else:
             window.setGeometry(self.loader.geometry())
             window.fit_to_screen()

@@ -715,3 +715,12 @@ def test_continuing_the_shipped_model_starts_where_its_run_ended(qtbot, window):
     assert lr is not None and window.training_panel.lr.value() == pytest.approx(lr, abs=1e-6)
     job = window._job()
     assert job.step == ckpt["step"] > 0 and job.config.lr == pytest.approx(lr, abs=1e-6)
+
+
+def test_a_saved_window_larger_than_the_screen_is_fitted_to_it(qtbot, make_window, settings):
+    first = make_window()
+    first.resize(2266, 1400)
+    first.save_layout()
+    second = make_window(settings_=settings)
+    free = second.screen().availableGeometry()
+    assert second.width() <= free.width() and second.height() <= free.height()
