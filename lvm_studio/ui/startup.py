@@ -85,6 +85,9 @@ class Startup(QObject):
         self.window = None
         self.exit_code = 0
         self.times: dict[str, float] = {}
+        from lvm_studio.ui.widgets import palette  # the dark look without pyqtgraph (style.py imports it)
+
+        palette.apply_qt(app)
         self.loader = LoadingWindow()
         rect = initial_geometry()
         if rect is not None:
@@ -144,7 +147,7 @@ class Startup(QObject):
         from lvm_studio.ui.thread_settings import apply_saved
         from lvm_studio.ui.widgets import style
 
-        style.apply(self.app)
+        style.apply_plots()  # the widgets' half is on since the loading window; the plots' before any plot
         hub = ModelHub(data=data)
         window = MainWindow(hub, settings=self.settings, load_panels=False)
         apply_saved(window.settings)

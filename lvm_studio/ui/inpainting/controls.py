@@ -52,16 +52,18 @@ class CanvasControls(QWidget):
 
     def __init__(self, hub, parent=None):
         super().__init__(parent)
-        self.canvas = DigitCanvas(min_side=252)
+        # narrow rows (each about 330 px at most), so the panel fits a dock of a 1,280 × 720 window
+        self.canvas = DigitCanvas(min_side=200)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(self._tool_row())
+        lay.addLayout(self._tool_rows())
         lay.addWidget(self.canvas, 1)
-        lay.addLayout(self._edit_row())
-        lay.addLayout(self._source_row(hub))
+        lay.addLayout(self._edit_rows())
+        lay.addLayout(self._source_rows(hub))
         lay.addWidget(self._mask_box())
 
-    def _tool_row(self) -> QHBoxLayout:
+    def _tool_rows(self) -> QVBoxLayout:
+        """The four tools in one row; brush size and ink level in the next."""
         self.tool_buttons: dict[str, QToolButton] = {}
         self._tool_group = QButtonGroup(self)
         row = QHBoxLayout()
@@ -86,16 +88,22 @@ class CanvasControls(QWidget):
         self.grey = QSlider(Qt.Orientation.Horizontal)
         self.grey.setRange(10, 100)
         self.grey.setValue(100)
-        self.grey.setFixedWidth(80)
+        self.grey.setMinimumWidth(60)
+        self.grey.setMaximumWidth(120)
         self.grey.setToolTip("Grey level of the ink (100 % = white ink, as in MNIST)")
         self.grey.valueChanged.connect(lambda v: self.canvas.set_grey_level(v / 100.0))
-        row.addWidget(QLabel("size"))
-        row.addWidget(self.brush_size)
-        row.addWidget(QLabel("ink"))
-        row.addWidget(self.grey)
-        return row
+        brush = QHBoxLayout()
+        brush.addWidget(QLabel("size"))
+        brush.addWidget(self.brush_size)
+        brush.addWidget(QLabel("ink"))
+        brush.addWidget(self.grey)
+        brush.addStretch(1)
+        rows = QVBoxLayout()
+        rows.addLayout(row)
+        rows.addLayout(brush)
+        return rows
 
-    def _edit_row(self) -> QHBoxLayout:
+    def _edit_rows(self) -> QGridLayout:
         self.undo_button = button("Undo", "Undo the last stroke, mask or load (Ctrl+Z)", self.canvas.undo)
         self.redo_button = button("Redo", "Redo (Ctrl+Shift+Z)", self.canvas.redo)
         self.clear_button = button("Clear", "A blank canvas with nothing hidden", self.clear_clicked)
@@ -113,14 +121,15 @@ class CanvasControls(QWidget):
             "them, and the completions are drawn back onto them. A drawing none of whose ink is hidden (part "
             "of a digit, to be completed) is used as drawn"
         )
-        row = QHBoxLayout()
-        for w in (self.undo_button, self.redo_button, self.clear_button, self.centre_button):
-            row.addWidget(w)
-        row.addWidget(self.auto_centre)
-        row.addStretch(1)
-        return row
+        grid = QGridLayout()  # Undo Redo Clear / Centre auto-centre
+        for i, w in enumerate((self.undo_button, self.redo_button, self.clear_button)):
+            grid.addWidget(w, 0, i)
+        grid.addWidget(self.centre_button, 1, 0)
+        grid.addWidget(self.auto_centre, 1, 1, 1, 2)
+        grid.setColumnStretch(3, 1)
+        return grid
 
-    def _source_row(self, hub) -> QHBoxLayout:
+    def _source_rows(self, hub) -> QVBoxLayout:
         self.picker = TestDigitPicker(hub, label="Test digit", seed=11)
         self.picker.set_index(0, emit=False)
         self.load_test_button = button(
@@ -132,23 +141,27 @@ class CanvasControls(QWidget):
             "and centred as MNIST is",
             self.open_clicked,
         )
-        row = QHBoxLayout()
-        row.addWidget(self.picker, 1)
-        row.addWidget(self.load_test_button)
-        row.addWidget(self.open_button)
-        return row
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.load_test_button)
+        buttons.addWidget(self.open_button)
+        buttons.addStretch(1)
+        rows = QVBoxLayout()
+        rows.addWidget(self.picker)
+        rows.addLayout(buttons)
+        return rows
 
     def _mask_box(self) -> QGroupBox:
         self.preset_buttons: dict[str, QPushButton] = {}
         box = QGroupBox("Hide")
         grid = QGridLayout(box)
         grid.setContentsMargins(6, 4, 6, 4)
+        # three columns: Top half, Bottom half, Left half / Right half, Centre box, Invert / Random [%], Show all
         for i, name in enumerate(PRESET_ROW):
             label = masks.PRESETS[name][0]
             b = button(label, f"Hide the {label.lower()} (replaces the mask)", self._preset_emitter(name))
             b.setProperty("preset", name)
             self.preset_buttons[name] = b
-            grid.addWidget(b, 0, i)
+            grid.addWidget(b, i // 3, i % 3)
         self.random_fraction = QSpinBox()
         self.random_fraction.setRange(1, 99)
         self.random_fraction.setValue(50)
@@ -161,12 +174,12 @@ class CanvasControls(QWidget):
         )
         b.setProperty("preset", "random_pixels")
         self.preset_buttons["random_pixels"] = b
-        grid.addWidget(b, 1, 0)
-        grid.addWidget(self.random_fraction, 1, 1)
         self.invert_button = button("Invert", "Hidden ↔ seen", self.invert_clicked)
         self.show_all_button = button("Show all", "Hide nothing", self.show_all_clicked)
-        grid.addWidget(self.invert_button, 1, 3)
-        grid.addWidget(self.show_all_button, 1, 4)
+        grid.addWidget(self.invert_button, 1, 2)
+        grid.addWidget(b, 2, 0)
+        grid.addWidget(self.random_fraction, 2, 1)
+        grid.addWidget(self.show_all_button, 2, 2)
         return box
 
     def _preset_emitter(self, name: str):
@@ -174,7 +187,7 @@ class CanvasControls(QWidget):
 
 
 class FitControls(QWidget):
-    """Adam steps, live fitting, importance resampling, and the Fit and Save buttons, in one row."""
+    """Adam steps, live fitting, importance resampling, and the Fit and Save buttons, in two rows."""
 
     options_changed = Signal()  # steps, importance on/off or k changed
     fit_clicked = Signal()
@@ -204,16 +217,23 @@ class FitControls(QWidget):
         self.save_button = button(
             "Save PNG…", "Save the masked input and the mean completion as PNG images", self.save_clicked
         )
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(QLabel("steps"))
-        row.addWidget(self.steps)
-        row.addWidget(self.live)
-        row.addWidget(self.use_importance)
-        row.addWidget(self.importance_k)
-        row.addStretch(1)
-        row.addWidget(self.fit_button)
-        row.addWidget(self.save_button)
+        # steps [n] fit as I draw …… Fit / importance resampling, k = [k] …… Save PNG…
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        steps = QHBoxLayout()
+        steps.addWidget(QLabel("steps"))
+        steps.addWidget(self.steps)
+        steps.addWidget(self.live)
+        steps.addStretch(1)
+        importance = QHBoxLayout()
+        importance.addWidget(self.use_importance)
+        importance.addWidget(self.importance_k)
+        importance.addStretch(1)
+        grid.addLayout(steps, 0, 0)
+        grid.addLayout(importance, 1, 0)
+        grid.addWidget(self.fit_button, 0, 1)
+        grid.addWidget(self.save_button, 1, 1)
+        grid.setColumnStretch(0, 1)
         self.use_importance.toggled.connect(self._on_options_changed)
         self.importance_k.valueChanged.connect(self._on_options_changed)
         self.steps.valueChanged.connect(self._on_options_changed)

@@ -102,6 +102,26 @@ class MaskedDigitImage(DigitImage):
         super().__init__(parent, min_side=min_side, hint_side=hint_side, caption=caption)
         self._overlay = MaskOverlay()
         self._show_mask = False
+        self._full_caption = caption  # painted elided to the width (a narrow dock never clips it mid-letter)
+        self._elide_caption()
+
+    def set_caption(self, text: str) -> None:
+        self._full_caption = text
+        self._elide_caption()
+        self.update()
+
+    def caption(self) -> str:
+        return self._full_caption
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide_caption()
+
+    def _elide_caption(self) -> None:
+        text = self._full_caption
+        self._caption = (
+            self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, self.width()) or "…" if text else ""
+        )
 
     def set_mask(self, mask: np.ndarray | None) -> None:
         self._show_mask = mask is not None

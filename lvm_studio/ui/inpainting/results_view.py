@@ -214,7 +214,7 @@ class InpaintingResults(QWidget):
         imp = outcome.importance
         if imp is not None:
             self.importance_view.set_image(tile_samples(imp.completions[:, 0]))
-            self.importance_view.set_caption(f"importance resampled (ESS {float(imp.ess[0]):.0f})")
+            self.importance_view.set_caption(f"resampled, ESS {float(imp.ess[0]):.0f}")  # short: fits 120 px
             self.importance_view.setToolTip(
                 IMPORTANCE_TIP + f"\nEffective sample size of the {imp.log_w.shape[0]} weights: {float(imp.ess[0]):.1f}"
             )

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from lvm_studio.core.digit_clusters import (
@@ -139,23 +139,24 @@ class ClustersTab(QWidget):
         self.status = rich_label("Choose a space and press Fit.")
         self.lifecycle.status_changed.connect(self.status.setText)
 
+        # three label-field pairs a row (about 500 px), so the tab fits a dock of a 1,280 × 720 window:
+        # space, PCA dims / K, covariance, restarts / fit on, seed, Fit Stop progress
         grid = QGridLayout()
-        for col, (text, widget) in enumerate(
-            (("space", self.space), ("PCA dims", self.pca_dim), ("K", self.k), ("covariance", self.covariance))
-        ):
-            grid.addWidget(QLabel(text), 0, 2 * col)
-            grid.addWidget(widget, 0, 2 * col + 1)
-        for col, (text, widget) in enumerate(
-            (("fit on", self.fit_on), ("seed", self.seed), ("restarts", self.restarts))
-        ):
-            grid.addWidget(QLabel(text), 1, 2 * col)
-            grid.addWidget(widget, 1, 2 * col + 1)
+        rows = (
+            (("space", self.space), ("PCA dims", self.pca_dim)),
+            (("K", self.k), ("covariance", self.covariance), ("restarts", self.restarts)),
+            (("fit on", self.fit_on), ("seed", self.seed)),
+        )
+        for r, pairs in enumerate(rows):
+            for col, (text, widget) in enumerate(pairs):
+                grid.addWidget(QLabel(text), r, 2 * col)
+                grid.addWidget(widget, r, 2 * col + 1, Qt.AlignmentFlag.AlignLeft)
         row = QHBoxLayout()
         row.addWidget(self.lifecycle.fit_button)
         row.addWidget(self.lifecycle.cancel_button)
         row.addWidget(self.lifecycle.progress)
-        grid.addLayout(row, 1, 6, 1, 2)
-        grid.setColumnStretch(8, 1)
+        grid.addLayout(row, 2, 4, 1, 3)
+        grid.setColumnStretch(6, 1)
 
         self.gallery = ComponentGallery()
         self.gallery.set_message("Component means (top row, framed) and samples z ~ N(μ_k, Σ_k) appear here.")
@@ -170,7 +171,7 @@ class ClustersTab(QWidget):
             "the gallery's order). Outlined: the Hungarian matching of components to labels."
         )
         self.metrics = rich_label()
-        self.trace_plot, self.trace_curves = trace_plot("mean log p (nats)")
+        self.trace_plot, self.trace_curves = trace_plot("mean log p per digit")
         self.gallery_caption = rich_label(
             "Top row (framed): each component's mean; below: samples z ~ N(μ<sub>k</sub>, "
             "Σ<sub>k</sub>). Header: component → the digit it is matched to.",

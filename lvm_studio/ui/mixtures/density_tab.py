@@ -9,7 +9,7 @@ models" next to its "infinite mixture". This tab reads its controls and draws th
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from lvm_studio.core.data import TEST_BINARIZATION_SEED
@@ -81,16 +81,18 @@ class DensityTab(QWidget):
             ("VAE: test digits", self.vae_n),
             ("samples k", self.vae_k),
         )
+        # three label-field pairs a row, the buttons in a third row (the tab fits a 780-px dock)
         for i, (text, widget) in enumerate(fields):
-            row, col = divmod(i, 4)
+            row, col = divmod(i, 3)
             form.addWidget(QLabel(text), row, 2 * col)
-            form.addWidget(widget, row, 2 * col + 1)
+            form.addWidget(widget, row, 2 * col + 1, Qt.AlignmentFlag.AlignLeft)
         buttons = QHBoxLayout()
         buttons.addWidget(self.lifecycle.fit_button)
         buttons.addWidget(self.lifecycle.cancel_button)
         buttons.addWidget(self.lifecycle.progress)
-        form.addLayout(buttons, 1, 4, 1, 4)
-        form.setColumnStretch(8, 1)
+        buttons.addStretch(1)
+        form.addLayout(buttons, 2, 0, 1, 6)
+        form.setColumnStretch(6, 1)
         self.intro = rich_label(INTRO)
         self.gallery = ComponentGallery()
         self.gallery.set_message(
@@ -98,7 +100,7 @@ class DensityTab(QWidget):
         )
         self.results = rich_label()
         self.lifecycle.status_changed.connect(self.results.setText)
-        self.trace_plot, self.trace_curves = trace_plot("mean log p(x) (nats)")
+        self.trace_plot, self.trace_curves = trace_plot("mean log p(x) per digit")
         caption = rich_label(
             "Top row (framed): each component's pixel probabilities μ<sub>k</sub>, heaviest first "
             "(header: weight π<sub>k</sub>); below: binary samples x ~ p(x | z = k).",

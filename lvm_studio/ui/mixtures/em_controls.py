@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -100,12 +101,26 @@ class EMControls(QWidget):
     def __init__(self, model: EMPlayground, parent=None):
         super().__init__(parent)
         self.model = model
-        side = QVBoxLayout(self)
-        for box in (self._points_box(), self._mouse_box(), self._model_box(), self._em_box(), self._show_box()):
-            side.addWidget(box)
+        # two tabs, so the column fits a dock of a 1,280 × 720 window (about 600 px tall): the mixture and
+        # its EM steps first, the points and what the mouse does to them second; the status under both
+        self.tabs = QTabWidget()
+        for title, boxes in (
+            ("Mixture && EM", (self._model_box(), self._em_box(), self._show_box())),
+            ("Points && mouse", (self._points_box(), self._mouse_box())),
+        ):
+            page = QWidget()
+            lay = QVBoxLayout(page)
+            lay.setContentsMargins(4, 4, 4, 4)
+            for box in boxes:
+                lay.addWidget(box)
+            lay.addStretch(1)
+            self.tabs.addTab(page, title)  # "&&": a literal &
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
+        side = QVBoxLayout(self)
+        side.setContentsMargins(0, 0, 0, 0)
+        side.addWidget(self.tabs)
         side.addWidget(self.status)
         side.addStretch(1)
         self.setFixedWidth(SIDE_WIDTH)

@@ -102,7 +102,7 @@ class EMPointsView(pg.PlotWidget):
         self._hover_pinned = False  # shown by show_hover(i), not by the mouse
         self.setAspectLocked(True)
         self.showGrid(x=True, y=True, alpha=0.12)
-        self.setMinimumSize(360, 320)
+        self.setMinimumSize(320, 260)  # with the F plot and the caption, under 580 px: a 1,280 × 720 window
         self.setLabel("bottom", "x₁")
         self.setLabel("left", "x₂")
         self._build_density()

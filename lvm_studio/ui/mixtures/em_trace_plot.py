@@ -36,7 +36,7 @@ class FreeEnergyPlot(pg.GraphicsLayoutWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumHeight(150)
+        self.setMinimumHeight(130)
         self.plot_item = self.addPlot(row=0, col=0)
         plain_axes(self.plot_item)
         self.plot_item.setLabel("bottom", "EM iteration t")

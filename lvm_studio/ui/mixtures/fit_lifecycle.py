@@ -28,7 +28,9 @@ def trace_plot(ylabel: str) -> tuple[pg.PlotWidget, list[pg.PlotDataItem]]:
     plot = pg.PlotWidget()
     plain_axes(plot)
     plot.setLabel("bottom", "EM iteration")
-    plot.setLabel("left", ylabel)
+    # the quantity as the title, the unit on the axis: a long axis label would be clipped at 130 px
+    plot.setTitle(ylabel, size="9pt")
+    plot.setLabel("left", "nats")
     plot.showGrid(x=True, y=True, alpha=0.15)
     plot.setMinimumHeight(130)
     curves = [plot.plot(pen=pg.mkPen(c, width=1.8)) for c in CURVE_CYCLE]  # one colour per EM restart
