@@ -73,7 +73,7 @@ class CurvesPanel(QWidget):
         # --- plots (created once) --------------------------------------------------------
         self.view = pg.GraphicsLayoutWidget()
         self.bounds_plot = self.view.addPlot(row=0, col=0)
-        self.terms_plot = self.view.addPlot(row=1, col=0)
+        self.terms_plot = self.view.addPlot(row=2, col=0)  # row 1: the bounds' legend
         self.view.ci.layout.setRowStretchFactor(0, 3)
         self.view.ci.layout.setRowStretchFactor(1, 2)
         self.terms_plot.setXLink(self.bounds_plot)
@@ -93,17 +93,23 @@ class CurvesPanel(QWidget):
             p.setClipToView(True)
             plain_axes(p)  # "epoch", never "epoch (x0.001)"
         self.bounds_plot.setTitle("Bounds on log p(x)", size="10pt")
-        self.bounds_plot.setLabel("left", "nats per image")
+        self.bounds_plot.setLabel("left", "nats")
         self.bounds_plot.getAxis("right").setStyle(showValues=False)
 
-        legend = self.bounds_plot.addLegend(offset=(-8, -8), labelTextSize="8pt")
+        # the legend in its own row under the plot, two entries a row: inside the view box it
+        # covered the curves of a narrow dock. PlotItem.plot(name=...) still adds to it.
+        legend = pg.LegendItem(offset=None, labelTextSize="8pt", colCount=2, verSpacing=-6)
+        self.view.addItem(legend, row=1, col=0)
+        for row, stretch in ((0, 3), (1, 0), (2, 2)):  # the legend takes only the height it needs
+            self.view.ci.layout.setRowStretchFactor(row, stretch)
+        self.bounds_plot.legend = legend
         legend.setBrush(pg.mkBrush(_translucent(style.PLOT_BACKGROUND, 200)))
         c = style.COLORS
         self.train_raw_curve = self.bounds_plot.plot(pen=_pen(c["train_elbo"], 1.0), name="train ELBO")
         # dense curves get 1-pixel pens: a wider pen takes the raster engine's slow stroker,
         # doubling the cost of a repaint (measured 22 vs 10 ms per new record, offscreen)
         self.train_smooth_curve = self.bounds_plot.plot(
-            pen=_pen(c["train_elbo_smooth"], 1.0), name="train ELBO (smoothed)"
+            pen=_pen(c["train_elbo_smooth"], 1.0), name="train ELBO, smoothed"
         )
         self.val_elbo_curve = self.bounds_plot.plot(
             pen=_pen(c["val_elbo"], 2.0),
@@ -139,9 +145,9 @@ class CurvesPanel(QWidget):
         # reconstruction on the left axis, KL on the right one (a second, x-linked ViewBox)
         t = self.terms_plot
         # no legend here: each axis label wears its curves' colour; solid = train, dashed = validation
-        self.terms_plot.setTitle("ELBO terms  ·  solid: train (smoothed)  ·  dashed: validation", size="10pt")
-        t.setLabel("left", "reconstruction E_q[log p(x|z)]  (nats)", color=c["recon"])
-        t.setLabel("right", "KL(q(z|x) ‖ p(z))  (nats)", color=c["kl"])
+        self.terms_plot.setTitle("ELBO terms, nats: solid train, dashed val", size="10pt")
+        t.setLabel("left", "E_q[log p(x|z)]", color=c["recon"])
+        t.setLabel("right", "KL(q ‖ p(z))", color=c["kl"])
         self._kl_vb = pg.ViewBox()
         self.view.scene().addItem(self._kl_vb)
         t.getAxis("right").linkToView(self._kl_vb)
@@ -468,7 +474,8 @@ class CurvesPanel(QWidget):
     def _on_model_changed(self) -> None:
         likelihood = self.hub.config.likelihood
         kind = "binarized pixels, Bernoulli" if likelihood == "bernoulli" else "grey levels, Gaussian"
-        self.bounds_plot.setLabel("left", f"nats per image ({kind})")
+        # short: a plot's title is its minimum width, and the dock may be narrow
+        self.bounds_plot.setLabel("left", f"nats ({likelihood})")
 
     @Slot()
     def _on_terms_resized(self) -> None:
