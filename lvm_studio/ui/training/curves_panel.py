@@ -474,8 +474,10 @@ class CurvesPanel(QWidget):
     def _on_model_changed(self) -> None:
         likelihood = self.hub.config.likelihood
         kind = "binarized pixels, Bernoulli" if likelihood == "bernoulli" else "grey levels, Gaussian"
-        # short: a plot's title is its minimum width, and the dock may be narrow
+        # the axis label short (a plot's labels set its minimum width, and the dock may be narrow);
+        # the whole description on hover
         self.bounds_plot.setLabel("left", f"nats ({likelihood})")
+        self.view.setToolTip(f"nats per image, {kind}")
 
     @Slot()
     def _on_terms_resized(self) -> None:
