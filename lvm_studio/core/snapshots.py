@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import TypeVar
 
+import torch
 from torch import nn
 
 M = TypeVar("M", bound=nn.Module)
@@ -25,9 +26,31 @@ def frozen_replica(model: M) -> M:
 def replica_with_state(model: M, state_dict: dict) -> M:
     """A frozen replica of `model`'s architecture holding `state_dict`'s tensors.
 
-    The tensors are adopted, not copied (load_state_dict(assign=True)): pass CPU tensors that
-    nobody else will change, such as a training snapshot (core.vae.copy_state_to_cpu).
+    The tensors are adopted, not copied: pass CPU tensors that nobody else will change, such as a
+    training snapshot (core.vae.copy_state_to_cpu). The GUI makes one per snapshot, so the copy
+    never clones the old weights only to drop them: deepcopy's memo maps each old parameter and
+    buffer straight to its snapshot tensor (the same checks as load_state_dict(strict=True)).
     """
+    old = model.state_dict(keep_vars=True)  # name -> the live Parameter or buffer
+    if not all(isinstance(t, torch.Tensor) for t in (*old.values(), *state_dict.values())):
+        return _replica_by_loading(model, state_dict)  # extra (non-tensor) state: the general path
+    missing, unexpected = old.keys() - state_dict.keys(), state_dict.keys() - old.keys()
+    if missing or unexpected:
+        raise RuntimeError(f"snapshot does not fit the model: missing {sorted(missing)}, extra {sorted(unexpected)}")
+    memo: dict[int, torch.Tensor] = {}
+    for name, t_old in old.items():
+        t_new = state_dict[name].detach().to("cpu")
+        if t_new.shape != t_old.shape:
+            raise RuntimeError(f"snapshot {name}: shape {tuple(t_new.shape)}, the model has {tuple(t_old.shape)}")
+        if isinstance(t_old, nn.Parameter):
+            t_new = nn.Parameter(t_new, requires_grad=False)  # shares t_new's storage
+        memo.setdefault(id(t_old), t_new)  # a tied weight stays tied
+    replica = copy.deepcopy(model, memo)
+    # tensors outside the state (non-persistent buffers) were copied; .to is a no-op on CPU ones
+    return _freeze(replica)
+
+
+def _replica_by_loading(model: M, state_dict: dict) -> M:
     replica = copy.deepcopy(model)
     replica.load_state_dict(state_dict, assign=True)
     return _freeze(replica)

@@ -1,5 +1,6 @@
 """Read-only CPU replicas: copies that share no storage, frozen, and adopting a snapshot's tensors."""
 
+import pytest
 import torch
 
 from lvm_studio.core.snapshots import frozen_replica, replica_with_state
@@ -36,3 +37,32 @@ def test_replica_with_state_adopts_the_snapshot_and_leaves_the_old_replica_alone
         assert torch.equal(v, snapshot[k]) and v.data_ptr() == snapshot[k].data_ptr(), k  # adopted, not copied
     for k, v in old.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_replica_with_state_keeps_tied_weights_tied_and_copies_non_persistent_buffers():
+    class Tied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(3, 3)
+            self.b = torch.nn.Linear(3, 3)
+            self.b.weight = self.a.weight  # one Parameter under two names
+            self.register_buffer("scale", torch.ones(3), persistent=False)
+
+    old = frozen_replica(Tied())
+    snapshot = {k: v.clone() + 1.0 for k, v in old.state_dict().items()}
+    new = replica_with_state(old, snapshot)
+    assert new.a.weight is new.b.weight and isinstance(new.a.weight, torch.nn.Parameter)
+    assert new.a.weight.data_ptr() == snapshot["a.weight"].data_ptr()
+    assert torch.equal(new.scale, old.scale) and new.scale.data_ptr() != old.scale.data_ptr()
+
+
+def test_replica_with_state_rejects_a_snapshot_of_another_architecture():
+    old = frozen_replica(VAE(TINY))
+    snapshot = copy_state_to_cpu(VAE(TINY))
+    name = next(iter(snapshot))
+    with pytest.raises(RuntimeError, match="missing"):
+        replica_with_state(old, {k: v for k, v in snapshot.items() if k != name})
+    with pytest.raises(RuntimeError, match="extra"):
+        replica_with_state(old, {**snapshot, "extra.weight": torch.zeros(1)})
+    with pytest.raises(RuntimeError, match="shape"):
+        replica_with_state(old, {**snapshot, name: torch.zeros(1)})

@@ -56,6 +56,7 @@ class LatentMapPanel(QWidget):
         self.hub = hub
         self.cursor = hub.cursor
         self.stats_service = hub.latent_stats
+        self.stats_service.add_consumer(self)  # new weights are used only while a consumer is shown
         self.codes: np.ndarray | None = None  # (N, latent) μ of q(z|x)
         self.projection = None  # clustering.PCA of the codes (None for a 1-D latent)
         self._codes_version = -1

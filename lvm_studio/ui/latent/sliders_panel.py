@@ -102,6 +102,7 @@ class LatentSlidersPanel(QWidget):
         self.hub = hub
         self.cursor = hub.cursor
         self.stats_service = hub.latent_stats
+        self.stats_service.add_consumer(self)  # new weights are used only while a consumer is shown
         self.stats = None
         self.rows: list[_SliderRow] = []
         self._sampler = ImageSampler(seed=0)  # x ~ p(x|z), repeatable

@@ -2,8 +2,9 @@
 stay at the current z (the sliders' z), and an interpolation strip between two test digits,
 linear or spherical (slerp; White 2016). Both export as PNG.
 
-Decoding a grid is at most 15 × 15 = 225 decoder rows: done on the GUI thread, rate-limited,
-and only while the panel is visible; new training weights are decoded at most every
+Decoding a grid is at most 15 × 15 = 225 decoder rows: a change of a setting or of the cursor
+is decoded on the GUI thread at once, rate-limited, and only while the panel is visible. New
+training weights are decoded on TaskRunners (the GUI thread only shows the result), at most every
 SNAPSHOT_INTERVAL_S, and a hidden panel catches up once when shown (ui/widgets/snapshots.py).
 """
 
@@ -29,9 +30,20 @@ from lvm_studio.core.latent_tasks import interpolation_strip, traversal_images
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button, dimension_label
 from lvm_studio.ui.widgets.digit_image import DigitImage, save_grey_png
 from lvm_studio.ui.widgets.snapshots import SnapshotGate
+from lvm_studio.workers.tasks import TaskRunner
 
 CURSOR_REFRESH_MS = 60  # follow the sliders at most ~16 times a second
 GAP_FILL = 0.25  # grey between tiles
+
+
+def _grid_task(ctx, model, z, dims, r, n):
+    """Background decode of a grid for new training weights (core.latent_tasks.traversal_images)."""
+    return traversal_images(model, z, dims, r, n, fill=GAP_FILL), (z, dims, r, n)
+
+
+def _strip_task(ctx, model, xa, xb, n, method):
+    """Background decode of the strip for new training weights (core.latent_tasks.interpolation_strip)."""
+    return interpolation_strip(model, xa, xb, n, method, fill=GAP_FILL, spacer=8)
 
 
 class TraversalPanel(QWidget):
@@ -45,6 +57,7 @@ class TraversalPanel(QWidget):
         self.hub = hub
         self.cursor = hub.cursor
         self.stats_service = hub.latent_stats
+        self.stats_service.add_consumer(self)  # new weights are used only while a consumer is shown
         self.grid_array: np.ndarray | None = None
         self.strip_array: np.ndarray | None = None
         self.grid_codes = None  # torch (rows, n, latent): the codes of the grid shown
@@ -149,6 +162,11 @@ class TraversalPanel(QWidget):
         self._strip_timer = QTimer(self)
         self._strip_timer.setSingleShot(True)
         self._strip_timer.timeout.connect(self.update_strip)
+        # new weights: decoded off the GUI thread; a change the user makes meanwhile cancels them
+        self.grid_runner = TaskRunner("traversal-grid", self)
+        self.grid_runner.finished.connect(self._on_grid_decoded)
+        self.strip_runner = TaskRunner("traversal-strip", self)
+        self.strip_runner.finished.connect(self._on_strip_decoded)
 
         for sig in (
             self.dim_a.currentIndexChanged,
@@ -206,11 +224,15 @@ class TraversalPanel(QWidget):
     # --- computing -------------------------------------------------------------------------------
     def update_grid(self) -> None:
         self._grid_timer.stop()
+        self.grid_runner.cancel()  # decoded now, for the current weights and settings
         if self.dim_a.count() == 0:
             return
         r, n = self.range_spin.value(), self.steps_spin.value()
         dims = self.dims()
         grid = traversal_images(self.hub.model, self.cursor.z, dims, r, n, fill=GAP_FILL)
+        self._show_grid(grid, self.cursor.z, dims, r, n)
+
+    def _show_grid(self, grid, z, dims, r, n) -> None:
         self.grid_codes = grid.codes
         self.grid_array = grid.tiles
         self.grid_image.set_image(self.grid_array)
@@ -218,22 +240,49 @@ class TraversalPanel(QWidget):
         text = f"Columns: {names[0]} from −{r:g} to +{r:g}"
         if len(dims) == 2:
             text += f"; rows: {names[1]} from +{r:g} (top) to −{r:g}"
-        held = "0" if not np.any(self.cursor.z) else "the current z (sliders)"
+        held = "0" if not np.any(z) else "the current z (sliders)"
         self.grid_caption.setText(text + f". Other dimensions held at {held}.")
         self.grid_updated.emit()
 
     def update_strip(self) -> None:
         self._strip_timer.stop()
+        self.strip_runner.cancel()  # decoded now, for the current weights and settings
         try:
             xa, xb = self.pick_a.x(), self.pick_b.x()  # (1, N_PIXELS)
         except Exception:
             return
         # originals | decoded path | original, with a wider gap around the path
-        self.strip_array = interpolation_strip(
-            self.hub.model, xa, xb, self.strip_steps.value(), self.method.currentData(), fill=GAP_FILL, spacer=8
+        self._show_strip(
+            interpolation_strip(
+                self.hub.model, xa, xb, self.strip_steps.value(), self.method.currentData(), fill=GAP_FILL, spacer=8
+            )
         )
+
+    def _show_strip(self, strip: np.ndarray) -> None:
+        self.strip_array = strip
         self.strip_image.set_image(self.strip_array)
         self.strip_updated.emit()
+
+    def _decode_new_weights(self) -> None:
+        """Both pictures for the hub's new weights, decoded on the runners (same inputs as update_*)."""
+        if self.dim_a.count() > 0:
+            z = np.array(self.cursor.z, dtype=np.float32, copy=True)
+            r, n = self.range_spin.value(), self.steps_spin.value()
+            self.grid_runner.submit(_grid_task, self.hub.model, z, self.dims(), r, n)
+        try:
+            xa, xb = self.pick_a.x(), self.pick_b.x()  # (1, N_PIXELS)
+        except Exception:
+            return
+        self.strip_runner.submit(
+            _strip_task, self.hub.model, xa, xb, self.strip_steps.value(), self.method.currentData()
+        )
+
+    def _on_grid_decoded(self, task_id: int, result) -> None:
+        grid, (z, dims, r, n) = result
+        self._show_grid(grid, z, dims, r, n)
+
+    def _on_strip_decoded(self, task_id: int, strip: np.ndarray) -> None:
+        self._show_strip(strip)
 
     # --- events ----------------------------------------------------------------------------------
     def _on_grid_setting_changed(self, *_):
@@ -263,8 +312,12 @@ class TraversalPanel(QWidget):
     def _on_new_weights(self) -> None:
         """New training weights while shown (SnapshotGate: at most every SNAPSHOT_INTERVAL_S)."""
         self._grid_stale = False
-        self._grid_timer.start(0)
-        self._strip_timer.start(0)
+        if self._grid_timer.isActive() or self._strip_timer.isActive():
+            # a setting changed as well: decode everything now, on this thread
+            self._grid_timer.start(0)
+            self._strip_timer.start(0)
+        else:
+            self._decode_new_weights()
 
     def _on_model_changed(self) -> None:
         self._fill_dimension_boxes()
