@@ -1,9 +1,6 @@
 """The digit clusters panel, the panel registry and the latent map's mixture colouring.
 
-The playground's buttons must move the model exactly as the core's own E-step, M-step and
-iteration do from the same start; the free energy it plots must equal the log-likelihood after
-every E-step and never fall; colours mix component colours by γ. The digits panel fits in the
-background on a tiny model, scores in [0, 1], publishes the test responsibilities to the hub,
+The digits panel fits in the background on a tiny model, scores in [0, 1], publishes the test responsibilities to the hub,
 and can be cancelled.
 """
 
@@ -43,23 +40,6 @@ def add(qtbot, widget):
     qtbot.addWidget(widget)
     _KEPT.append(widget)
     return widget
-
-
-def params(gmm):
-    p = gmm.get_parameters()
-    return p.weights.numpy(), p.means.numpy(), p.covariances.numpy()
-
-
-def assert_same_parameters(a, b):
-    for x, y in zip(params(a), params(b)):
-        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
-
-
-@pytest.fixture
-def playground(qtbot):
-    panel = add(qtbot, EMPlaygroundPanel(None))
-    panel.set_point_set("overlapping blobs")
-    return panel
 
 
 # --- digits ------------------------------------------------------------------------------------------
