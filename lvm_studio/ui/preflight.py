@@ -20,7 +20,8 @@ from pathlib import Path
 # What Qt 6's xcb platform plugin needs on a minimal Debian or Ubuntu (README, "Install")
 APT_LINE = (  # the same line as the README's: from ldd of Qt's xcb plugin, each library to its package
     "sudo apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-randr0 "
-    "libxcb-render-util0 libxcb-shape0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libx11-xcb1 libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3"
+    "libxcb-render-util0 libxcb-shape0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0 libx11-xcb1 "
+    "libgl1 libegl1 libglib2.0-0 libfontconfig1 libdbus-1-3"
 )
 HEADLESS_HINT = "the headless commands work without one: lvm-studio train …, lvm-studio eval …"
 

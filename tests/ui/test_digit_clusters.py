@@ -1,7 +1,7 @@
 """The digit clusters panel, the panel registry and the latent map's mixture colouring.
 
-The digits panel fits in the background on a tiny model, scores in [0, 1], publishes the test responsibilities to the hub,
-and can be cancelled.
+The digits panel fits in the background on a tiny model, scores in [0, 1], publishes the test
+responsibilities to the hub, and can be cancelled.
 """
 
 import os
