@@ -5,6 +5,10 @@ reader cannot train it by accident, and it shares no storage with the model it c
 snapshot of the weights becomes a NEW replica (never an in-place update of an old one), so a
 reader that holds the old replica keeps a consistent set of weights (docs/architecture.md, the
 data flow while training).
+
+Also the copies of training state that share no storage with it: the trainer's known-good
+weights and optimizer state (reusing their buffers between copies), and the optimizer state the
+worker hands to the GUI.
 """
 
 from __future__ import annotations
@@ -61,3 +65,36 @@ def _freeze(model: M) -> M:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+# --- copies of training state that share no storage with it ---------------------------------
+
+
+def copy_into(dst, src):
+    """src copied into dst's tensors where shape, dtype and device match (no new memory), else afresh."""
+    if torch.is_tensor(src):
+        if torch.is_tensor(dst) and dst.shape == src.shape and dst.dtype == src.dtype and dst.device == src.device:
+            return dst.copy_(src.detach())
+        return src.detach().clone()
+    if isinstance(src, dict):
+        old = dst if isinstance(dst, dict) else {}
+        return {k: copy_into(old.get(k), v) for k, v in src.items()}
+    if isinstance(src, list):
+        old = dst if isinstance(dst, list) and len(dst) == len(src) else [None] * len(src)
+        return [copy_into(a, b) for a, b in zip(old, src, strict=True)]
+    return src
+
+
+def copy_optimizer_state(state: dict, device: torch.device | str | None = None) -> dict:
+    """A deep copy of an optimizer state dict sharing no storage with it (on `device` if given)."""
+
+    def copy(v):
+        if torch.is_tensor(v):
+            return v.detach().to(device, copy=True) if device is not None else v.detach().clone()
+        if isinstance(v, dict):
+            return {k: copy(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [copy(x) for x in v]
+        return v
+
+    return copy(state)

@@ -30,6 +30,7 @@ from lvm_studio.core.data import MNIST
 from lvm_studio.core.device import StateCopier
 from lvm_studio.core.evaluation import EvalProgress, evaluation_steps  # noqa: F401  (EvalProgress: one of run()'s events)
 from lvm_studio.core.history import EvalRecord, History, StepRecord
+from lvm_studio.core.snapshots import copy_into, copy_optimizer_state
 from lvm_studio.core.vae import VAE, copy_state_to_cpu
 
 OBJECTIVES = ("elbo", "iwae")
@@ -506,33 +507,3 @@ def resume_lr(train_config: dict | None, optimizer_state: dict | None = None, hi
     if train_config and train_config.get("lr"):
         return float(train_config["lr"])
     return None
-
-
-def copy_into(dst, src):
-    """src copied into dst's tensors where shape, dtype and device match (no new memory), else afresh."""
-    if torch.is_tensor(src):
-        if torch.is_tensor(dst) and dst.shape == src.shape and dst.dtype == src.dtype and dst.device == src.device:
-            return dst.copy_(src.detach())
-        return src.detach().clone()
-    if isinstance(src, dict):
-        old = dst if isinstance(dst, dict) else {}
-        return {k: copy_into(old.get(k), v) for k, v in src.items()}
-    if isinstance(src, list):
-        old = dst if isinstance(dst, list) and len(dst) == len(src) else [None] * len(src)
-        return [copy_into(a, b) for a, b in zip(old, src, strict=True)]
-    return src
-
-
-def copy_optimizer_state(state: dict, device: torch.device | str | None = None) -> dict:
-    """A deep copy of an optimizer state dict sharing no storage with it (on `device` if given)."""
-
-    def copy(v):
-        if torch.is_tensor(v):
-            return v.detach().to(device, copy=True) if device is not None else v.detach().clone()
-        if isinstance(v, dict):
-            return {k: copy(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [copy(x) for x in v]
-        return v
-
-    return copy(state)

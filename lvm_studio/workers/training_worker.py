@@ -35,6 +35,7 @@ from lvm_studio.core import threads
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.device import choose_device
 from lvm_studio.core.history import EvalRecord, History, StepRecord
+from lvm_studio.core.snapshots import copy_optimizer_state
 from lvm_studio.core.training import (
     EvalProgress,
     Notice,
@@ -42,7 +43,6 @@ from lvm_studio.core.training import (
     Snapshot,
     TrainConfig,
     Trainer,
-    copy_optimizer_state,
 )
 from lvm_studio.core.vae import VAE, VAEConfig, copy_state_to_cpu
 

@@ -806,7 +806,7 @@ def test_set_lr_during_warmup_sets_the_base_rate(small):
 
 
 def test_copy_into_reuses_the_buffers_it_can():
-    from lvm_studio.core.training import copy_into
+    from lvm_studio.core.snapshots import copy_into
 
     dst = {"a": torch.zeros(3), "b": [torch.zeros(2), 1], "c": torch.zeros(2)}
     src = {"a": torch.ones(3), "b": [torch.full((2,), 2.0), 5], "c": torch.ones(4), "d": "x"}
