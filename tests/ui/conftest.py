@@ -262,3 +262,21 @@ def make_window(qtbot, hub, settings):
 @pytest.fixture
 def window(make_window):
     return make_window()
+
+
+@pytest.fixture
+def add_panel(qtbot):
+    """Add a panel to qtbot and keep it alive until every TaskRunner has stopped: a background
+    result may still arrive for it, and must find it alive."""
+    from lvm_studio.workers import tasks
+
+    kept = []
+
+    def add(widget):
+        qtbot.addWidget(widget)
+        kept.append(widget)
+        return widget
+
+    yield add
+    assert tasks.shutdown_all(10.0)
+    kept.clear()

@@ -21,32 +21,15 @@ from lvm_studio.core.vae import VAE
 from lvm_studio.ui.mixtures import digit_clusters_panel as dcp
 from lvm_studio.ui.mixtures.em_playground_panel import EMPlaygroundPanel
 from lvm_studio.ui.panels import PANELS, load_panel_class
-from lvm_studio.workers.tasks import shutdown_all
 
 WAIT_MS = 60000  # generous: the machine is shared
-
-_KEPT = []
-
-
-@pytest.fixture(autouse=True)
-def _no_threads_left(qtbot):
-    """Stop every TaskRunner while the panels still exist, then let them go."""
-    yield
-    assert shutdown_all(10.0)
-    _KEPT.clear()
-
-
-def add(qtbot, widget):
-    qtbot.addWidget(widget)
-    _KEPT.append(widget)
-    return widget
 
 
 # --- digits ------------------------------------------------------------------------------------------
 
 
-def test_digit_clusters_fit_vae_codes_and_publish(qtbot, hub):
-    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+def test_digit_clusters_fit_vae_codes_and_publish(qtbot, hub, add_panel):
+    panel = add_panel(dcp.DigitClustersPanel(hub))
     with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
         panel.fit("vae", k=4, fit_on="10k", seed=0, max_iter=40)
     r = panel.result
@@ -72,8 +55,8 @@ def test_digit_clusters_fit_vae_codes_and_publish(qtbot, hub):
     np.testing.assert_allclose(resp, gmm.responsibilities(codes.double()).numpy(), atol=1e-4)
 
 
-def test_digit_clusters_pca_space(qtbot, hub):
-    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+def test_digit_clusters_pca_space(qtbot, hub, add_panel):
+    panel = add_panel(dcp.DigitClustersPanel(hub))
     with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
         panel.fit("pca", k=3, pca_dim=6, fit_on="10k", covariance="diag", max_iter=30)
     r = panel.result
@@ -85,8 +68,8 @@ def test_digit_clusters_pca_space(qtbot, hub):
     np.testing.assert_allclose(r.mean_images, back, atol=1e-4)
 
 
-def test_digit_clusters_cancel(qtbot, hub):
-    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+def test_digit_clusters_cancel(qtbot, hub, add_panel):
+    panel = add_panel(dcp.DigitClustersPanel(hub))
     fitted = []
     panel.clusters_fitted.connect(lambda: fitted.append(1))
     panel.fit("vae", k=5, fit_on="trainval", max_iter=100000, tol=0.0)  # never converges: runs until cancelled
@@ -99,8 +82,8 @@ def test_digit_clusters_cancel(qtbot, hub):
     assert hub.cluster_posterior is None
 
 
-def test_bernoulli_density_reports_exact_log_px(qtbot, hub):
-    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+def test_bernoulli_density_reports_exact_log_px(qtbot, hub, add_panel):
+    panel = add_panel(dcp.DigitClustersPanel(hub))
     with qtbot.waitSignal(panel.density_fitted, timeout=WAIT_MS):
         panel.fit_density(k=3, fit_on="10k", max_iter=5, n_vae=20, vae_k=5)
     r = panel.density_result
@@ -119,13 +102,13 @@ def test_panels_are_registered(qtbot, hub):
     assert load_panel_class(specs["digit_clusters"]) is dcp.DigitClustersPanel
 
 
-def test_latent_map_colours_by_the_published_mixture(qtbot, hub):
+def test_latent_map_colours_by_the_published_mixture(qtbot, hub, add_panel):
     from lvm_studio.ui.latent.map_panel import LatentMapPanel
 
-    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    panel = add_panel(dcp.DigitClustersPanel(hub))
     with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
         panel.fit("vae", k=3, fit_on="10k", max_iter=20)
-    latent_map = add(qtbot, LatentMapPanel(hub))
+    latent_map = add_panel(LatentMapPanel(hub))
     qtbot.waitUntil(lambda: latent_map.codes is not None, timeout=WAIT_MS)
     latent_map.set_colour_mode("mixture")
     resp, colours, _ = hub.cluster_posterior
@@ -150,12 +133,12 @@ def responsibilities_at(model, res, x):
     return dc.fitted_mixture(res).responsibilities(codes.double()).numpy()
 
 
-def test_a_fit_while_training_is_published_and_its_colours_follow_the_weights(qtbot, hub, monkeypatch):
+def test_a_fit_while_training_is_published_and_its_colours_follow_the_weights(qtbot, hub, monkeypatch, add_panel):
     from lvm_studio.ui.latent.map_panel import LatentMapPanel
     from lvm_studio.ui.mixtures import clusters_tab
 
     monkeypatch.setattr(clusters_tab, "REFRESH_S", 0.05)  # the throttle, not what is tested here
-    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    panel = add_panel(dcp.DigitClustersPanel(hub))
     tab = panel.clusters
     x = hub.eval_x("test")
     snapshot = hub.model
@@ -184,7 +167,7 @@ def test_a_fit_while_training_is_published_and_its_colours_follow_the_weights(qt
     assert refreshed.args == [200]
     np.testing.assert_allclose(hub.cluster_posterior[0], responsibilities_at(hub.model, r, x), atol=1e-4)
     # the latent map colours its codes by them
-    latent_map = add(qtbot, LatentMapPanel(hub))
+    latent_map = add_panel(LatentMapPanel(hub))
     qtbot.waitUntil(lambda: latent_map.codes is not None, timeout=WAIT_MS)
     latent_map.set_colour_mode("mixture")
     resp, colours, _ = hub.cluster_posterior
@@ -192,11 +175,11 @@ def test_a_fit_while_training_is_published_and_its_colours_follow_the_weights(qt
     np.testing.assert_array_equal(latent_map.cloud.colours(), expected)
 
 
-def test_weights_that_move_while_a_refresh_runs_are_caught_up(qtbot, hub, monkeypatch):
+def test_weights_that_move_while_a_refresh_runs_are_caught_up(qtbot, hub, monkeypatch, add_panel):
     from lvm_studio.ui.mixtures import clusters_tab
 
     monkeypatch.setattr(clusters_tab, "REFRESH_S", 0.05)
-    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+    panel = add_panel(dcp.DigitClustersPanel(hub))
     tab = panel.clusters
     with qtbot.waitSignal(panel.clusters_fitted, timeout=WAIT_MS):
         panel.fit("vae", k=3, fit_on="10k", max_iter=20)
@@ -218,8 +201,8 @@ def test_weights_that_move_while_a_refresh_runs_are_caught_up(qtbot, hub, monkey
     assert hub.cluster_posterior is None
 
 
-def test_the_density_tab_says_when_its_vae_number_is_for_older_weights(qtbot, hub):
-    panel = add(qtbot, dcp.DigitClustersPanel(hub))
+def test_the_density_tab_says_when_its_vae_number_is_for_older_weights(qtbot, hub, add_panel):
+    panel = add_panel(dcp.DigitClustersPanel(hub))
     with qtbot.waitSignal(panel.density_fitted, timeout=WAIT_MS):
         panel.fit_density(k=2, fit_on="10k", max_iter=3, n_vae=10, vae_k=2)
     table = panel.d_results.text()

@@ -23,25 +23,8 @@ from lvm_studio.core.gmm import GaussianMixture, GMMConfig
 from lvm_studio.core.points2d import SUGGESTED_COMPONENTS
 from lvm_studio.ui.mixtures.em_playground_panel import EMPTY, EMPlaygroundPanel
 from lvm_studio.ui.widgets.style import BrushPalette, component_colours
-from lvm_studio.workers.tasks import shutdown_all
 
 WAIT_MS = 60000  # generous: the machine is shared
-
-_KEPT = []
-
-
-@pytest.fixture(autouse=True)
-def _no_threads_left(qtbot):
-    """Stop every TaskRunner while the panels still exist, then let them go."""
-    yield
-    assert shutdown_all(10.0)
-    _KEPT.clear()
-
-
-def add(qtbot, widget):
-    qtbot.addWidget(widget)
-    _KEPT.append(widget)
-    return widget
 
 
 def params(gmm):
@@ -55,8 +38,8 @@ def assert_same_parameters(a, b):
 
 
 @pytest.fixture
-def playground(qtbot):
-    panel = add(qtbot, EMPlaygroundPanel(None))
+def playground(qtbot, add_panel):
+    panel = add_panel(EMPlaygroundPanel(None))
     panel.set_point_set("overlapping blobs")
     return panel
 
@@ -185,8 +168,8 @@ def _widget_pos(panel, x, y):
     return panel.plot.mapFromScene(panel.vb.mapViewToScene(QPointF(x, y)))
 
 
-def test_clicks_add_erase_and_place(qtbot, qapp):
-    p = add(qtbot, EMPlaygroundPanel(None))
+def test_clicks_add_erase_and_place(qtbot, qapp, add_panel):
+    p = add_panel(EMPlaygroundPanel(None))
     p.resize(1000, 750)
     p.show()
     qtbot.waitExposed(p)
@@ -261,10 +244,10 @@ def test_generating_mixture_table_is_a_view_of_the_session(qtbot, playground):
     assert p.true_table.item(2, 0).text() == "0.2"
 
 
-def test_nothing_overlaps(qtbot):
+def test_nothing_overlaps(qtbot, add_panel):
     """The free-energy legend sits beside the axes (never over the first iterations), and the
     explanation under the plots clears the x-axis label."""
-    p = add(qtbot, EMPlaygroundPanel(None))
+    p = add_panel(EMPlaygroundPanel(None))
     p.resize(1200, 700)
     p.show()
     qtbot.waitExposed(p)
