@@ -36,7 +36,7 @@ __all__ = ["CUSTOM", "EMPTY", "K_MAX", "EMPlaygroundPanel"]
 ADD_SPACING_PX = 7.0  # dragging adds a point every this many pixels
 ERASE_RADIUS_PX = 12.0
 STOPS_THE_RUN = ("points", "reset", "config", "mixture")  # events after which a run makes no sense
-# the side column's widgets, reachable as panel attributes (tests, bench/mixture_screenshots.py)
+# the side column's widgets, reachable as panel attributes (tests, bench/screenshots/mixtures.py)
 CONTROL_NAMES = (
     "point_set",
     "n_points",
