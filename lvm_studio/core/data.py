@@ -8,13 +8,13 @@ every evaluation sees the same data.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lvm_studio.core.array_files import ArrayFileError, array_keys, load_arrays
 from lvm_studio.core.shipped import shipped_dir
 
 MNIST_FILE = "mnist.npz"
@@ -23,6 +23,8 @@ N_PIXELS = 28 * 28
 N_VALIDATION = 5000
 TEST_BINARIZATION_SEED = 1234
 REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# the arrays of one data file together; MNIST itself is 52 MiB
+MAX_DATA_BYTES = 2**31
 
 
 class DataError(ValueError):
@@ -100,30 +102,20 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
         raise DataError(f"{name}: no such data file")
     with open(path, "rb") as f:
         magic = f.read(4)
-    if magic != b"PK\x03\x04":  # every .npz is a zip archive; anything else would get numpy's misleading pickle advice
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive; a plain .npy or anything else is not MNIST
         raise DataError(
             f"{name}: not a readable .npz archive (expected a zip of .npy arrays with keys {', '.join(REQUIRED_KEYS)})"
         )
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in REQUIRED_KEYS if k not in f.files]
-            if missing:
-                raise DataError(
-                    f"{name}: missing key(s) {', '.join(missing)}; an MNIST file needs "
-                    f"{', '.join(REQUIRED_KEYS)} (found: {', '.join(f.files) or 'none'})"
-                )
-            arrays = {k: f[k] for k in REQUIRED_KEYS}
-    except DataError:
-        raise
-    except (
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        EOFError,
-        TypeError,
-        AttributeError,
-    ) as e:  # Type/AttributeError: a plain .npy
-        raise DataError(f"{name}: not a readable .npz archive ({type(e).__name__}: {e})") from None
+    try:  # every header's claimed size is checked against the file before anything is allocated
+        arrays = load_arrays(path, allow_keys=REQUIRED_KEYS, max_bytes=MAX_DATA_BYTES)
+    except ArrayFileError as e:
+        raise DataError(str(e)) from None
+    missing = [k for k in REQUIRED_KEYS if k not in arrays]
+    if missing:
+        raise DataError(
+            f"{name}: missing key(s) {', '.join(missing)}; an MNIST file needs "
+            f"{', '.join(REQUIRED_KEYS)} (found: {', '.join(array_keys(path)) or 'none'})"
+        )
     x_train = _check_array(arrays, "x_train", 3, name)
     y_train = _check_array(arrays, "y_train", 1, name)
     x_test = _check_array(arrays, "x_test", 3, name)
