@@ -3,16 +3,28 @@
 A checkpoint is a dict:
     format: "lvm-studio-checkpoint", version: 1,
     name, model_config (dict), state_dict, optimizer (or None), train_config (dict or None),
-    step, epoch, history (History.to_dict()), metrics (dict of headline figures), created (ISO time)
+    step, epoch, history (History.to_dict()), metrics (dict of headline figures), created (ISO time),
+    digest ("sha256:<hex>", written by save_checkpoint, see checkpoint_digest)
 Only tensors and plain containers of numbers and strings, so no pickle is ever executed.
+
+The digest covers every value of the dict but itself, tensors by key path, dtype, shape and raw
+bytes, whatever the checkpoint's kind; load_checkpoint recomputes it, so a flipped byte in the
+weights, the optimizer state or the settings is refused (torch's zip reader checks no CRC). A
+checkpoint written before digests (no "digest" key) loads with one log warning.
 """
 
 from __future__ import annotations
 
+import array
 import datetime as _dt
+import hashlib
+import logging
 import os
 import pickle
+import re
 import tempfile
+import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -24,6 +36,12 @@ from lvm_studio.core.vae import VAE, VAEConfig
 FORMAT = "lvm-studio-checkpoint"
 VERSION = 1
 REQUIRED = ("format", "version", "model_config", "state_dict")
+DIGEST_KEY = "digest"
+DIGEST_ALGORITHM = "sha256"
+# an abandoned temporary file without a writer's pid (older versions) is removed once it is this old
+STALE_TMP_AGE_S = 600.0
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
@@ -71,14 +89,101 @@ def _umask() -> int:
     return mask
 
 
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _update_digest(h, value, path: str) -> None:
+    """Feed one value into the hash: tensors by path, dtype, shape and bytes; containers in a fixed order."""
+    if torch.is_tensor(value):
+        t = value.detach().to("cpu").contiguous()
+        h.update(f"T|{path}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        h.update(f"D|{path}|{len(value)}|".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):  # fixed order, any key type
+            _update_digest(h, value[key], f"{path}/{key!r}")
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{type(value).__name__[0].upper()}|{path}|{len(value)}|".encode())
+        if value and all(type(item) is float for item in value):  # a history column: its exact bits
+            h.update(b"f" + array.array("d", value).tobytes())
+            return
+        if all(type(item) in _PLAIN for item in value):  # one repr for the list (exact for floats)
+            h.update(repr([(type(item).__name__, item) for item in value]).encode())
+            return
+        for i, item in enumerate(value):
+            _update_digest(h, item, f"{path}/{i}")
+    else:  # numbers, strings, None, bool: their repr is exact (floats round-trip)
+        h.update(f"V|{path}|{type(value).__name__}|{value!r}|".encode())
+
+
+def checkpoint_digest(checkpoint: dict) -> str:
+    """ "sha256:<hex>" of every value of the checkpoint except the digest itself (generic over kinds)."""
+    h = hashlib.new(DIGEST_ALGORITHM)
+    _update_digest(h, {k: v for k, v in checkpoint.items() if k != DIGEST_KEY}, "")
+    return f"{DIGEST_ALGORITHM}:{h.hexdigest()}"
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove temporary files that earlier saves of `path` left behind (a writer killed mid-save).
+
+    A temporary file's name carries its writer's pid: one whose process no longer exists is
+    removed at once; one without a pid (written by an older version) once it is STALE_TMP_AGE_S
+    old. A live writer's file, another process saving the same target, is left alone.
+    """
+    path = Path(path)
+    pattern = re.compile(re.escape(_tmp_prefix(path)) + r"(?:(\d+)-)?[^.]*\.tmp$")
+    removed = []
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for tmp in candidates:
+        m = pattern.match(tmp.name)
+        if m is None:
+            continue
+        try:
+            if m.group(1) is not None:
+                pid = int(m.group(1))
+                if pid == os.getpid() or _process_alive(pid):
+                    continue
+            elif time.time() - tmp.stat().st_mtime < STALE_TMP_AGE_S:
+                continue
+            tmp.unlink()
+            removed.append(tmp)
+        except (OSError, ValueError):
+            continue
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted save of %s", len(removed), path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: keep its file
+    return True
+
+
 def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over the target.
 
-    A crash mid-write leaves the old file intact; readers never see a half-written one.
+    A crash mid-write leaves the old file intact; readers never see a half-written one. The
+    written dict gets a fresh digest (the caller's dict is not changed), and temporary files of
+    earlier interrupted saves of the same target are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    checkpoint = {**checkpoint, DIGEST_KEY: checkpoint_digest(checkpoint)}
+    fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(checkpoint, f)
@@ -130,7 +235,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if kind is not None:
         raise CheckpointError(f"{path}: not an LVM Studio checkpoint ({kind})")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. torch's two-line note on pickle protocol 5: ours is the one line
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         # weights_only refuses anything but tensors and plain containers: a foreign pickle,
         # another program's file, or bytes that are not a checkpoint at all
@@ -166,11 +273,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: checkpoint format version {ckpt['version']} is newer than this "
             f"LVM Studio understands ({VERSION}); please upgrade"
         )
+    _verify_digest(ckpt, path)
     try:
         model_from_checkpoint(ckpt)
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
     return ckpt
+
+
+def _verify_digest(ckpt: dict, path: Path) -> None:
+    stored = ckpt.get(DIGEST_KEY)
+    if stored is None:
+        log.warning("%s: written before checkpoints carried a digest; its contents cannot be verified", path)
+        return
+    try:
+        actual = checkpoint_digest(ckpt)
+    except (TypeError, ValueError, RuntimeError) as e:  # a value the hash cannot read is itself damage
+        raise CheckpointError(f"{path}: the checkpoint's contents cannot be verified ({type(e).__name__})") from None
+    if stored != actual:
+        raise CheckpointError(
+            f"{path}: the checkpoint is damaged: its contents do not match the digest written with it "
+            "(changed or corrupted after it was saved)"
+        )
 
 
 def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> VAE:

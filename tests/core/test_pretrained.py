@@ -49,7 +49,8 @@ def test_each_model_is_small_verified_and_loads(entry):
     assert entry.get("size_bytes") in (None, size)
     assert sha256_of(path) == entry["sha256"] and verify(entry)
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path)  # verifies the digest (issue 13): every shipped model carries one
+    assert ckpt["digest"].startswith("sha256:")
     assert ckpt["model_config"] == entry["config"]
     model = model_from_checkpoint(ckpt)
     n = 16
