@@ -32,9 +32,9 @@ DOCS = ROOT / "docs"
 
 def pretrained_path(latent_dim: int) -> Path | None:
     """The shipped model with this latent size (pretrained/manifest.json), or None when it is missing."""
-    from lvm_studio.core.pretrained import model_entries, pretrained_dir
+    from lvm_studio.core.pretrained import pretrained_dir, vae_entries
 
-    for entry in model_entries():
+    for entry in vae_entries():
         if entry["config"]["latent_dim"] == latent_dim:
             path = pretrained_dir() / entry["file"]
             if path.is_file():

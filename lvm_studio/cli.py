@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON line")
     _add_data_arg(e)
+    from lvm_studio.cli_pixel import add_pixel_commands  # issue 15: train-made, eval-made
+
+    add_pixel_commands(sub)
     return p
 
 
@@ -342,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_train(args)
     if args.command == "eval":
         return cmd_eval(args)
+    from lvm_studio.cli_pixel import PIXEL_COMMANDS, run_pixel_command
+
+    if args.command in PIXEL_COMMANDS:
+        return run_pixel_command(args)
     return cmd_gui(args)
 
 

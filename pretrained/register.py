@@ -1,5 +1,8 @@
 """Add a trained checkpoint to pretrained/ with its manifest entry (a maintainer's tool).
 
+A MADE checkpoint (`lvm-studio train-made`, kind "made") gets "kind": "made" in its entry and is
+never the default; its --eval-json is the output of `lvm-studio eval-made --json` (exact log p(x)).
+
     python pretrained/register.py runs/vae32.pt --file vae32.pt --default \
         --train-command "lvm-studio train ..." --eval-json eval.json --wall-time-s 5400 --device cpu
 
@@ -36,6 +39,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     ckpt = load_checkpoint(args.checkpoint)
+    kind = ckpt.get("kind", "vae")
+    if kind != "vae" and args.default:
+        p.error(f"a {kind} checkpoint cannot be the app's default model (the default is a VAE)")
     ckpt["optimizer"] = None
     if args.name:
         ckpt["name"] = args.name
@@ -47,6 +53,7 @@ def main(argv=None) -> int:
     train = ckpt.get("train_config") or {}
     entry = {
         "file": args.file,
+        **({"kind": kind} if kind != "vae" else {}),
         "name": ckpt["name"],
         "sha256": sha256_of(target),
         "size_bytes": target.stat().st_size,
@@ -59,13 +66,14 @@ def main(argv=None) -> int:
         "wall_time_s": args.wall_time_s,
         "device": args.device,
         "test": [
-            {k: e[k] for k in ("elbo", "log_px", "k", "n", "gap", "iw_bounds", "seconds") if k in e} for e in evals
+            {k: e[k] for k in ("elbo", "log_px", "k", "n", "gap", "iw_bounds", "seconds", "exact") if k in e}
+            for e in evals
         ],
         "note": args.note,
     }
     manifest = load_manifest(HERE)
     manifest["models"] = [m for m in manifest["models"] if m["file"] != args.file] + [entry]
-    if args.default or not manifest.get("default"):
+    if args.default or (not manifest.get("default") and kind == "vae"):
         manifest["default"] = args.file
     (HERE / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(f"registered {target} ({entry['size_bytes'] / 1e6:.1f} MB), default: {manifest['default']}")

@@ -275,7 +275,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     _verify_digest(ckpt, path)
     try:
-        model_from_checkpoint(ckpt)
+        if checkpoint_kind(ckpt) == "vae":
+            model_from_checkpoint(ckpt)
+        else:  # a pixel-space joint (issue 15): built and checked by its own module
+            from lvm_studio.core.made_training import made_from_checkpoint
+
+            made_from_checkpoint(ckpt)
     except CheckpointError as e:
         raise CheckpointError(f"{path}: {e}") from None
     return ckpt
@@ -297,8 +302,25 @@ def _verify_digest(ckpt: dict, path: Path) -> None:
         )
 
 
+KINDS = ("vae", "made")
+
+
+def checkpoint_kind(ckpt: dict) -> str:
+    """What a checkpoint holds: "vae" (the default, and every checkpoint before kinds existed) or
+    "made" (core/made.py, a pixel-space joint); CheckpointError for anything else."""
+    kind = ckpt.get("kind", "vae")
+    if kind not in KINDS:
+        raise CheckpointError(f"unknown model kind {kind!r} (this LVM Studio knows {', '.join(KINDS)})")
+    return kind
+
+
 def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> VAE:
     """Build the model the checkpoint describes and load its weights (strictly)."""
+    if checkpoint_kind(ckpt) != "vae":
+        raise CheckpointError(
+            f"it holds a {ckpt['kind'].upper()} pixel model, not a VAE; open it in the "
+            f"'Missing pixels as latents' panel"
+        )
     try:
         config = VAEConfig.from_dict(dict(ckpt["model_config"]))
     except (TypeError, ValueError) as e:

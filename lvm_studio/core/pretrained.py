@@ -48,7 +48,28 @@ def load_manifest(directory: str | Path | None = None) -> dict:
 
 
 def model_entries(directory: str | Path | None = None) -> list[dict]:
+    """Every shipped model, of every kind (see entry_kind)."""
     return list(load_manifest(directory)["models"])
+
+
+def entry_kind(entry: dict) -> str:
+    """What a manifest entry holds: "vae" (the default: entries before kinds existed) or "made" (the
+    pixel-space joint of issue 15, core/made.py), as its checkpoint's "kind" says."""
+    return entry.get("kind", "vae")
+
+
+def vae_entries(directory: str | Path | None = None) -> list[dict]:
+    """The shipped VAEs only: what the app opens and the latent benchmarks use."""
+    return [e for e in model_entries(directory) if entry_kind(e) == "vae"]
+
+
+def made_checkpoint_path(directory: str | Path | None = None) -> Path | None:
+    """The shipped MADE (the "Missing pixels as latents" panel's autoregressive joint), if any."""
+    directory = Path(directory) if directory else pretrained_dir()
+    for entry in model_entries(directory):
+        if entry_kind(entry) == "made" and (directory / entry["file"]).is_file():
+            return directory / entry["file"]
+    return None
 
 
 def default_checkpoint_path(directory: str | Path | None = None) -> Path | None:

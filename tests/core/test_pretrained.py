@@ -10,10 +10,13 @@ from lvm_studio.core.checkpoint import load_checkpoint, model_from_checkpoint
 from lvm_studio.core.pretrained import (
     MANIFEST,
     default_checkpoint_path,
+    entry_kind,
     is_shipped,
     load_manifest,
+    made_checkpoint_path,
     pretrained_dir,
     sha256_of,
+    vae_entries,
     verify,
 )
 
@@ -52,6 +55,10 @@ def test_each_model_is_small_verified_and_loads(entry):
     ckpt = load_checkpoint(path)  # verifies the digest (issue 13): every shipped model carries one
     assert ckpt["digest"].startswith("sha256:")
     assert ckpt["model_config"] == entry["config"]
+    assert ckpt.get("kind", "vae") == entry_kind(entry)
+    if entry_kind(entry) == "made":  # the pixel-space joint (issue 15): exact log p(x), never a VAE
+        check_made(ckpt, entry)
+        return
     model = model_from_checkpoint(ckpt)
     n = 16
     z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(0))  # (n, latent)
@@ -61,6 +68,29 @@ def test_each_model_is_small_verified_and_loads(entry):
     assert torch.isfinite(probs).all() and probs.min() >= 0 and probs.max() <= 1
     for score in entry.get("test", []):
         assert score["log_px"] >= score["elbo"] - 1.0  # IWAE-k ≥ ELBO up to sampling noise
+
+
+def check_made(ckpt: dict, entry: dict) -> None:
+    from lvm_studio.core.checkpoint import CheckpointError
+    from lvm_studio.core.made_training import made_from_checkpoint
+
+    made = made_from_checkpoint(ckpt)
+    x = torch.bernoulli(torch.full((4, made.n_pixels), 0.2), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        log_px = made.log_prob(x)  # (4,)
+    assert torch.isfinite(log_px).all() and (log_px < 0).all()
+    with pytest.raises(CheckpointError, match="not a VAE"):
+        model_from_checkpoint(ckpt)
+    assert [s["n"] for s in entry["test"]] == [10000] and entry["test"][0]["exact"]
+
+
+def test_the_default_and_the_latent_models_are_vaes():
+    manifest = load_manifest()
+    kinds = {m["file"]: entry_kind(m) for m in manifest["models"]}
+    assert kinds[manifest["default"]] == "vae"
+    assert all(entry_kind(e) == "vae" for e in vae_entries())
+    made = made_checkpoint_path()
+    assert made is None or kinds[made.name] == "made"
 
 
 def test_verify_notices_a_changed_file(tmp_path):
