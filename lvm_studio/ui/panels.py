@@ -65,6 +65,14 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec(
         "inpainting", "Inpainting", "lvm_studio.ui.inpainting.inpainting_panel", "InpaintingPanel", "right", "inpaint"
     ),
+    PanelSpec(
+        "pixel_latents",
+        "Missing pixels as latents",
+        "lvm_studio.ui.inpainting.pixel_latents_panel",
+        "PixelLatentsPanel",
+        "right",
+        "inpaint",
+    ),
 )
 
 
