@@ -21,4 +21,5 @@ AREAS = {
     ),
     "mixtures": ("mixtures-playground.png", "mixtures-digits.png", "mixtures-density.png"),
     "inpainting": ("inpainting.png", "inpainting-test-digit.png", "inpainting-2d.png"),
+    "pixel_latents": ("pixel-latents-painted.png", "pixel-latents-choices.png", "pixel-latents-sweep.png"),
 }

@@ -133,6 +133,23 @@ PANEL_HELP: dict[str, dict[str, str]] = {
             "Different plausible digits in the grid mean the seen pixels do not decide the digit.</p>"
         ),
     },
+    "pixel_latents": {
+        "title": "Missing pixels as latents",
+        "body": (
+            "<p>The lecture's own example: the hidden pixels x<sub>m</sub> of a binarized digit are the latent "
+            "variable. q(x<sub>m</sub>; φ) = Π<sub>i</sub> φ<sub>i</sub><sup>x<sub>i</sub></sup>"
+            "(1 − φ<sub>i</sub>)<sup>1 − x<sub>i</sub></sup>, and ELBO(φ) = E<sub>q</sub>[log p(x<sub>o</sub>, "
+            "x<sub>m</sub>)] + H(q) ≤ log p(x<sub>o</sub>); the gap is KL(q ‖ p(x<sub>m</sub> | x<sub>o</sub>)) "
+            "(Kingma &amp; Welling 2014, eq. 2).</p>"
+            "<p>Paint φ on the hatched pixels (the heat map: black φ = 0, yellow φ = 1) or press the lecture's "
+            "choices: φ = 0.5, φ = 1, φ = 0, the exact posterior marginals (Bernoulli mixture) or an optimised φ. "
+            "With the Bernoulli mixture log p(x<sub>o</sub>) is exact; with the MADE (an autoregressive model, "
+            "exact log p(x)) it is estimated by importance sampling with an optimised q.</p>"
+            "<p><b>Naive vs importance</b>: p(x<sub>o</sub>) = 2<sup>M</sup> E<sub>uniform</sub>[p(x<sub>o</sub>, "
+            "x<sub>m</sub>)] — uniform completions almost never look like a digit, so the naive estimate "
+            "stays hundreds of nats low even at k = 10⁵, while k samples of a good q are enough.</p>"
+        ),
+    },
 }
 
 
