@@ -8,10 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import time
 from pathlib import Path
+
+from lvm_studio.cli_checks import (
+    MAX_LR,
+    SEED,
+    OneLineParser,
+    add_checks,
+    count,
+    destination_problem,
+    each,
+    note,
+    real,
+    refusal,
+)
 
 # TrainConfig's evaluation defaults, spelled here so that --help needs no torch
 EVAL_DEFAULTS = {"eval_k": 20, "eval_n": 500}
@@ -24,7 +38,7 @@ def _add_data_arg(p: argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lvm-studio", description="LVM Studio: see latent variable models work.")
+    p = OneLineParser(prog="lvm-studio", description="LVM Studio: see latent variable models work.")
     p.add_argument(
         "--smoke",
         type=float,
@@ -34,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PNG", help="with --smoke: save a screenshot of the main window")
     p.add_argument("--checkpoint", metavar="CKPT", help="open this checkpoint instead of the pretrained default")
     _add_data_arg(p)
+    add_checks(p, smoke=real(0, 86400, lo_open=True))
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help=TRAIN_HELP, description=TRAIN_HELP)
@@ -76,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_arg(t)
+    add_checks(
+        t,
+        latent_dim=count(1, 1024),
+        hidden=each(count(1, 8192)),
+        epochs=count(1, 10**6),
+        k=count(1, 10**4),
+        beta=real(0, 1e6),
+        kl_warmup=real(0, 10**6),
+        lr=real(0, MAX_LR, lo_open=True),
+        lr_decay=real(0, 1, lo_open=True),
+        min_lr=real(0, MAX_LR),
+        batch_size=count(1, 10**6),
+        grad_clip=real(0, 1e12),
+        eval_every=count(0),
+        eval_k=count(1, 10**5),
+        eval_n=count(1),
+        seed=SEED,
+    )
 
     e = sub.add_parser("eval", help=EVAL_HELP, description=EVAL_HELP)
     e.add_argument("checkpoint", metavar="CKPT")
@@ -87,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON line")
     _add_data_arg(e)
+    add_checks(e, k=count(1, 10**6), n=count(1), iw_ks=each(count(1, 10**6)), seed=SEED)
     from lvm_studio.cli_pixel import add_pixel_commands  # issue 15: train-made, eval-made
 
     add_pixel_commands(sub)
@@ -213,6 +247,7 @@ def cmd_train(args) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: (interrupted.append(1), trainer.stop()))
     t0 = time.perf_counter()
     last_epoch_saved = int(trainer.epoch)
+    written = f"{out} was not written" if not out.exists() else f"{out} is left as it was"
     rate, last, eval_s = 0.0, None, 0.0
     try:
         for event in trainer.run():
@@ -236,12 +271,17 @@ def cmd_train(args) -> int:
                     flush=True,
                 )
                 if int(trainer.epoch + 1e-9) > last_epoch_saved:
+                    if not math.isfinite(event.elbo):  # weights that evaluate to NaN replace nothing
+                        print(f"not saved: the validation ELBO is {event.elbo}", file=sys.stderr)
+                        continue
                     save_checkpoint(out, trainer.checkpoint())
                     last_epoch_saved = int(trainer.epoch + 1e-9)
+                    written = f"{out} holds epoch {last_epoch_saved} (step {trainer.step})"
             elif isinstance(event, Notice) and event.kind in ("nan", "diverged", "stopped"):
                 print(f"\n{event.message}", file=sys.stderr)
                 if event.kind == "diverged":
-                    save_checkpoint(out, trainer.checkpoint())
+                    # issue 13, item 1: a divergence never overwrites a good checkpoint
+                    print(f"nothing saved after the divergence: {written}", file=sys.stderr)
                     return 1
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -272,9 +312,10 @@ def cmd_eval(args) -> int:
         data = load_mnist(args.data)
     except (DataError, CheckpointError, ValueError, RuntimeError) as e:
         return _fail(str(e))
-    if args.k < 1 or args.n < 1:
-        return _fail("--k and --n must be at least 1")
-    x = eval_images(data, args.split, model.config.likelihood, device)[: args.n]
+    x = eval_images(data, args.split, model.config.likelihood, device)
+    if args.n > len(x):
+        note(f"--n {args.n} is more than the {len(x)} images of the {args.split} split: all {len(x)} are used")
+    x = x[: args.n]
     bar = _ProgressBar(not args.json)
     result = evaluate(
         model,
@@ -320,20 +361,21 @@ def cmd_gui(args) -> int:
 
 def _refused(args) -> str | None:
     """A reason to refuse the command line before any work (loading torch, data or a checkpoint)."""
-    if args.command == "train":
-        if args.epochs < 1:
-            return f"--epochs must be at least 1 (got {args.epochs}): there would be nothing to train"
-        for name in ("k", "eval_k", "eval_n", "batch_size", "eval_every"):
-            value = getattr(args, name)
-            if value is not None and value < (0 if name == "eval_every" else 1):
-                return f"--{name.replace('_', '-')} must be at least {0 if name == 'eval_every' else 1} (got {value})"
+    reason = refusal(args)  # the rules declared beside each command's arguments (cli_checks.add_checks)
+    if reason is not None:
+        return reason
+    if getattr(args, "out", None):  # train, train-made, ...: an unwritable --out found now, not after an epoch
+        return destination_problem(args.out)
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
     from lvm_studio.core import threads  # no torch: it must come after the thread policy
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or argparse's one-line error (OneLineParser): its exit code, no raise
+        return e.code if isinstance(e.code, int) else 2
     reason = _refused(args)
     if reason is not None:
         return _fail(reason)

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from lvm_studio.cli_checks import MAX_LR, SEED, add_checks, count, each, real
+
 TRAIN_MADE_HELP = "train a MADE (exact log p(x) over binary pixels) headless and save a checkpoint"
 EVAL_MADE_HELP = "report the exact test log p(x) of a MADE checkpoint on the binarized test digits"
 PIXEL_COMMANDS = ("train-made", "eval-made")
@@ -33,11 +35,24 @@ def add_pixel_commands(sub) -> None:
     t.add_argument("--out", required=True, metavar="CKPT")
     t.add_argument("--data", metavar="PATH", help="an MNIST-style .npz (default: the shipped one)")
 
+    add_checks(
+        t,
+        hidden=each(count(1, 8192)),
+        epochs=count(1, 10**6),
+        batch_size=count(1, 10**6),
+        lr=real(0, MAX_LR, lo_open=True),
+        lr_decay=real(0, 1, lo_open=True),
+        patience=count(1),
+        max_minutes=real(0, 10**7),
+        seed=SEED,
+    )
+
     e = sub.add_parser("eval-made", help=EVAL_MADE_HELP, description=EVAL_MADE_HELP)
     e.add_argument("checkpoint", metavar="CKPT")
     e.add_argument("--n", type=int, default=10000, help="how many test images (from the first)")
     e.add_argument("--json", action="store_true")
     e.add_argument("--data", metavar="PATH")
+    add_checks(e, n=count(1))
 
 
 def _fail(message: str) -> int:

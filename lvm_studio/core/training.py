@@ -38,6 +38,15 @@ OBJECTIVES = ("elbo", "iwae")
 # (Ma & Yarats 2021, "On the adequacy of untuned warmup for adaptive optimization") lets the
 # second-moment estimate settle before the steps reach full size. β2 = 0.999 gives 2,000.
 RESUME_WARMUP_STEPS = 2000
+# Adam's first step moves a weight by lr / (1 − β1^1) = 10·lr (Kingma & Ba 2015, Algorithm 1),
+# a float32 that overflows from lr ≈ 3.4e37 (issue 13, item 2); nothing trains anywhere near 1e6
+MAX_LR = 1e6
+
+
+def check_lr(lr: float, what: str = "learning rate") -> float:
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= MAX_LR):
+        raise ValueError(f"{what} must be in (0, {MAX_LR:g}], got {lr}")
+    return float(lr)
 
 
 def eval_images(data: MNIST, split: str, likelihood: str, device="cpu") -> torch.Tensor:
@@ -83,8 +92,7 @@ class TrainConfig:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.k < 1 or self.eval_k < 1 or self.batch_size < 1 or self.epochs < 0:
             raise ValueError("k, eval_k and batch_size must be ≥ 1 and epochs ≥ 0")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"learning rate must be positive, got {self.lr}")
+        check_lr(self.lr)
         if self.lr_warmup_steps is not None and self.lr_warmup_steps < 0:
             raise ValueError(f"lr_warmup_steps must be ≥ 0 or None, got {self.lr_warmup_steps}")
         self.eval_iw_ks = tuple(int(k) for k in self.eval_iw_ks)
@@ -165,7 +173,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self._lr)
         if optimizer_state:
             self.optimizer.load_state_dict(optimizer_state)
-            self._lr = self.optimizer.param_groups[0]["lr"]
+            self._lr = check_lr(self.optimizer.param_groups[0]["lr"], "the optimizer state's learning rate")
         warmup = self.config.lr_warmup_steps
         if warmup is None:  # automatic: only a continued run with empty Adam moments needs it
             warmup = RESUME_WARMUP_STEPS if self.step > 0 and not optimizer_state else 0
@@ -197,7 +205,8 @@ class Trainer:
         self._commands.put(("stop", None))
 
     def set_lr(self, lr: float):
-        self._commands.put(("lr", float(lr)))
+        """Refused here, in the caller's thread, when out of range (ValueError)."""
+        self._commands.put(("lr", check_lr(float(lr))))
 
     def set_snapshot_interval(self, seconds: float | None):
         """Timed weight snapshots at most every `seconds`; None: none at all (not even the final one)."""
@@ -440,6 +449,10 @@ class Trainer:
                         return
                     continue
                 consecutive_nan = 0
+                if self._good is None or self.step % self.GOOD_STATE_EVERY == 0:
+                    # issue 13, item 1: the known-good copy is of weights that have just given a
+                    # finite loss and gradient, taken before the step changes them unchecked
+                    self._keep_good_state()
                 if self._run_steps < self.warmup_steps:
                     self._apply_lr()  # the warm-up's rate for this step
                 lr_used = self.optimizer.param_groups[0]["lr"]
@@ -451,8 +464,6 @@ class Trainer:
                 self.epoch = epoch + (i + 1) / steps_per_epoch
                 acc += torch.stack([loss.detach(), elbo_b, recon_b, kl_b])
                 acc_n += 1
-                if self.step % self.GOOD_STATE_EVERY == 1 or self._good is None:
-                    self._keep_good_state()
                 if acc_n >= c.log_every or i == steps_per_epoch - 1:
                     a = (acc / acc_n).tolist()
                     dt = time.perf_counter() - t_window

@@ -241,7 +241,7 @@ def test_train_with_invalid_settings(tmp_path, small_npz, capsys):
     code = main(
         ["train", *TINY_ARGS, "--epochs", "1", "--lr", "-1", "--data", str(small_npz), "--out", str(tmp_path / "m.pt")]
     )
-    assert_clean_error(code, capsys, "learning rate")
+    assert_clean_error(code, capsys, "--lr must be in (0, 1e+06]")
 
 
 def test_eval_of_a_text_file_says_it_is_not_a_checkpoint(tmp_path, capsys):

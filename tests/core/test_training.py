@@ -391,8 +391,9 @@ def test_one_nan_step_restores_the_last_good_weights_and_training_continues(smal
     _nan_loss_when(monkeypatch, lambda s: s == bad and not fired and not fired.append(1))
     trainer = make_trainer(small, epochs=5)
     events = trainer.run()
-    # the trainer keeps a known-good copy after steps 1, 51, 101, ...: take ours at the same moment
-    take_until(events, lambda e: isinstance(e, StepRecord) and e.step == Trainer.GOOD_STATE_EVERY + 1)
+    # the trainer keeps a known-good copy of the weights after steps 0, 50, 100, ..., each taken once
+    # the next step's loss and gradient proved finite (issue 13, item 1): take ours at the same moment
+    take_until(events, lambda e: isinstance(e, StepRecord) and e.step == Trainer.GOOD_STATE_EVERY)
     good = copy_state_to_cpu(trainer.model)
     take_until(events, lambda e: isinstance(e, StepRecord) and e.step == bad)
     assert not states_equal(copy_state_to_cpu(trainer.model), good)
@@ -401,7 +402,7 @@ def test_one_nan_step_restores_the_last_good_weights_and_training_continues(smal
     assert states_equal(copy_state_to_cpu(trainer.model), good)  # the weights are the last good ones
     assert trainer.step == bad  # the failed step is not counted
     adam = trainer.optimizer.state_dict()["state"]
-    assert all(int(s["step"]) == Trainer.GOOD_STATE_EVERY + 1 for s in adam.values())  # Adam's state too
+    assert all(int(s["step"]) == Trainer.GOOD_STATE_EVERY for s in adam.values())  # Adam's state too
     rest = list(events)
     records = step_records(rest)
     assert records[0].step == bad + 1 and records[-1].step == 5 * STEPS_PER_EPOCH - 1
