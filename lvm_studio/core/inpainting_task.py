@@ -128,6 +128,10 @@ class ObservedModel:
     def sample_prior(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
         return self._model.sample_prior(shape, generator)
 
+    def kl_to_prior(self, z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:
+        """The model's own KL(q ‖ p(z)), so q_elbo.elbo_for_q gives the observed-pixel ELBO."""
+        return self._model.kl_to_prior(z_loc, z_scale)
+
 
 def covering(*qs: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """A (loc, scale) whose 2σ box covers the 2σ boxes of all the given (loc, scale)."""

@@ -63,6 +63,15 @@ class LinearGaussian(StandardNormalPrior):
         scale = cov.diagonal().sqrt().expand_as(loc)
         return loc + self.posterior_loc_shift, scale * self.posterior_scale_factor
 
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x|z] = W z + b, (..., D)."""
+        return z @ self.W.T + self.b
+
+    def sample_x(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x ~ N(W z + b, σ² I), (..., D): the missing coordinates' draw of a Gibbs sweep (core.mwg)."""
+        mean = self.decode_mean(z)
+        return mean + self.noise_scale * torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log N(x; W z + b, σ² I), (..., batch) for z (..., batch, latent)."""
         return self.log_px_given_z_pixels(x, z).sum(-1)
