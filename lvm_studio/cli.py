@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lvm_studio.cli_pixel import add_pixel_commands  # issue 15: train-made, eval-made
 
     add_pixel_commands(sub)
+    from lvm_studio import cli_classifier  # issue 16: train-classifier
+
+    cli_classifier.add_parser(sub)
     return p
 
 
@@ -391,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command in PIXEL_COMMANDS:
         return run_pixel_command(args)
+    from lvm_studio import cli_classifier
+
+    if args.command == cli_classifier.COMMAND:
+        return cli_classifier.run(args)
     return cmd_gui(args)
 
 

@@ -6,6 +6,11 @@ never the default; its --eval-json is the output of `lvm-studio eval-made --json
     python pretrained/register.py runs/vae32.pt --file vae32.pt --default \
         --train-command "lvm-studio train ..." --eval-json eval.json --wall-time-s 5400 --device cpu
 
+    python pretrained/register.py /tmp/digit_classifier.pt --file digit_classifier.pt --classifier \
+        --train-command "lvm-studio train-classifier ..." --wall-time-s 900 --device cpu
+
+A classifier (a checkpoint of kind "classifier", core.classifier) is listed under "classifiers",
+with its test accuracy, never under "models" (which the app opens as VAEs).
 The optimizer state is dropped so the shipped file stays small; the weights, configuration and
 metrics history are kept. The manifest records the checksum and the measured test scores.
 """
@@ -36,12 +41,15 @@ def main(argv=None) -> int:
     p.add_argument("--wall-time-s", type=float, required=True)
     p.add_argument("--device", default="cpu (2 cores)")
     p.add_argument("--note", default="")
+    p.add_argument("--classifier", action="store_true", help="a digit classifier (listed under 'classifiers')")
     args = p.parse_args(argv)
 
     ckpt = load_checkpoint(args.checkpoint)
     kind = ckpt.get("kind", "vae")
     if kind != "vae" and args.default:
         p.error(f"a {kind} checkpoint cannot be the app's default model (the default is a VAE)")
+    if args.classifier or kind == "classifier":
+        return register_classifier(args, ckpt)
     ckpt["optimizer"] = None
     if args.name:
         ckpt["name"] = args.name
@@ -77,6 +85,40 @@ def main(argv=None) -> int:
         manifest["default"] = args.file
     (HERE / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     print(f"registered {target} ({entry['size_bytes'] / 1e6:.1f} MB), default: {manifest['default']}")
+    return 0
+
+
+def register_classifier(args, ckpt: dict) -> int:
+    from lvm_studio.core.classifier import classifier_from_checkpoint
+
+    classifier_from_checkpoint(ckpt)  # refuses anything that is not a classifier
+    if args.name:
+        ckpt["name"] = args.name
+    target = HERE / args.file
+    save_checkpoint(target, ckpt)
+    metrics = ckpt.get("metrics") or {}
+    entry = {
+        "file": args.file,
+        "kind": "classifier",
+        "name": ckpt["name"],
+        "sha256": sha256_of(target),
+        "size_bytes": target.stat().st_size,
+        "config": ckpt["model_config"],
+        "train_config": ckpt.get("train_config") or {},
+        "train_command": args.train_command,
+        "seed": (ckpt.get("train_config") or {}).get("seed"),
+        "epochs": ckpt.get("epoch"),
+        "wall_time_s": args.wall_time_s,
+        "device": args.device,
+        "test_accuracy": metrics.get("test_accuracy"),
+        "test_accuracy_binarized": metrics.get("test_accuracy_binarized"),
+        "n_test": metrics.get("n_test"),
+        "note": args.note,
+    }
+    manifest = load_manifest(HERE)
+    manifest["classifiers"] = [m for m in manifest["classifiers"] if m["file"] != args.file] + [entry]
+    (HERE / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    print(f"registered classifier {target} ({entry['size_bytes'] / 1e6:.2f} MB)")
     return 0
 
 

@@ -275,8 +275,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     _verify_digest(ckpt, path)
     try:
-        if checkpoint_kind(ckpt) == "vae":
+        kind = checkpoint_kind(ckpt)
+        if kind == "vae":
             model_from_checkpoint(ckpt)
+        elif kind == "classifier":  # the digit classifier (issue 16): built and checked by its own module
+            from lvm_studio.core.classifier import classifier_from_checkpoint
+
+            classifier_from_checkpoint(ckpt)
         else:  # a pixel-space joint (issue 15): built and checked by its own module
             from lvm_studio.core.made_training import made_from_checkpoint
 
@@ -302,12 +307,13 @@ def _verify_digest(ckpt: dict, path: Path) -> None:
         )
 
 
-KINDS = ("vae", "made")
+KINDS = ("vae", "made", "classifier")
 
 
 def checkpoint_kind(ckpt: dict) -> str:
-    """What a checkpoint holds: "vae" (the default, and every checkpoint before kinds existed) or
-    "made" (core/made.py, a pixel-space joint); CheckpointError for anything else."""
+    """What a checkpoint holds: "vae" (the default, and every checkpoint before kinds existed),
+    "made" (core/made.py, a pixel-space joint) or "classifier" (core/classifier.py, the digit
+    classifier of issue 16); CheckpointError for anything else."""
     kind = ckpt.get("kind", "vae")
     if kind not in KINDS:
         raise CheckpointError(f"unknown model kind {kind!r} (this LVM Studio knows {', '.join(KINDS)})")
@@ -316,7 +322,10 @@ def checkpoint_kind(ckpt: dict) -> str:
 
 def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> VAE:
     """Build the model the checkpoint describes and load its weights (strictly)."""
-    if checkpoint_kind(ckpt) != "vae":
+    kind = checkpoint_kind(ckpt)
+    if kind == "classifier":
+        raise CheckpointError("it holds a digit classifier, not a VAE (the inpainting panel uses it to name digits)")
+    if kind != "vae":
         raise CheckpointError(
             f"it holds a {ckpt['kind'].upper()} pixel model, not a VAE; open it in the "
             f"'Missing pixels as latents' panel"

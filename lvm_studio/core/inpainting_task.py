@@ -27,6 +27,7 @@ from lvm_studio.core.data import N_PIXELS
 from lvm_studio.core.estimators import GridPosterior
 from lvm_studio.core.images import SIDE, Placement, apply_placement
 from lvm_studio.core.inpainting_completion import Completion, ImportanceSamples, complete, importance_resample, prepare
+from lvm_studio.core.inpainting_starts import StartsConfig, StartsReport, mode_representatives, multi_start_fit
 from lvm_studio.core.observed_likelihood import ObservedLikelihood
 from lvm_studio.core.posterior_grid import posterior_grid
 
@@ -57,6 +58,7 @@ class FitOutcome:
     model_version: int
     placement: Placement | None = None  # the frame the model saw (None: the canvas's own)
     model_missing: np.ndarray | None = None  # (784,) bool, the mask in that frame (None: `missing`)
+    starts: StartsReport | None = None  # a multi-start fit's starts (None: one start, the encoder's guess)
 
     @property
     def n_missing_model(self) -> int:
@@ -150,12 +152,15 @@ def fit_task(
     want_grid: bool,
     model_version: int,
     placement: Placement | None = None,
+    starts: StartsConfig | None = None,
 ) -> FitOutcome:
     """Encoder's guess (reported), the fit (reported every config.report_every steps), ELBO numbers,
     importance resampling, and for a 2-D latent the grid of p(z|x_o) (the outcome is reported before it).
 
     placement: fit the drawing as this placement moves it, and report every completion carried back
     onto x's frame (see the module's notes); None: fit x as it is.
+    starts: fit from several starts at once and keep the best (core.inpainting_starts); None: one
+    fit from the encoder's guess.
     A cancelled ctx ends the task through ctx.check() (the fit stops at its next step)."""
     canvas_x = np.array(x, dtype=np.float32).reshape(-1)
     canvas_missing = np.array(missing, dtype=bool).reshape(-1)
@@ -172,15 +177,13 @@ def fit_task(
     report = GuessReport(amortized, guess[0].clone(), guess[1].clone())
     ctx.report(0.0, report if frame is None else frame.report(report))
     steps = max(config.steps, 1)
-    res = ip.fit_q(
-        model,
-        xt,
-        mt,
-        config,
-        callback=lambda p: ctx.report(p.step / steps, p if frame is None else frame.report(p)),
-        should_stop=ctx.cancelled,
-        init=guess,
-    )
+    relay = lambda p: ctx.report(p.step / steps, p if frame is None else frame.report(p))
+    starts_report = None
+    if starts is not None:
+        multi = multi_start_fit(model, xt, mt, config, starts, callback=relay, should_stop=ctx.cancelled, guess=guess)
+        res, starts_report = multi.result, multi.starts
+    else:
+        res = ip.fit_q(model, xt, mt, config, callback=relay, should_stop=ctx.cancelled, init=guess)
     if res.stopped:
         ctx.check()  # should_stop is ctx.cancelled: this raises the runner's cancellation
     # common random numbers: the guess and the fit are scored with the same noise
@@ -206,10 +209,14 @@ def fit_task(
         model_version=model_version,
         placement=placement,
         model_missing=None if frame is None else np.array(missing, dtype=bool).reshape(-1),
+        starts=starts_report,
     )
     if not want_grid or model.latent_dim != 2:
         return outcome
     ctx.report(1.0, outcome)
     include = covering((res.z_loc, res.z_scale), guess)
+    if starts_report is not None:  # the competing optima stay on the latent plane
+        reps = mode_representatives(starts_report)
+        include = covering(include, *[(starts_report.z_loc[i], starts_report.z_scale[i]) for i in reps])
     grid = posterior_grid(ObservedModel(model, xt, mt), xt, n=GRID_N, n_coarse=GRID_COARSE, include=include)
     return dataclasses.replace(outcome, grid=grid)

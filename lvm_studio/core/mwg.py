@@ -35,6 +35,7 @@ import torch
 from lvm_studio.core.data import N_PIXELS
 from lvm_studio.core.estimators import log_weights
 from lvm_studio.core.images import SIDE
+from lvm_studio.core.inpainting import amortized_guess
 from lvm_studio.core.inpainting_completion import model_device, prepare
 
 METHODS = ("mwg", "pseudo_gibbs")
@@ -163,8 +164,6 @@ def run_chains(
     x_obs = x.repeat(C, 1)  # (chains·batch, 784), row c·B + b is chain c of digit b
     miss_rows = miss.repeat(C, 1)
     if init_z is None:
-        from lvm_studio.core.inpainting import amortized_guess  # inpainting imports this module's users
-
         loc, scale = amortized_guess(model, x, missing)  # (batch, latent)
         eps = torch.randn((C, B, loc.shape[-1]), generator=g, device=device, dtype=loc.dtype)
         init_z = loc + scale * eps  # (chains, batch, latent)

@@ -6,6 +6,10 @@ manifest.json:
                  "config": {...}, "train_command": ..., "seed": ..., "epochs": ...,
                  "wall_time_s": ..., "device": ..., "test": {"elbo": ..., "log_px": ..., "k": ..., "n": ...}}]}
 
+The digit classifier of the inpainting panel (core.classifier, a checkpoint of kind "classifier") is
+listed under "classifiers", never under "models", so nothing that opens VAEs meets it:
+    "classifiers": [{"file": "digit_classifier.pt", "name": ..., "sha256": ..., "test_accuracy": ..., ...}]
+
 The folder is the repository's pretrained/ in a checkout and lvm_studio/_pretrained inside an
 installed wheel (core/shipped.py finds it). The app never writes there: `is_shipped`.
 """
@@ -44,6 +48,7 @@ def load_manifest(directory: str | Path | None = None) -> dict:
         manifest = json.load(f)
     manifest.setdefault("models", [])
     manifest.setdefault("default", None)
+    manifest.setdefault("classifiers", [])
     return manifest
 
 
@@ -69,6 +74,21 @@ def made_checkpoint_path(directory: str | Path | None = None) -> Path | None:
     for entry in model_entries(directory):
         if entry_kind(entry) == "made" and (directory / entry["file"]).is_file():
             return directory / entry["file"]
+    return None
+
+
+def classifier_entries(directory: str | Path | None = None) -> list[dict]:
+    """The shipped digit classifiers (manifest "classifiers"), not VAEs."""
+    return list(load_manifest(directory)["classifiers"])
+
+
+def default_classifier_path(directory: str | Path | None = None) -> Path | None:
+    """The first listed digit classifier whose file exists, else None."""
+    directory = Path(directory) if directory else pretrained_dir()
+    for entry in classifier_entries(directory):
+        path = directory / entry["file"]
+        if path.is_file():
+            return path
     return None
 
 

@@ -86,7 +86,8 @@ def _shipped_files() -> list[str]:
 
     manifest = load_manifest(ROOT / "pretrained")
     files = ["lvm_studio/_resources/mnist.npz", f"lvm_studio/_pretrained/{MANIFEST}"]
-    return files + [f"lvm_studio/_pretrained/{m['file']}" for m in manifest["models"]]
+    entries = manifest["models"] + manifest.get("classifiers", [])
+    return files + [f"lvm_studio/_pretrained/{m['file']}" for m in entries]
 
 
 def test_every_module_folder_is_a_listed_package():

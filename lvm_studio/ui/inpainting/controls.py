@@ -187,9 +187,9 @@ class CanvasControls(QWidget):
 
 
 class FitControls(QWidget):
-    """Adam steps, live fitting, importance resampling, and the Fit and Save buttons, in two rows."""
+    """Adam steps, live fitting, several starts, importance resampling, and the Fit and Save buttons, in two rows."""
 
-    options_changed = Signal()  # steps, importance on/off or k changed
+    options_changed = Signal()  # steps, several starts, importance on/off or k changed
     fit_clicked = Signal()
     save_clicked = Signal()
 
@@ -205,6 +205,13 @@ class FitControls(QWidget):
         self.live.setToolTip(
             "Fit again after every edit, and every tenth of a second during a stroke "
             "(the newest stroke wins); off: only the Fit button fits"
+        )
+        self.several_starts = QCheckBox("several starts")
+        self.several_starts.setChecked(True)
+        self.several_starts.setToolTip(
+            "Fit q from several starts at once (the encoder's guess, the best state of a short "
+            "Metropolis-within-Gibbs run, the most probable of many prior draws) and keep the best ELBO; "
+            "starts that end in different places with close ELBOs mean the seen pixels are ambiguous"
         )
         self.use_importance = QCheckBox("importance resampling, k =")
         self.use_importance.setChecked(True)
@@ -224,6 +231,7 @@ class FitControls(QWidget):
         steps.addWidget(QLabel("steps"))
         steps.addWidget(self.steps)
         steps.addWidget(self.live)
+        steps.addWidget(self.several_starts)
         steps.addStretch(1)
         importance = QHBoxLayout()
         importance.addWidget(self.use_importance)
@@ -235,6 +243,7 @@ class FitControls(QWidget):
         grid.addWidget(self.save_button, 1, 1)
         grid.setColumnStretch(0, 1)
         self.use_importance.toggled.connect(self._on_options_changed)
+        self.several_starts.toggled.connect(self._on_options_changed)
         self.importance_k.valueChanged.connect(self._on_options_changed)
         self.steps.valueChanged.connect(self._on_options_changed)
 

@@ -55,7 +55,9 @@ from PySide6.QtWidgets import (
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core import masks
 from lvm_studio.core.images import INK_THRESHOLD, SIDE, Placement, centre_with_mask, find_placement
+from lvm_studio.core.inpainting_starts import StartsConfig
 from lvm_studio.core.inpainting_task import SAMPLE_ROWS, FitOutcome, GuessReport, fit_task
+from lvm_studio.ui.inpainting.chains_view import ChainsController, ChainsView
 from lvm_studio.ui.inpainting.controls import CanvasControls, FitControls
 from lvm_studio.ui.inpainting.results_view import InpaintingResults, numbers_html
 from lvm_studio.ui.widgets.digit_image import save_grey_png
@@ -134,6 +136,11 @@ class InpaintingPanel(QWidget):
         right = QVBoxLayout()
         right.setContentsMargins(0, 0, 0, 0)
         right.addWidget(self.results, 1)
+        # after each fit, Markov chains draw completions from the exact posterior and name the digit
+        self.chains_view = ChainsView()
+        self.chains = ChainsController(self.chains_view, self)
+        self.chains_view.options_changed.connect(self._start_chains)
+        right.addWidget(self.chains_view)
         right.addWidget(self.progress)
         right.addWidget(self.fit_controls)
         right.addWidget(self.numbers)
@@ -281,6 +288,7 @@ class InpaintingPanel(QWidget):
         self._weights_timer.stop()
         self._stale = False
         self._pending = []
+        self.chains.stop()  # the newest stroke wins: no chains of an old drawing compete with the fit
         x, missing = self.canvas.image(), self.canvas.mask()
         self._fit_mask = missing
         if not missing.any():
@@ -309,6 +317,7 @@ class InpaintingPanel(QWidget):
             self.hub.latent_dim == 2,
             self.hub.version,
             placement,
+            StartsConfig() if self.fit_controls.several_starts.isChecked() else None,
         )
         self.fits_submitted += 1
         self.fit_started.emit()
@@ -321,6 +330,7 @@ class InpaintingPanel(QWidget):
 
     def _show_trivial(self, x: np.ndarray, message: str) -> None:
         self.results.show_trivial(x)
+        self.chains_view.clear()
         self.numbers.setText("")
         self.outcome = None
         self.status.setText(message)
@@ -367,6 +377,7 @@ class InpaintingPanel(QWidget):
         self.progress.setValue(1000)
         self._show_outcome(outcome)
         self.fit_finished.emit()
+        self._start_chains()
         if outcome.model_version != self.hub.version and self.live.isChecked():
             # new weights came while this fit ran (and were skipped for it): the last snapshot of a
             # run must not be left unfitted
@@ -380,6 +391,12 @@ class InpaintingPanel(QWidget):
         state = "stopped early" if res.stopped else "done"
         where = "; the model saw the drawing centred as MNIST is" if outcome.placement is not None else ""
         self.status.setText(f"{res.steps_done} Adam steps in {1000 * res.seconds:.0f} ms ({state}{where}).")
+
+    def _start_chains(self) -> None:
+        """Chains for the drawing just fitted, started at the fitted q's mean (any start is fine: MwG forgets it)."""
+        o = self.outcome
+        if o is not None and o.model_version == self.hub.version and self.isVisible():
+            self.chains.start(self.hub.model, o.x, o.missing, o.model_version, o.placement, o.result.z_loc[0])
 
     def _on_fit_failed(self, task_id: int, message: str) -> None:
         self.status.setText("The fit failed: " + message.splitlines()[0])

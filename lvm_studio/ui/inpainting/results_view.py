@@ -45,6 +45,9 @@ def numbers_html(outcome: FitOutcome) -> str:
         f"<b>{outcome.elbo_guess:.1f}</b> → fitted q <b>{outcome.elbo_fitted:.1f}</b> nats "
         f"(<b>{gain:+.1f}</b>); {n_missing} pixels filled in."
     )
+    if outcome.starts is not None:
+        line = outcome.starts.summary(0)
+        text += "<br>" + (f"<b>{line}</b>" if outcome.starts.disagree(0) else line) + "."
     if outcome.grid is not None:
         # log p(x_o) = ELBO(q) + KL(q ‖ p(z|x_o)) (Kingma & Welling 2014, eq. 2), x → x_o
         log_px_o = float(outcome.grid.log_px[0])

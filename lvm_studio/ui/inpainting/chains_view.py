@@ -1,0 +1,211 @@
+"""The inpainting panel's Markov chains: their completions as they mix and "what digit is it?" (issue 16).
+
+ChainsView draws what core.inpainting_chains reports (ChainReport): a grid of the chains' current
+completions, the class mix p(class | x_o) estimated from the samples as bars, and the acceptance
+rate and effective sample size. ChainsController owns the chains' TaskRunner: the panel starts a
+run after each fit (so the two never compete for the CPU) and stops it when a new fit is asked
+for, so the newest stroke wins here too. Reports are drawn at most every VIEW_INTERVAL_MS.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+
+from lvm_studio.core.classifier import N_CLASSES, classifier_from_checkpoint
+from lvm_studio.core.inpainting_chains import ChainReport, chains_task
+from lvm_studio.core.mwg import ChainConfig
+from lvm_studio.core.traversal import tile_images
+from lvm_studio.ui.inpainting.mask_overlay import MaskedDigitImage
+from lvm_studio.ui.widgets import style
+from lvm_studio.ui.widgets.axes import plain_axes
+from lvm_studio.workers.tasks import TaskRunner
+
+CHAIN_ROWS = 4  # the grid shows CHAIN_ROWS × CHAIN_ROWS chains
+VIEW_INTERVAL_MS = 80
+METHODS = (("mwg", "Metropolis-within-Gibbs"), ("pseudo_gibbs", "pseudo-Gibbs"))
+MWG_TIP = (
+    "Metropolis-within-Gibbs (Mattei & Frellsen 2018): propose z from the encoder at the completed image, "
+    "accept with the exact ratio p(x, z) / q, then draw the hidden pixels from p(x_m | z). Its samples come "
+    "from the exact p(z, x_m | x_o). Pseudo-Gibbs (Rezende et al. 2014) accepts every proposal: exact only "
+    "if the encoder were."
+)
+
+
+def load_shipped_classifier():
+    """The shipped digit classifier (pretrained/manifest.json "classifiers"), or (None, why not)."""
+    from lvm_studio.core.checkpoint import CheckpointError, load_checkpoint
+    from lvm_studio.core.pretrained import default_classifier_path
+
+    path = default_classifier_path()
+    if path is None:
+        return None, "no digit classifier is shipped (lvm-studio train-classifier makes one)"
+    try:
+        return classifier_from_checkpoint(load_checkpoint(path)), ""
+    except CheckpointError as e:
+        return None, f"the digit classifier cannot be loaded: {e}"
+
+
+class ChainsView(QWidget):
+    """The chains' current completions, the class bars and the chain numbers, side by side."""
+
+    options_changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.grid_view = MaskedDigitImage(min_side=110, hint_side=150, caption="chains, current states")
+        self.grid_view.setToolTip(
+            f"The hidden pixels of {CHAIN_ROWS * CHAIN_ROWS} Markov chains' current states, E[x_m | z], updated as "
+            "they mix; the seen pixels are yours"
+        )
+        self.bars_plot = pg.PlotWidget()
+        plain_axes(self.bars_plot)
+        self.bars_plot.setMinimumSize(150, 110)
+        self.bars_plot.setMouseEnabled(False, False)
+        self.bars_plot.setMenuEnabled(False)
+        self.bars_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.bars_plot.setXRange(-0.6, N_CLASSES - 0.4, padding=0)
+        self.bars_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(N_CLASSES)]])
+        self.bars_plot.setLabel("left", "p(class | x<sub>o</sub>)")
+        self.bars_plot.setTitle("what digit is it?", size="9pt")
+        brushes = [pg.mkBrush(*map(int, c)) for c in style.LABEL_COLOURS[:N_CLASSES]]
+        self.bars = pg.BarGraphItem(x=np.arange(N_CLASSES), height=np.zeros(N_CLASSES), width=0.75, brushes=brushes)
+        self.bars_plot.addItem(self.bars)
+        self.bars_plot.setToolTip(
+            "The class mix: the digit classifier's p(class | completion) averaged over the chains' completions "
+            "past burn-in, an estimate of p(class | x_o)"
+        )
+        self.method = QComboBox()
+        for key, label in METHODS:
+            self.method.addItem(label, key)
+        self.method.setToolTip(MWG_TIP)
+        self.sweeps = QSpinBox()
+        self.sweeps.setRange(20, 20000)
+        self.sweeps.setValue(400)
+        self.sweeps.setSingleStep(100)
+        self.sweeps.setToolTip("Gibbs sweeps per run (each: a z step for every chain, then new hidden pixels)")
+        self.stats = QLabel()
+        self.stats.setWordWrap(True)
+        self.stats.setTextFormat(Qt.TextFormat.RichText)
+        self.stats.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.stats.setMinimumWidth(140)
+        options = QHBoxLayout()
+        options.addWidget(self.method)
+        options.addWidget(QLabel("sweeps"))
+        options.addWidget(self.sweeps)
+        options.addStretch(1)
+        side = QVBoxLayout()
+        side.addLayout(options)
+        side.addWidget(self.stats, 1)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.grid_view, 2)
+        lay.addWidget(self.bars_plot, 3)
+        lay.addLayout(side, 3)
+        self.method.currentIndexChanged.connect(self.options_changed)
+        self.sweeps.valueChanged.connect(self.options_changed)
+
+    def config(self) -> ChainConfig:
+        return ChainConfig(
+            n_chains=CHAIN_ROWS * CHAIN_ROWS,
+            steps=self.sweeps.value(),
+            burn_in=min(20, self.sweeps.value() // 4),
+            method=self.method.currentData(),
+            report_every=10,
+            seed=0,
+        )
+
+    def clear(self, note: str = "") -> None:
+        self.grid_view.set_image(None)
+        self.bars.setOpts(height=np.zeros(N_CLASSES))
+        self.stats.setText(note)
+
+    def show_report(self, r: ChainReport, classifier_note: str = "") -> None:
+        n = CHAIN_ROWS * CHAIN_ROWS
+        comps = r.completions[:n]
+        if len(comps) == n:
+            self.grid_view.set_image(tile_images(comps.reshape(CHAIN_ROWS, CHAIN_ROWS, -1), gap=1, fill=0.35))
+        self.grid_view.set_caption(f"{len(comps)} chains, sweep {r.step}")
+        lines = [f"{dict(METHODS)[r.method]}: sweep {r.step} of {r.steps}"]
+        if r.method == "mwg":
+            lines.append(f"acceptance rate <b>{100 * r.accept_rate:.1f} %</b>")
+        if r.class_probs is not None:
+            p = r.class_probs.double().numpy()
+            self.bars.setOpts(height=p)
+            top = np.argsort(p)[::-1][:3]
+            mix = ", ".join(f"{int(c)}: {100 * p[c]:.0f} %" for c in top if p[c] >= 0.05)
+            lines.append(f"class mix ({r.n_samples} completions): <b>{mix}</b>")
+            kinds = len(set(r.chain_classes.tolist())) if r.chain_classes is not None else 0
+            lines.append(f"the chains now show {kinds} different digit{'s' if kinds != 1 else ''}")
+        else:
+            self.bars.setOpts(height=np.zeros(N_CLASSES))
+            lines.append(classifier_note)
+        if r.ess_min is not None:
+            eps = r.ess_per_second
+            rate = f", {eps:.0f} per second" if eps is not None and math.isfinite(eps) else ""
+            lines.append(f"effective samples (min over z): <b>{r.ess_min:.0f}</b>{rate}")
+        self.stats.setText("<br>".join(lines))
+
+
+class ChainsController(QObject):
+    """Runs the chains for the panel: start(...) after a fit, stop() before the next; draws throttled."""
+
+    report_shown = Signal(object)  # the ChainReport just drawn
+    finished = Signal(object)  # the final ChainReport
+
+    def __init__(self, view: ChainsView, parent=None):
+        super().__init__(parent)
+        self.view = view
+        self.runner = TaskRunner("inpainting-chains", self)
+        self.runner.progressed.connect(self._on_progress)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.classifier, self.classifier_note = load_shipped_classifier()
+        self.last: ChainReport | None = None
+        self._pending: ChainReport | None = None
+        self._last_view = 0.0
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._draw_pending)
+
+    def start(self, model, x, missing, version: int, placement=None, init_z=None) -> None:
+        self._pending = None
+        self.runner.submit(
+            chains_task, model, self.classifier, x, missing, self.view.config(), version, placement, init_z
+        )
+
+    def stop(self) -> None:
+        self.runner.cancel()
+        self._pending = None
+        self._timer.stop()
+
+    def _on_progress(self, task_id: int, fraction: float, report: ChainReport) -> None:
+        self._pending = report
+        if not self._timer.isActive():
+            wait = VIEW_INTERVAL_MS - 1000 * (time.perf_counter() - self._last_view)
+            self._timer.start(max(0, int(wait)))
+
+    def _draw_pending(self) -> None:
+        report, self._pending = self._pending, None
+        if report is not None:
+            self._show(report)
+
+    def _show(self, report: ChainReport) -> None:
+        self._last_view = time.perf_counter()
+        self.last = report
+        self.view.show_report(report, self.classifier_note)
+        self.report_shown.emit(report)
+
+    def _on_finished(self, task_id: int, report: ChainReport) -> None:
+        self._timer.stop()
+        self._pending = None
+        self._show(report)
+        self.finished.emit(report)
+
+    def _on_failed(self, task_id: int, message: str) -> None:
+        self.view.stats.setText("The chains failed: " + message.splitlines()[0])
