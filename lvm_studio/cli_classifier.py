@@ -48,7 +48,10 @@ def run(args) -> int:
     from lvm_studio.core.data import DataError, load_mnist
 
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0 or min(args.channels) < 1 or args.hidden < 1:
-        print("lvm-studio: error: --epochs, --batch-size, --channels and --hidden must be at least 1, --lr positive", file=sys.stderr)
+        print(
+            "lvm-studio: error: --epochs, --batch-size, --channels and --hidden must be at least 1, --lr positive",
+            file=sys.stderr,
+        )
         return 2
     try:
         threads.use("training")
