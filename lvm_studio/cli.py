@@ -12,6 +12,7 @@ import math
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from lvm_studio.cli_checks import (
@@ -34,7 +35,11 @@ EVAL_HELP = "report the test ELBO and importance-sampled log p(x) of a checkpoin
 
 
 def _add_data_arg(p: argparse.ArgumentParser):
-    p.add_argument("--data", metavar="PATH", help="an MNIST-style .npz (default: the shipped resources/mnist.npz)")
+    p.add_argument(
+        "--data",
+        metavar="PATH",
+        help="an MNIST-style .npz, e.g. made by `lvm-studio data import` (default: the shipped resources/mnist.npz)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lvm_studio import cli_classifier  # issue 16: train-classifier
 
     cli_classifier.add_parser(sub)
+    from lvm_studio.cli_data import add_data_parser  # issue 18: data import
+
+    add_data_parser(sub)
     return p
 
 
@@ -175,26 +183,36 @@ def _fail(message: str) -> int:
 
 
 def cmd_train(args) -> int:
+    from lvm_studio.core import distributed
+
+    try:
+        return _cmd_train(args)
+    finally:
+        distributed.teardown()  # a torchrun process leaves its group, whatever happened
+
+
+def _cmd_train(args) -> int:
     import torch
 
-    from lvm_studio.core import threads
+    from lvm_studio.core import distributed, threads
     from lvm_studio.core.checkpoint import (
         CheckpointError,
         history_from_checkpoint,
         load_checkpoint,
         model_from_checkpoint,
-        save_checkpoint,
     )
-    from lvm_studio.core.data import DataError, load_mnist
+    from lvm_studio.core.data import DataError, check_fits, load_mnist
     from lvm_studio.core.device import choose_device
-    from lvm_studio.core.history import EvalRecord, StepRecord
-    from lvm_studio.core.training import Notice, Progress, TrainConfig, Trainer, resume_lr
+    from lvm_studio.core.training import TrainConfig, Trainer, resume_lr
     from lvm_studio.core.vae import VAE, VAEConfig
 
     try:
         threads.use("training")
         data = load_mnist(args.data)
-        device = choose_device(args.device)
+        # under torchrun: one of N processes training one model (core/distributed.py); rank 0 reports
+        info = distributed.setup(args.device) if distributed.launched_by_torchrun() else None
+        device = info.device if info else choose_device(args.device)
+        make_trainer = partial(distributed.DistributedTrainer, info=info) if info else Trainer
         given = {field: getattr(args, arg) for arg, field in TRAIN_OPTIONS.items() if getattr(args, arg) is not None}
         if args.resume:
             ckpt = load_checkpoint(args.resume)
@@ -204,6 +222,7 @@ def cmd_train(args) -> int:
                     f"the total, so give more than that (it is {args.epochs})"
                 )
             model = model_from_checkpoint(ckpt)
+            check_fits(model.config.x_dim, data)
             history = history_from_checkpoint(ckpt)
             # where the run ended (after decay), not where its settings began; a warm-up follows
             # automatically when the checkpoint has no optimizer state
@@ -211,7 +230,7 @@ def cmd_train(args) -> int:
             config = TrainConfig.from_dict(
                 {**(ckpt.get("train_config") or {}), **({"lr": lr} if lr else {}), **given, "epochs": args.epochs}
             )
-            trainer = Trainer(
+            trainer = make_trainer(
                 model,
                 data,
                 config,
@@ -232,20 +251,32 @@ def cmd_train(args) -> int:
                     hidden=tuple(args.hidden),
                     likelihood=args.likelihood,
                     activation=args.activation,
+                    x_dim=data.n_pixels,  # 784 for MNIST; an imported dataset's side²
                 )
             )
             config = TrainConfig(epochs=args.epochs, snapshot_interval_s=0.0, seed=args.seed, **given)
-            trainer = Trainer(model, data, config, device, name=args.name)
+            trainer = make_trainer(model, data, config, device, name=args.name)
     except (DataError, CheckpointError, ValueError, RuntimeError) as e:
         return _fail(str(e))
+    return _train_loop(args, trainer, model, config, device, info)
 
-    bar = _ProgressBar(not args.quiet)
+
+def _train_loop(args, trainer, model, config, device, info) -> int:
+    from lvm_studio.core.checkpoint import save_checkpoint
+    from lvm_studio.core.history import EvalRecord, StepRecord
+    from lvm_studio.core.training import Notice, Progress
+
+    main_rank = info is None or info.is_main  # only rank 0 of a torchrun group prints and writes
+    bar = _ProgressBar(not args.quiet and main_rank)
     out = Path(args.out)
-    print(
-        f"training {model.config.describe()} on {device} ({config.objective}"
-        f"{'-' + str(config.k) if config.objective == 'iwae' else ''}, {config.epochs} epochs) -> {out}",
-        file=sys.stderr,
-    )
+    if main_rank:
+        print(
+            f"training {model.config.describe()} on {device} ({config.objective}"
+            f"{'-' + str(config.k) if config.objective == 'iwae' else ''}, {config.epochs} epochs) -> {out}",
+            file=sys.stderr,
+        )
+        if info is not None:
+            print(trainer.describe(), file=sys.stderr)
     interrupted = []
     previous = signal.signal(signal.SIGINT, lambda *_: (interrupted.append(1), trainer.stop()))
     t0 = time.perf_counter()
@@ -280,15 +311,19 @@ def cmd_train(args) -> int:
                     save_checkpoint(out, trainer.checkpoint())
                     last_epoch_saved = int(trainer.epoch + 1e-9)
                     written = f"{out} holds epoch {last_epoch_saved} (step {trainer.step})"
-            elif isinstance(event, Notice) and event.kind in ("nan", "diverged", "stopped"):
+            elif isinstance(event, Notice) and event.kind in ("nan", "diverged", "stopped") and main_rank:
                 print(f"\n{event.message}", file=sys.stderr)
                 if event.kind == "diverged":
                     # issue 13, item 1: a divergence never overwrites a good checkpoint
                     print(f"nothing saved after the divergence: {written}", file=sys.stderr)
                     return 1
+            elif isinstance(event, Notice) and event.kind == "diverged":
+                return 1
     finally:
         signal.signal(signal.SIGINT, previous)
     bar.close()
+    if not main_rank:
+        return 130 if interrupted else 0
     save_checkpoint(out, trainer.checkpoint())
     wall = time.perf_counter() - t0
     print(
@@ -302,7 +337,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from lvm_studio.core import threads
     from lvm_studio.core.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
-    from lvm_studio.core.data import DataError, load_mnist
+    from lvm_studio.core.data import DataError, check_fits, load_mnist
     from lvm_studio.core.device import choose_device
     from lvm_studio.core.evaluation import evaluate
     from lvm_studio.core.training import eval_images
@@ -313,6 +348,7 @@ def cmd_eval(args) -> int:
         ckpt = load_checkpoint(args.checkpoint)
         model = model_from_checkpoint(ckpt, device)
         data = load_mnist(args.data)
+        check_fits(model.config.x_dim, data)
     except (DataError, CheckpointError, ValueError, RuntimeError) as e:
         return _fail(str(e))
     x = eval_images(data, args.split, model.config.likelihood, device)
@@ -398,6 +434,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == cli_classifier.COMMAND:
         return cli_classifier.run(args)
+    if args.command == "data":
+        from lvm_studio.cli_data import cmd_data
+
+        return cmd_data(args)
     return cmd_gui(args)
 
 

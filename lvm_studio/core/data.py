@@ -1,6 +1,8 @@
 """MNIST loading, validation and binarization.
 
-The archive holds x_train (N, 28, 28) uint8, y_train (N,) uint8, x_test, y_test.
+The archive holds x_train (N, 28, 28) uint8, y_train (N,) uint8, x_test, y_test. A dataset made by
+`lvm-studio data import` (core/dataset_import.py) has the same keys, square images of any side from
+MIN_SIDE to MAX_SIDE, and optionally `label_names` (K,) str and `labelled` () bool (False: no labels).
 Training uses dynamic binarization (a fresh x ~ Bernoulli(pixel/255) per batch);
 evaluation uses one fixed-seed binarization of the test and validation sets so that
 every evaluation sees the same data.
@@ -20,9 +22,11 @@ from lvm_studio.core.shipped import shipped_dir
 MNIST_FILE = "mnist.npz"
 IMAGE_SHAPE = (28, 28)
 N_PIXELS = 28 * 28
-N_VALIDATION = 5000
+MIN_SIDE, MAX_SIDE = 8, 64  # image sides a dataset may have (the MLP's input is side²)
+N_VALIDATION = 5000  # held out of the training set for validation (at most a tenth of a smaller set)
 TEST_BINARIZATION_SEED = 1234
 REQUIRED_KEYS = ("x_train", "y_train", "x_test", "y_test")
+OPTIONAL_KEYS = ("label_names", "labelled")  # written by core/dataset_import.py
 # the arrays of one data file together; MNIST itself is 52 MiB
 MAX_DATA_BYTES = 2**31
 
@@ -39,7 +43,11 @@ def default_data_path() -> Path:
 
 @dataclass(frozen=True)
 class MNIST:
-    """uint8 images (N, 28, 28) and labels (N,), split 55,000 / 5,000 / 10,000."""
+    """uint8 images (N, side, side) and labels (N,); MNIST: 28 × 28, split 55,000 / 5,000 / 10,000.
+
+    label_names: what label i means (an imported dataset's subfolder names; () for MNIST's digits);
+    labelled: False for a dataset without labels (its y are all 0 and nothing colours by them).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -48,6 +56,30 @@ class MNIST:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str = ""
+    label_names: tuple[str, ...] = ()
+    labelled: bool = True
+
+    @property
+    def side(self) -> int:
+        """The images' side in pixels (28 for MNIST)."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_pixels(self) -> int:
+        """Pixels per image, the VAE's x_dim: side²."""
+        return self.side * self.side
+
+    def label_name(self, label: int) -> str:
+        return self.label_names[label] if 0 <= label < len(self.label_names) else str(label)
+
+    def describe(self) -> str:
+        """One line for a status bar or a log: size, counts, labels."""
+        n = len(self.x_train) + len(self.x_val) + len(self.x_test)
+        if not self.labelled:
+            labels = "no labels"
+        else:
+            labels = f"{len(self.label_names) or len(np.unique(self.y_train))} labels"
+        return f"{self.side}×{self.side}, {n:,} images ({len(self.x_test):,} test), {labels}"
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in ("train", "val", "test"):
@@ -55,7 +87,7 @@ class MNIST:
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
 
     def float_images(self, name: str, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Grey levels in [0, 1], flattened: (N, 784) float32."""
+        """Grey levels in [0, 1], flattened: (N, side²) float32 ((N, 784) for MNIST)."""
         x, _ = self.split(name)
         return to_float_tensor(x, device)
 
@@ -89,13 +121,31 @@ def _check_array(arrays: dict, key: str, ndim: int, path: str) -> np.ndarray:
     if a.ndim != ndim:
         want = "(N, 28, 28)" if ndim == 3 else "(N,)"
         raise DataError(f"{path}: '{key}' has shape {a.shape}, expected {want}")
-    if ndim == 3 and a.shape[1:] != IMAGE_SHAPE:
-        raise DataError(f"{path}: '{key}' has images of shape {a.shape[1:]}, expected 28x28")
+    if ndim == 3 and (a.shape[1] != a.shape[2] or not MIN_SIDE <= a.shape[1] <= MAX_SIDE):
+        raise DataError(
+            f"{path}: '{key}' has images of shape {a.shape[1:]}, expected 28x28 (or square, "
+            f"{MIN_SIDE} to {MAX_SIDE} pixels a side: `lvm-studio data import` converts other images)"
+        )
     return a
 
 
-def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION) -> MNIST:
-    """Load and validate an MNIST-style .npz; any problem raises DataError with one clear message."""
+def _optional_labels(arrays: dict, name: str) -> tuple[tuple[str, ...], bool]:
+    """An imported dataset's label_names and labelled flag; MNIST has neither: ((), True)."""
+    names: tuple[str, ...] = ()
+    if "label_names" in arrays:
+        a = arrays["label_names"]
+        if a.ndim != 1 or a.dtype.kind != "U":
+            raise DataError(f"{name}: 'label_names' must be a 1-D array of strings, got {a.dtype} {a.shape}")
+        names = tuple(str(v) for v in a)
+    labelled = bool(arrays["labelled"]) if "labelled" in arrays and arrays["labelled"].size == 1 else True
+    return names, labelled
+
+
+def load_mnist(path: str | Path | None = None, n_validation: int | None = None) -> MNIST:
+    """Load and validate an MNIST-style .npz; any problem raises DataError with one clear message.
+
+    n_validation: training images held out for validation; None: N_VALIDATION, or a tenth of a
+    smaller training set (an imported dataset of a few thousand images)."""
     path = Path(path) if path is not None else default_data_path()
     name = str(path)
     if not path.is_file():
@@ -107,7 +157,7 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
             f"{name}: not a readable .npz archive (expected a zip of .npy arrays with keys {', '.join(REQUIRED_KEYS)})"
         )
     try:  # every header's claimed size is checked against the file before anything is allocated
-        arrays = load_arrays(path, allow_keys=REQUIRED_KEYS, max_bytes=MAX_DATA_BYTES)
+        arrays = load_arrays(path, allow_keys=(*REQUIRED_KEYS, *OPTIONAL_KEYS), max_bytes=MAX_DATA_BYTES)
     except ArrayFileError as e:
         raise DataError(str(e)) from None
     missing = [k for k in REQUIRED_KEYS if k not in arrays]
@@ -116,6 +166,7 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
             f"{name}: missing key(s) {', '.join(missing)}; an MNIST file needs "
             f"{', '.join(REQUIRED_KEYS)} (found: {', '.join(array_keys(path)) or 'none'})"
         )
+    label_names, labelled = _optional_labels(arrays, name)
     x_train = _check_array(arrays, "x_train", 3, name)
     y_train = _check_array(arrays, "y_train", 1, name)
     x_test = _check_array(arrays, "x_test", 3, name)
@@ -123,9 +174,15 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
     for xs, ys, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
         if len(xs) != len(ys):
             raise DataError(f"{name}: {len(xs)} {split} images but {len(ys)} {split} labels")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DataError(f"{name}: training images are {x_train.shape[1:]} but test images {x_test.shape[1:]}")
+    n_labels = max(10, len(label_names))
     for ys, key in ((y_train, "y_train"), (y_test, "y_test")):
-        if len(ys) and ys.max() > 9:
-            raise DataError(f"{name}: '{key}' has label {int(ys.max())}; MNIST labels are digits 0..9")
+        if len(ys) and ys.max() >= n_labels:
+            known = f"the {len(label_names)} label_names" if label_names else "MNIST labels are digits 0..9"
+            raise DataError(f"{name}: '{key}' has label {int(ys.max())}; {known}")
+    if n_validation is None:
+        n_validation = min(N_VALIDATION, max(1, len(x_train) // 10))
     if len(x_train) <= n_validation:
         raise DataError(
             f"{name}: only {len(x_train)} training images; need more than the {n_validation} held out for validation"
@@ -141,4 +198,16 @@ def load_mnist(path: str | Path | None = None, n_validation: int = N_VALIDATION)
         x_test=x_test,
         y_test=y_test,
         source=name,
+        label_names=label_names,
+        labelled=labelled,
     )
+
+
+def check_fits(x_dim: int, data: MNIST) -> None:
+    """DataError unless a model with input size x_dim can take the dataset's images."""
+    if x_dim != data.n_pixels:
+        side = int(round(x_dim**0.5))
+        raise DataError(
+            f"the model takes {side}×{side} images ({x_dim} pixels) but the dataset's are "
+            f"{data.side}×{data.side}: train a new model on it, or open a dataset of the model's size"
+        )

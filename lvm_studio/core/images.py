@@ -7,12 +7,14 @@ Measured on the shipped training set, the centre of mass sits in [13.5, 14.5] on
 (0-based pixel indices, mean 14.0): an integer translation that puts it nearest (14, 14).
 We do the same. Images are floats in [0, 1] with bright ink on a dark background.
 
-File decoding (PNG, JPEG, ...) needs an image codec, so it lives in the UI layer
-(lvm_studio/ui/widgets/image_io.py, via QImage); this module is plain array maths.
+File decoding (PNG, JPEG, ...) needs an image codec: the app's single pictures go through QImage
+(lvm_studio/ui/widgets/image_io.py), dataset imports through Pillow (core/dataset_import.py); this
+module is plain array maths.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,14 +25,26 @@ CENTRE = 14.0  # target centre of mass (row, col), 0-based, as measured on MNIST
 INK_THRESHOLD = 1e-3  # grey levels above this count as ink when finding the bounding box
 
 
+def image_side(n_pixels: int) -> int:
+    """The side of a square image of n_pixels (28 for MNIST's 784; an imported dataset may differ)."""
+    side = int(round(float(n_pixels) ** 0.5))
+    if side * side != int(n_pixels):
+        raise ValueError(f"{n_pixels} pixels is not a square image")
+    return side
+
+
+@functools.lru_cache(maxsize=256)  # a dataset import resizes thousands of images between a few sizes
 def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) weights: output cell i averages the input cells it overlaps, by overlap length."""
+    """(n_out, n_in) weights: output cell i averages the input cells it overlaps, by overlap length.
+    Cached and shared: read-only."""
     edges_in = np.arange(n_in + 1, dtype=np.float64)
     edges_out = np.linspace(0.0, n_in, n_out + 1)
     lo = np.maximum(edges_out[:-1, None], edges_in[None, :-1])  # (n_out, n_in)
     hi = np.minimum(edges_out[1:, None], edges_in[None, 1:])
     w = np.clip(hi - lo, 0.0, None)
-    return w / w.sum(1, keepdims=True)
+    w = w / w.sum(1, keepdims=True)
+    w.setflags(write=False)
+    return w
 
 
 def area_resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -232,15 +246,43 @@ def to_grey(img: np.ndarray) -> np.ndarray:
     return a
 
 
-def to_mnist_format(grey: np.ndarray, invert_if_light_background: bool = True, noise_floor: float = 0.1) -> np.ndarray:
-    """A picture of a digit of any size and format -> MNIST-style (28, 28) float32 in [0, 1].
+def center_by_mass_in(img: np.ndarray, side: int) -> np.ndarray:
+    """center_by_mass for a side × side field (an imported dataset of another size): the box and the
+    centre scale with the side (BOX · side / SIDE, side / 2), so side = SIDE gives center_by_mass's image.
+    Returns (side, side) float32 in [0, 1]."""
+    if side == SIDE:
+        return center_by_mass(img)
+    img = _checked_grey(img)
+    out = np.zeros((side, side), dtype=np.float32)
+    ink = img > INK_THRESHOLD
+    if not ink.any():
+        return out
+    rows, cols = np.nonzero(ink.any(1))[0], np.nonzero(ink.any(0))[0]
+    r0, c0 = int(rows[0]), int(cols[0])
+    h, w = int(rows[-1]) - r0 + 1, int(cols[-1]) - c0 + 1
+    scale = max(1, round(BOX * side / SIDE)) / max(h, w)
+    new_h, new_w = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    digit = _resized_crop(img, r0, c0, h, w, new_h, new_w)
+    com_r, com_c = centre_of_mass(digit)  # moved to the field's centre: LeCun et al. 1998, §III-A
+    top, left = int(np.floor(side / 2 - com_r + 0.5)), int(np.floor(side / 2 - com_c + 0.5))
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + new_h, side), min(left + new_w, side)
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = digit[r0 - top : r1 - top, c0 - left : c1 - left]
+    return out
+
+
+def to_mnist_format(
+    grey: np.ndarray, invert_if_light_background: bool = True, noise_floor: float = 0.1, side: int = SIDE
+) -> np.ndarray:
+    """A picture of a digit of any size and format -> MNIST-style (side, side) float32 in [0, 1] (28 by default).
 
     1. to grey levels (to_grey);
     2. if the background (median of the border pixels) is light, invert, so ink is bright as in MNIST;
     3. subtract the background level and stretch so the brightest ink is 1 (photos of paper are not black),
        then shrink levels below `noise_floor` to 0 (paper grain and JPEG ringing would otherwise
        count as ink and stretch the bounding box);
-    4. center_by_mass: fit 20×20, centre of mass at (14, 14).
+    4. center_by_mass: fit 20×20, centre of mass at (14, 14) (for another side: center_by_mass_in).
     """
     a = to_grey(grey)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
@@ -250,7 +292,7 @@ def to_mnist_format(grey: np.ndarray, invert_if_light_background: bool = True, n
     background = float(np.median(border))
     peak = float(a.max())
     if peak - background <= INK_THRESHOLD:
-        return np.zeros((SIDE, SIDE), dtype=np.float32)
+        return np.zeros((side, side), dtype=np.float32)
     a = np.clip((a - background) / (peak - background), 0.0, 1.0)
     a = np.clip((a - noise_floor) / (1.0 - noise_floor), 0.0, 1.0)
-    return center_by_mass(a)
+    return center_by_mass_in(a, side)

@@ -14,10 +14,9 @@ import numpy as np
 import torch
 
 from lvm_studio.core.clustering import PCA, pca
-from lvm_studio.core.data import N_PIXELS
 from lvm_studio.core.estimator_sweep import estimator_sweep
 from lvm_studio.core.estimators import exact_log_px_2d
-from lvm_studio.core.images import SIDE
+from lvm_studio.core.images import image_side
 from lvm_studio.core.latent import encode_loc_scale
 from lvm_studio.core.posterior_grid import PosteriorNumbers, posterior_grid, posterior_numbers
 from lvm_studio.core.q_elbo import importance_samples, optimise_phi
@@ -90,10 +89,10 @@ def interpolation_strip(
     z_loc, _ = model.encode(torch.cat([xa, xb]))  # (2, latent)
     codes = interpolate(z_loc[0], z_loc[1], n, method)  # (n, latent)
     images = model.decode_mean(codes)  # (n, N_PIXELS)
-    gap = torch.full((1, N_PIXELS), fill)
+    gap = torch.full((1, xa.shape[1]), fill)  # (1, N_PIXELS) for MNIST
     row = torch.cat([xa, gap, images, gap, xb])  # (n + 4, N_PIXELS)
     tiles = tile_images(row[None], gap=1, fill=fill)
-    step = SIDE + 1  # a tile and its gap
+    step = image_side(xa.shape[1]) + 1  # a tile and its gap
     keep = np.ones(tiles.shape[1], dtype=bool)
     keep[step + spacer : 2 * step - 1] = False
     keep[(n + 2) * step + spacer : (n + 3) * step - 1] = False

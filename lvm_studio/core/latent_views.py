@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lvm_studio.core.clustering import PCA
-from lvm_studio.core.images import SIDE
+from lvm_studio.core.images import image_side
 
 OPAQUE = np.uint32(0xFF000000)
 RIM_SHADE = 0.55  # a point's rim is its fill colour times this
@@ -183,7 +183,8 @@ def tile_manifold(images: np.ndarray) -> np.ndarray:
     """(rows, cols, N_PIXELS) digits with row 0 at the top -> one (rows·SIDE, cols·SIDE) image with
     row 0 at the BOTTOM of the array, as an image item whose y axis points up shows it."""
     rows, cols = images.shape[:2]
-    tiles = np.asarray(images).reshape(rows, cols, SIDE, SIDE).transpose(0, 2, 1, 3).reshape(rows * SIDE, cols * SIDE)
+    side = image_side(images.shape[2])  # SIDE for MNIST, an imported dataset's side otherwise
+    tiles = np.asarray(images).reshape(rows, cols, side, side).transpose(0, 2, 1, 3).reshape(rows * side, cols * side)
     return np.ascontiguousarray(np.flipud(tiles))
 
 

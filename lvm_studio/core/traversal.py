@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lvm_studio.core.images import SIDE
+from lvm_studio.core.images import image_side
 
 
 def traversal_values(lo: float, hi: float, n: int) -> torch.Tensor:
@@ -78,13 +78,14 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, n: int, method: str = "linea
 
 def tile_images(images: torch.Tensor | np.ndarray, gap: int = 1, fill: float = 0.0) -> np.ndarray:
     """(rows, cols, 784) or (rows, cols, 28, 28) digits -> one (rows·29 − 1, cols·29 − 1) float32 array,
-    row r at the top; gaps of `gap` pixels filled with `fill`."""
+    row r at the top; gaps of `gap` pixels filled with `fill`. Any square side works (side² pixels)."""
     a = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
     rows, cols = a.shape[:2]
-    a = a.reshape(rows, cols, SIDE, SIDE).astype(np.float32, copy=False)
-    step = SIDE + gap
+    side = a.shape[2] if a.ndim == 4 else image_side(a.shape[2])
+    a = a.reshape(rows, cols, side, side).astype(np.float32, copy=False)
+    step = side + gap
     out = np.full((rows * step - gap, cols * step - gap), fill, dtype=np.float32)
     for r in range(rows):
         for c in range(cols):
-            out[r * step : r * step + SIDE, c * step : c * step + SIDE] = a[r, c]
+            out[r * step : r * step + side, c * step : c * step + side] = a[r, c]
     return out

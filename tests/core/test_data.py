@@ -165,8 +165,18 @@ def test_wrong_label_dtype(tmp_path):
 
 
 def test_images_of_the_wrong_size(tmp_path):
+    # an imported dataset may have square images of 8 to 64 pixels a side; others are refused
+    for shape in ((60, 65, 65), (60, 28, 32)):
+        message = _load_error(_write(tmp_path, x_train=np.zeros(shape, np.uint8)), n_validation=10)
+        assert "'x_train'" in message and str(shape[1:]) in message and "28x28" in message
+
+
+def test_square_images_of_another_side_load_and_must_match_the_test_set(tmp_path):
+    path = _write(tmp_path, x_train=np.zeros((60, 32, 32), np.uint8), x_test=np.zeros((10, 32, 32), np.uint8))
+    data = load_mnist(path, n_validation=10)
+    assert (data.side, data.n_pixels) == (32, 1024) and data.float_images("val").shape == (10, 1024)
     message = _load_error(_write(tmp_path, x_train=np.zeros((60, 32, 32), np.uint8)), n_validation=10)
-    assert "'x_train'" in message and "(32, 32)" in message and "28x28" in message
+    assert "(32, 32)" in message and "(28, 28)" in message
 
 
 def test_flattened_images(tmp_path):
@@ -188,8 +198,13 @@ def test_label_and_image_counts_must_match(tmp_path, split):
 
 
 def test_too_few_training_images_for_the_validation_split(tmp_path):
-    message = _load_error(_write(tmp_path))  # 60 images, 5000 held out by default
+    message = _load_error(_write(tmp_path), n_validation=5000)
     assert "only 60 training images" in message and "5000" in message
+
+
+def test_a_small_set_holds_out_a_tenth_for_validation(tmp_path):
+    data = load_mnist(_write(tmp_path))  # 60 training images: 6 held out, not MNIST's 5000
+    assert (len(data.x_train), len(data.x_val)) == (54, 6)
 
 
 def test_empty_test_set(tmp_path):

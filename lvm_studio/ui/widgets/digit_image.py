@@ -12,15 +12,14 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from lvm_studio.core.data import N_PIXELS
-from lvm_studio.core.images import SIDE
+from lvm_studio.core.images import SIDE, image_side
 
 
 def to_grey_u8(img: np.ndarray | torch.Tensor) -> np.ndarray:
     """Values in [0, 1] (any float array or tensor) -> C-contiguous uint8 0..255, same 2-D shape."""
     a = img.detach().cpu().numpy() if torch.is_tensor(img) else np.asarray(img)
-    if a.ndim == 1 and a.size == N_PIXELS:
-        a = a.reshape(SIDE, SIDE)
+    if a.ndim == 1:  # a flat square image: N_PIXELS for MNIST, side² for an imported dataset
+        a = a.reshape(image_side(a.size), -1)
     return np.ascontiguousarray(np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8))
 
 
