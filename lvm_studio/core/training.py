@@ -26,7 +26,7 @@ import torch
 
 from lvm_studio.core import estimators as est
 from lvm_studio.core.checkpoint import headline_metrics, make_checkpoint, save_checkpoint
-from lvm_studio.core.data import MNIST
+from lvm_studio.core.data import MNIST, check_fits
 from lvm_studio.core.device import StateCopier
 from lvm_studio.core.evaluation import EvalProgress, evaluation_steps  # noqa: F401  (EvalProgress: one of run()'s events)
 from lvm_studio.core.history import EvalRecord, History, StepRecord
@@ -159,6 +159,7 @@ class Trainer:
         epoch: float = 0.0,
         name: str | None = None,
     ):
+        check_fits(model.config.x_dim, data)  # an imported dataset's side must be the model's
         self.config = config or TrainConfig()
         self.device = torch.device(device)
         self.model = model.to(self.device)
@@ -382,17 +383,34 @@ class Trainer:
         z_loc, z_scale = self.model.encode(x)  # (b, latent)
         kl = self.model.kl_to_prior(z_loc, z_scale)  # (b,) KL(q(z|x) ‖ p(z))
         if c.objective == "iwae" and c.k > 1:
-            z = est.reparameterize(z_loc, z_scale, c.k, self.generator)  # (k, b, latent)
+            z = self._reparameterize(z_loc, z_scale, c.k)  # (k, b, latent)
             log_px_z = self.model.log_px_given_z(x, z)  # (k, b)
             log_w = est.log_weights(log_px_z, z, z_loc, z_scale, self.model)  # (k, b)
             bound = torch.logsumexp(log_w, 0) - math.log(c.k)  # (b,)  Burda et al. 2016, eq. 8
             recon = log_px_z.mean(0)  # (b,) a k-sample estimate of E_q[log p(x|z)], for reporting
             loss = -bound.mean()
         else:
-            z = est.reparameterize(z_loc, z_scale, generator=self.generator)  # (b, latent)
+            z = self._reparameterize(z_loc, z_scale)  # (b, latent)
             recon = self.model.log_px_given_z(x, z)  # (b,)
             loss = -(recon - self.kl_weight() * kl).mean()
         return loss, (recon - kl).mean().detach(), recon.mean().detach(), kl.mean().detach()
+
+    # --- what a distributed run (core/distributed.py) replaces -------------------------
+    def _reparameterize(self, z_loc: torch.Tensor, z_scale: torch.Tensor, k: int | None = None) -> torch.Tensor:
+        return est.reparameterize(z_loc, z_scale, k, self.generator)
+
+    def _train_batch(self, idx: torch.Tensor) -> torch.Tensor:
+        """The images of one step, (b, N_PIXELS): a Bernoulli model's binarized afresh."""
+        x = self.x_train[idx]  # (b, 784)
+        return torch.bernoulli(x, generator=self.generator) if self.binarize else x  # dynamic binarization
+
+    def _all_ok(self, ok: bool) -> bool:
+        """Whether every process may take the step (one process: its own finite loss)."""
+        return ok
+
+    def _window_means(self, acc: torch.Tensor, acc_n: int) -> list[float]:
+        """Loss, ELBO, reconstruction and KL averaged over a window of steps (and processes)."""
+        return (acc / acc_n).tolist()
 
     def run(self) -> Iterator:
         c = self.config
@@ -414,13 +432,10 @@ class Trainer:
                 if self._stopped:
                     yield Notice("stopped", f"stopped at step {self.step}", self.step)
                     return
-                idx = perm[i * c.batch_size : (i + 1) * c.batch_size]
-                x = self.x_train[idx]  # (b, 784)
-                if self.binarize:
-                    x = torch.bernoulli(x, generator=self.generator)  # dynamic binarization
+                x = self._train_batch(perm[i * c.batch_size : (i + 1) * c.batch_size])  # (b, 784)
                 loss, elbo_b, recon_b, kl_b = self._loss(x)
                 self.optimizer.zero_grad(set_to_none=True)
-                ok = bool(torch.isfinite(loss))
+                ok = self._all_ok(bool(torch.isfinite(loss)))
                 if ok:
                     loss.backward()
                     grads = [p.grad for p in self.model.parameters() if p.grad is not None]
@@ -465,7 +480,7 @@ class Trainer:
                 acc += torch.stack([loss.detach(), elbo_b, recon_b, kl_b])
                 acc_n += 1
                 if acc_n >= c.log_every or i == steps_per_epoch - 1:
-                    a = (acc / acc_n).tolist()
+                    a = self._window_means(acc, acc_n)
                     dt = time.perf_counter() - t_window
                     record = StepRecord(
                         step=self.step,
