@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-k", type=int, help=f"importance samples for the validation log p(x) (default {EVAL_DEFAULTS['eval_k']})"
     )
     t.add_argument("--eval-n", type=int, help=f"validation images evaluated (default {EVAL_DEFAULTS['eval_n']})")
+    t.add_argument("--log-every", type=int, help="steps averaged into one logged training record (default 10)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--name", help="a name for the model (default: its architecture)")
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         eval_every=count(0),
         eval_k=count(1, 10**5),
         eval_n=count(1),
+        log_every=count(1),
         seed=SEED,
     )
 
@@ -174,6 +176,7 @@ TRAIN_OPTIONS = {
     "eval_every": "eval_every",
     "eval_k": "eval_k",
     "eval_n": "eval_n",
+    "log_every": "log_every",
 }
 
 
