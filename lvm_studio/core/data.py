@@ -144,8 +144,8 @@ def _optional_labels(arrays: dict, name: str) -> tuple[tuple[str, ...], bool]:
 def load_mnist(path: str | Path | None = None, n_validation: int | None = None) -> MNIST:
     """Load and validate an MNIST-style .npz; any problem raises DataError with one clear message.
 
-    n_validation: training images held out for validation; None: N_VALIDATION, or a tenth of a
-    smaller training set (an imported dataset of a few thousand images)."""
+    n_validation: training images held out for validation; None: N_VALIDATION for an MNIST file, a
+    tenth of the training images (at most N_VALIDATION) for a dataset written by core/dataset_import.py."""
     path = Path(path) if path is not None else default_data_path()
     name = str(path)
     if not path.is_file():
@@ -181,8 +181,9 @@ def load_mnist(path: str | Path | None = None, n_validation: int | None = None) 
         if len(ys) and ys.max() >= n_labels:
             known = f"the {len(label_names)} label_names" if label_names else "MNIST labels are digits 0..9"
             raise DataError(f"{name}: '{key}' has label {int(ys.max())}; {known}")
-    if n_validation is None:
-        n_validation = min(N_VALIDATION, max(1, len(x_train) // 10))
+    if n_validation is None:  # MNIST's 5,000; a dataset from `data import` (it has 'labelled') a tenth
+        imported = "labelled" in arrays
+        n_validation = min(N_VALIDATION, max(1, len(x_train) // 10)) if imported else N_VALIDATION
     if len(x_train) <= n_validation:
         raise DataError(
             f"{name}: only {len(x_train)} training images; need more than the {n_validation} held out for validation"

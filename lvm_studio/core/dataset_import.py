@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lvm_studio.core.array_files import ArrayFileError, load_arrays
-from lvm_studio.core.data import MAX_SIDE, MIN_SIDE, REQUIRED_KEYS
+from lvm_studio.core.data import MAX_SIDE, MIN_SIDE, MNIST, REQUIRED_KEYS
 from lvm_studio.core.images import SIDE, area_resize, to_grey, to_mnist_format
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -436,19 +436,34 @@ def import_to_file(
     return result, result.save(out)
 
 
-def run_import_task(ctx, source: str, out: str, options: ImportOptions) -> ImportOutcome:
-    """The app's background task (workers/tasks.py): never raises for a bad source, it reports why."""
+def run_import_task(ctx, source: str | Path, out: str | Path, options: ImportOptions) -> ImportOutcome:
+    """The app's background task (workers/tasks.py): import, write `out`, read it back as the app will.
+    Never raises for a bad source or a cancel: the outcome says why (nothing is written then)."""
+    from lvm_studio.core.data import DataError, load_mnist
+
     try:
         result, path = import_to_file(source, out, options, ctx)
+        ctx.report(0.99, "reading it back")
+        return ImportOutcome(result, path, load_mnist(path), "")
     except ImportCancelled:
-        return ImportOutcome(None, None, "cancelled")
-    except (DatasetImportError, OSError) as e:
-        return ImportOutcome(None, None, str(e))
-    return ImportOutcome(result, path, "")
+        return ImportOutcome(None, None, None, "cancelled")
+    except (DatasetImportError, DataError, OSError) as e:
+        return ImportOutcome(None, None, None, str(e))
+
+
+def open_dataset_task(ctx, path: str | Path) -> ImportOutcome:
+    """Re-open a converted dataset (the app's recent list) in the background."""
+    from lvm_studio.core.data import DataError, load_mnist
+
+    try:
+        return ImportOutcome(None, Path(path), load_mnist(path), "")
+    except DataError as e:
+        return ImportOutcome(None, None, None, str(e))
 
 
 @dataclass(frozen=True)
 class ImportOutcome:
-    result: ImportResult | None
-    path: Path | None
+    result: ImportResult | None  # the conversion's report (None when only re-opened)
+    path: Path | None  # the .npz written or opened
+    data: MNIST | None  # as core.data.load_mnist reads it
     error: str  # "" on success, "cancelled", or the one-line reason

@@ -112,7 +112,8 @@ def encode_codes_task(ctx, model, x: torch.Tensor, batch_size: int = 2000) -> Ma
     """μ of q(z|x) for every image x (N, N_PIXELS) and a PCA of them."""
     z_loc, _ = encode_loc_scale(model, x, batch_size, should_stop=ctx.cancelled, progress=lambda f: ctx.report(0.9 * f))
     ctx.check()
-    projection = pca(z_loc, min(z_loc.shape[1], MAP_PCA_COMPONENTS)) if z_loc.shape[1] > 1 else None
+    # a PCA needs two codes at least (an imported dataset's test set may be one image)
+    projection = pca(z_loc, min(z_loc.shape[1], MAP_PCA_COMPONENTS)) if z_loc.shape[1] > 1 and len(z_loc) > 1 else None
     return MapCodes(codes=z_loc.numpy().astype(np.float64), projection=projection)
 
 

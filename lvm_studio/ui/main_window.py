@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QSi
 from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.training import Notice, Progress, Snapshot
 from lvm_studio.core.vae import copy_state_to_cpu
+from lvm_studio.ui.data.dataset_files import DatasetFiles
 from lvm_studio.ui.docks import PanelDock
 from lvm_studio.ui.help_texts import PANEL_HELP
 from lvm_studio.ui.main_window_files import CHECKPOINT_FILTER, CLOSE_TIMEOUT_S, CheckpointFiles
@@ -52,7 +53,7 @@ def settings_for_user() -> QSettings:
     return QSettings("LVM Studio", "lvm-studio")
 
 
-class MainWindow(QMainWindow, CheckpointFiles, WindowLayout, WindowHelp):
+class MainWindow(QMainWindow, CheckpointFiles, DatasetFiles, WindowLayout, WindowHelp):
     def __init__(
         self,
         hub,
@@ -188,6 +189,9 @@ class MainWindow(QMainWindow, CheckpointFiles, WindowLayout, WindowHelp):
         K = QKeySequence.StandardKey
         self.new_action = self._action("&New model…", self._on_new_model, K.New, "Create an untrained model")
         self.open_action = self._action("&Open checkpoint…", self._on_open, K.Open, "Open a saved model")
+        self.open_dataset_action = self._action(
+            "Open &dataset…", self.open_dataset_dialog, "Ctrl+Shift+O", "Your own images: a folder or an array file"
+        )
         self.save_action = self._action("&Save checkpoint", self._on_save, K.Save, "Save the current model")
         self.save_as_action = self._action("Save checkpoint &as…", self._on_save_as, K.SaveAs)
         self.export_png_action = self._action("Curves as &PNG…", self._on_export_png, "Ctrl+Shift+P")
@@ -212,7 +216,7 @@ class MainWindow(QMainWindow, CheckpointFiles, WindowLayout, WindowHelp):
     def _build_menus(self):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        for a in (self.new_action, self.open_action, self.save_action, self.save_as_action):
+        for a in (self.new_action, self.open_action, self.save_action, self.save_as_action, self.open_dataset_action):
             file_menu.addAction(a)
         export_menu = file_menu.addMenu("&Export")
         for a in (self.export_png_action, self.export_svg_action, self.export_csv_action, self.export_shot_action):
@@ -248,6 +252,7 @@ class MainWindow(QMainWindow, CheckpointFiles, WindowLayout, WindowHelp):
         for w in (self.device_label, self.step_label, self.rate_label):
             bar.addPermanentWidget(w)
         bar.addPermanentWidget(self.model_label, 1)
+        self._build_dataset_status()  # ui/data/dataset_files.py
 
     def _connect(self):
         c, p, hub = self.controller, self.training_panel, self.hub

@@ -14,6 +14,7 @@ is going or progress is unsaved it asks first, and only then stops the run (Canc
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths, Slot
@@ -29,6 +30,7 @@ from lvm_studio.core.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
+from lvm_studio.core.data import N_PIXELS, DataError, check_fits
 from lvm_studio.core.pretrained import default_checkpoint_path, is_shipped, pretrained_dir
 from lvm_studio.core.training import resume_lr
 from lvm_studio.core.vae import VAE, VAEConfig
@@ -53,7 +55,7 @@ class CheckpointFiles:
                 return
         else:
             default = default_checkpoint_path()
-            if default is not None:
+            if default is not None and self._fits_data(default):
                 try:
                     self._adopt_checkpoint(load_checkpoint(default), default)
                     self.statusBar().showMessage(f"Opened the pretrained model {self.hub.name}", 8000)
@@ -61,13 +63,30 @@ class CheckpointFiles:
                 except CheckpointError as e:
                     self.statusBar().showMessage(f"The pretrained model could not be opened: {e}", 15000)
                     log.warning("pretrained default unusable: %s", e)
-                    self.hub.set_model(VAE(VAEConfig()), name="untrained " + VAEConfig().describe())
+                    self.hub.set_model(
+                        VAE(self._default_config()), name="untrained " + self._default_config().describe()
+                    )
                     return
-        self.hub.set_model(VAE(VAEConfig()), name="untrained " + VAEConfig().describe())
+        self.hub.set_model(VAE(self._default_config()), name="untrained " + self._default_config().describe())
         if not path:
             self.statusBar().showMessage(
                 "No pretrained model under pretrained/: an untrained VAE is loaded. Press F5 to train it.", 15000
             )
+
+    def _default_config(self) -> VAEConfig:
+        """The default architecture, for the current dataset's image size."""
+        return VAEConfig(x_dim=self.hub.data.n_pixels)
+
+    def _set_untrained_default(self) -> None:
+        config = self._default_config()
+        self.hub.set_model(VAE(config), name="untrained " + config.describe())
+
+    def _fits_data(self, path) -> bool:
+        """Whether the shipped default model (28 × 28) can take the current dataset's images."""
+        try:
+            return self.hub.data.n_pixels == N_PIXELS
+        except DataError:
+            return True  # no data to judge by: the pretrained model is still worth showing
 
     def open_checkpoint(self, path: str | Path) -> bool:
         """Open a checkpoint as the current model; on error show why and keep the current one."""
@@ -76,8 +95,9 @@ class CheckpointFiles:
             return False
         try:
             ckpt = load_checkpoint(path)
+            check_fits(int(ckpt["model_config"].get("x_dim", N_PIXELS)), self.hub.data)  # an imported dataset's side
             self._adopt_checkpoint(ckpt, path)
-        except CheckpointError as e:
+        except (CheckpointError, DataError) as e:
             self.show_error("Could not open the checkpoint", str(e))
             return False
         self.statusBar().showMessage(f"Opened {path}", 5000)
@@ -151,6 +171,7 @@ class CheckpointFiles:
         if self.controller.is_active():
             self.show_error("Cannot create a model", "Stop training before creating a new model.")
             return
+        config = replace(config, x_dim=self.hub.data.n_pixels)  # the input follows the dataset's side
         # a new model starts from a new model's settings, not the old run's (a fine-tuning lr, say)
         self.training_panel.reset_to_defaults()
         self.hub.set_model(VAE(config), name=name or "untrained " + config.describe())
@@ -164,7 +185,7 @@ class CheckpointFiles:
         """Fresh weights of the default architecture, empty curves, a new model's settings: watch it learn."""
         if not self.settle_current_run("training a new model"):
             return False
-        self.new_model(VAEConfig())
+        self.new_model(self._default_config())
         self.training_panel.add_message("a new model: fresh weights, watch the curves and the latent views change")
         return self.start_training()
 

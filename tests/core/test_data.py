@@ -202,9 +202,9 @@ def test_too_few_training_images_for_the_validation_split(tmp_path):
     assert "only 60 training images" in message and "5000" in message
 
 
-def test_a_small_set_holds_out_a_tenth_for_validation(tmp_path):
-    data = load_mnist(_write(tmp_path))  # 60 training images: 6 held out, not MNIST's 5000
-    assert (len(data.x_train), len(data.x_val)) == (54, 6)
+def test_an_imported_set_holds_out_a_tenth_for_validation(tmp_path):
+    data = load_mnist(_write(tmp_path, labelled=np.array(True)))  # 60 training images: 6 held out, not 5000
+    assert (len(data.x_train), len(data.x_val)) == (54, 6) and data.labelled
 
 
 def test_empty_test_set(tmp_path):

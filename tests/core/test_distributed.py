@@ -58,7 +58,9 @@ def _train_args(data, out, epochs=1, resume=None):
     return args + (["--resume", str(resume)] if resume else [])
 
 
-@pytest.mark.skipif(not torch.distributed.is_available() or os.name != "posix", reason="needs torch.distributed and fork")
+@pytest.mark.skipif(
+    not torch.distributed.is_available() or os.name != "posix", reason="needs torch.distributed and fork"
+)
 def test_two_gloo_processes_train_as_one_process_with_the_same_global_batch(tiny_data, tmp_path, monkeypatch):
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)

@@ -54,7 +54,7 @@ from PySide6.QtWidgets import (
 
 from lvm_studio.core import inpainting as ip
 from lvm_studio.core import masks
-from lvm_studio.core.images import INK_THRESHOLD, SIDE, Placement, centre_with_mask, find_placement
+from lvm_studio.core.images import INK_THRESHOLD, SIDE, Placement, centre_with_mask, find_placement, image_side
 from lvm_studio.core.inpainting_starts import StartsConfig
 from lvm_studio.core.inpainting_task import SAMPLE_ROWS, FitOutcome, GuessReport, fit_task
 from lvm_studio.ui.inpainting.chains_view import ChainsController, ChainsView
@@ -211,12 +211,25 @@ class InpaintingPanel(QWidget):
         """Put test digit i (default: the picker's) on the canvas; the mask stays."""
         if i is not None:
             self.picker.set_index(i, emit=False)
+        if not self._side_supported():
+            return
         x = self.hub.eval_x("test")[self.picker.index()].numpy().reshape(SIDE, SIDE)
         self.canvas.set_image(x)
         self._drawn_uncentred = False
         self.status.setText(
             f"Test digit {self.picker.index()} (label {int(self.hub.labels('test')[self.picker.index()])})."
         )
+
+    def _side_supported(self) -> bool:
+        """The canvas and the masks are SIDE × SIDE; a model of an imported dataset's other side is refused."""
+        if self.hub.config.x_dim == SIDE * SIDE:
+            return True
+        side = image_side(self.hub.config.x_dim)
+        self.status.setText(
+            f"Inpainting works on {SIDE}×{SIDE} images; this model takes {side}×{side} (an imported dataset). "
+            f"Import the dataset at {SIDE}×{SIDE} to inpaint it."
+        )
+        return False
 
     def load_image_file(self, path: str | Path) -> bool:
         """Load a picture (SIDE × SIDE grey, centred as MNIST); on failure show the message, keep the canvas."""
@@ -289,6 +302,9 @@ class InpaintingPanel(QWidget):
         self._stale = False
         self._pending = []
         self.chains.stop()  # the newest stroke wins: no chains of an old drawing compete with the fit
+        if not self._side_supported():
+            self.runner.cancel()
+            return
         x, missing = self.canvas.image(), self.canvas.mask()
         self._fit_mask = missing
         if not missing.any():
@@ -480,6 +496,7 @@ class InpaintingPanel(QWidget):
 
     def _on_data_changed(self) -> None:
         self.picker.set_index(self.picker.index(), emit=False)  # refreshes the thumbnail
+        self._side_supported()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

@@ -174,6 +174,7 @@ class EstimatorLabPanel(QWidget):
         lay.addWidget(split, 1)
 
         hub.model_changed.connect(self._on_model_changed)
+        hub.data_changed.connect(self._on_model_changed)  # another dataset: as for a new model
         hub.weights_updated.connect(self._on_weights_updated)
         self._sweep_step = None
 

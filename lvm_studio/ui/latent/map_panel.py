@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from lvm_studio.core import latent_views as V
 from lvm_studio.core.colours import mix_colours
-from lvm_studio.core.images import SIDE
+from lvm_studio.core.images import image_side
 from lvm_studio.core.latent_tasks import decode_grid_task, decode_image, encode_codes_task
 from lvm_studio.ui.latent.map_controls import MapControls
 from lvm_studio.ui.latent.map_view import LegendCache, PointCloudItem
@@ -31,7 +31,7 @@ from lvm_studio.ui.widgets.axes import plain_axes
 from lvm_studio.ui.widgets.digit_image import grey_qimage
 from lvm_studio.ui.widgets.hover import point_under_mouse
 from lvm_studio.ui.widgets.snapshots import SnapshotGate
-from lvm_studio.ui.widgets.style import HIGHLIGHT, LABEL_COLOURS, LEGEND_BACKGROUND
+from lvm_studio.ui.widgets.style import HIGHLIGHT, LABEL_COLOURS, LEGEND_BACKGROUND, component_colours
 from lvm_studio.workers.tasks import TaskRunner
 
 REENCODE_S = 2.0  # while training: re-encode the test set at most this often
@@ -71,6 +71,7 @@ class LatentMapPanel(QWidget):
         self.runner = TaskRunner("latent-map", self)
         self.runner.finished.connect(self._on_codes_finished)
         self.runner.progressed.connect(self._on_codes_progress)
+        self.runner.failed.connect(self._on_codes_failed)
         self.manifold_runner = TaskRunner("latent-manifold", self)
         self.manifold_runner.finished.connect(self._on_manifold_finished)
 
@@ -134,6 +135,7 @@ class LatentMapPanel(QWidget):
         self.plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self.plot.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
         hub.model_changed.connect(self._on_model_changed)
+        hub.data_changed.connect(self._on_model_changed)  # another test set: re-encode and relabel
         self.snapshots = SnapshotGate(self, hub, self._on_new_weights, REENCODE_S)
         hub.cluster_posterior_changed.connect(self._on_cluster_posterior_changed)
         self.cursor.moved.connect(self._on_cursor_moved)
@@ -182,7 +184,8 @@ class LatentMapPanel(QWidget):
     def request_encode(self) -> None:
         try:
             x = self.hub.eval_x("test")
-            self._labels = np.asarray(self.hub.labels("test")).astype(np.int64)
+            labelled = self.hub.data.labelled  # a dataset without labels is coloured in one colour
+            self._labels = np.asarray(self.hub.labels("test")).astype(np.int64) if labelled else None
         except Exception as e:
             self.status.setText(f"No test data: {e}")
             return
@@ -193,6 +196,9 @@ class LatentMapPanel(QWidget):
     def _on_codes_progress(self, task_id: int, fraction: float, payload) -> None:
         if self.codes is None:
             self.status.setText(f"Encoding the test set … {100 * fraction:.0f} %")
+
+    def _on_codes_failed(self, task_id: int, message: str) -> None:
+        self.status.setText(f"Could not encode the test set: {message.splitlines()[0]}")
 
     def _on_codes_finished(self, task_id: int, result) -> None:
         codes, proj = result.codes, result.projection
@@ -255,8 +261,11 @@ class LatentMapPanel(QWidget):
             entries = [(tuple(int(v) for v in colours[k]), f"c{k + 1}") for k in range(colours.shape[0])]
             tip = desc
         elif mode == "label" and self._labels is not None and len(self._labels) == self.codes.shape[0]:
-            rgb = LABEL_COLOURS[self._labels]
-            entries = [(tuple(int(v) for v in LABEL_COLOURS[k]), str(k)) for k in range(10)]
+            # an imported dataset may have more than MNIST's ten labels (and names for them), or none
+            names = list(self.hub.data.label_names) or [str(k) for k in range(10)]
+            palette = LABEL_COLOURS if len(names) <= len(LABEL_COLOURS) else component_colours(len(names))
+            rgb = palette[self._labels]
+            entries = [(tuple(int(v) for v in palette[k]), name) for k, name in enumerate(names)]
         else:
             rgb = np.full((self.codes.shape[0], 3), ONE_COLOUR, dtype=np.uint8)
         self.cloud.set_colours(rgb)
@@ -387,11 +396,14 @@ class LatentMapPanel(QWidget):
         xy = self.cloud.points()[i]
         self.hover_ring.setData([xy[0]], [xy[1]])
         x = self.hub.eval_x("test")[i]
-        label = int(self._labels[i]) if self._labels is not None else -1
-        self.hover_image.set_image(x.reshape(SIDE, SIDE))
-        self.hover_caption.setText(f"test digit {i}, label {label}")
-        self.hover_preview.setPixmap(QPixmap.fromImage(grey_qimage(x.reshape(SIDE, SIDE)).scaled(2 * SIDE, 2 * SIDE)))
-        self.hover_preview.setToolTip(f"test digit {i}, label {label}")
+        side = image_side(x.numel())  # SIDE for MNIST, an imported dataset's side otherwise
+        caption = f"test image {i}" + (
+            f", label {self.hub.data.label_name(int(self._labels[i]))}" if self._labels is not None else ""
+        )
+        self.hover_image.set_image(x.reshape(side, side))
+        self.hover_caption.setText(caption)
+        self.hover_preview.setPixmap(QPixmap.fromImage(grey_qimage(x.reshape(side, side)).scaled(2 * side, 2 * side)))
+        self.hover_preview.setToolTip(caption)
         self.hover_preview.adjustSize()
         if scene_pos is not None:
             self._place_hover_preview(scene_pos)

@@ -35,8 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from lvm_studio.core import latent_views as V
-from lvm_studio.core.data import N_PIXELS
-from lvm_studio.core.images import SIDE, to_mnist_format
+from lvm_studio.core.images import SIDE, image_side, to_mnist_format
 from lvm_studio.core.latent_tasks import (
     decode_image,
     encode_one,
@@ -228,6 +227,7 @@ class PosteriorPanel(QWidget):
         self.handle1.sigPositionChanged.connect(self._on_handle_dragged)
         self.handle2.sigPositionChanged.connect(self._on_handle_dragged)
         hub.model_changed.connect(self._on_model_changed)
+        hub.data_changed.connect(self._on_model_changed)  # another test set: the chosen digit changes
         self.snapshots = SnapshotGate(self, hub, self._on_new_weights, self.SNAPSHOT_INTERVAL_S)
         self._on_model_changed()
 
@@ -241,12 +241,12 @@ class PosteriorPanel(QWidget):
         self._set_x(self.picker.x(), f"test digit {i}")
 
     def set_digit(self, x, description: str = "a drawn digit") -> None:
-        self._set_x(torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(1, N_PIXELS), description)
+        self._set_x(torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(1, -1), description)  # (1, N_PIXELS)
 
     def _set_x(self, x: torch.Tensor, description: str) -> None:
         self.x = x
         self.x_description = description
-        self.x_image.set_image(x.reshape(SIDE, SIDE))
+        self.x_image.set_image(x.reshape(image_side(x.numel()), -1))  # SIDE × SIDE for MNIST
         self.opt_loc = self.opt_scale = self.optimised_numbers = None
         self.opt_curve.setData([], [])
         self.opt_runner.cancel()
@@ -453,7 +453,8 @@ class PosteriorPanel(QWidget):
         if not self.use_drawn.isChecked():
             self.use_drawn.setChecked(True)  # -> _on_source_toggled -> here again
             return
-        x = to_mnist_format(np.asarray(img).reshape(SIDE, SIDE), invert_if_light_background=False)
+        side = image_side(self.hub.config.x_dim)  # the pad is SIDE × SIDE; the model may take another side
+        x = to_mnist_format(np.asarray(img).reshape(SIDE, SIDE), invert_if_light_background=False, side=side)
         if self.hub.config.likelihood == "bernoulli":
             x = (x > 0.5).astype(np.float32)  # a Bernoulli model's density is for binary pixels
         self.set_digit(x.reshape(-1), "your drawing")

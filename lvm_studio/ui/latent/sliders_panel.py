@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lvm_studio.core.images import SIDE
+from lvm_studio.core.images import image_side
 from lvm_studio.core.latent import ACTIVE_KL_THRESHOLD
 from lvm_studio.core.latent_tasks import ImageSampler, decode_image, encode_one
 from lvm_studio.ui.widgets.controls import KLBar, TestDigitPicker, button
@@ -240,7 +240,7 @@ class LatentSlidersPanel(QWidget):
         self._decode_timer.stop()
         model, z = self.hub.model, self.cursor.z
         x = self._sampler(model, z) if self.sample_radio.isChecked() else decode_image(model, z)  # (N_PIXELS,)
-        self.image.set_image(x.reshape(SIDE, SIDE))
+        self.image.set_image(x.reshape(image_side(x.size), -1))  # SIDE × SIDE for MNIST
         self.image_updated.emit()
 
     def _on_decode_due(self) -> None:

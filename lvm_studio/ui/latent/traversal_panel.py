@@ -183,6 +183,7 @@ class TraversalPanel(QWidget):
         ):
             sig.connect(self._on_strip_setting_changed)
         hub.model_changed.connect(self._on_model_changed)
+        hub.data_changed.connect(self._on_model_changed)  # another dataset: as for a new model
         self.snapshots = SnapshotGate(self, hub, self._on_new_weights, self.SNAPSHOT_INTERVAL_S)
         self.cursor.moved.connect(self._on_cursor_moved)
         self.stats_service.stats_changed.connect(self._on_stats_changed)

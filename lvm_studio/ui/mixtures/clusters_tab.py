@@ -95,6 +95,7 @@ class ClustersTab(QWidget):
         self.lifecycle.finished.connect(self._on_finished)
         self._build()
         hub.model_changed.connect(self._on_model_changed)
+        hub.data_changed.connect(self._on_model_changed)  # another dataset: as for a new model
         hub.weights_updated.connect(self._on_weights_updated)
         self._on_space_changed()
 

@@ -44,6 +44,7 @@ class DensityTab(QWidget):
         self._build()
         hub.weights_updated.connect(self._on_weights_updated)
         hub.model_changed.connect(self._on_model_changed)
+        hub.data_changed.connect(self._on_model_changed)  # another dataset: as for a new model
 
     def _build(self) -> None:
         self.k = QSpinBox()

@@ -39,7 +39,7 @@ class ModelHub(QObject):
     path_changed = Signal(object)  # Path or None
     dirty_changed = Signal(bool)  # unsaved training progress appeared (True) or was saved (False)
     optimizer_state_changed = Signal()  # the optimizer state and training settings to resume from
-    data_changed = Signal()
+    data_changed = Signal()  # another dataset (hub.data, hub.data_path): re-encode, relabel, resize
     cluster_posterior_changed = Signal()  # a mixture's p(c|z) for the test codes was set or cleared
 
     def __init__(self, data: MNIST | None = None, data_path: str | Path | None = None, parent=None):
@@ -120,9 +120,15 @@ class ModelHub(QObject):
 
     @property
     def data(self) -> MNIST:
+        """The current dataset: MNIST, or one opened with File › Open dataset… (any square side)."""
         if self._data is None:
             self._data = load_mnist(self._data_path)
         return self._data
+
+    @property
+    def data_path(self) -> Path | None:
+        """The .npz the current dataset came from; None for the shipped MNIST."""
+        return Path(self._data_path) if self._data_path else None
 
     def eval_x(self, split: str = "test") -> torch.Tensor:
         """The evaluation images of a split for the current likelihood, (N, N_PIXELS); cached."""
@@ -151,9 +157,16 @@ class ModelHub(QObject):
         return self._cluster_posterior
 
     # --- writing (GUI thread) ------------------------------------------------------
-    def set_data(self, data: MNIST) -> None:
+    def set_data(
+        self, data: MNIST, *, path: str | Path | None = None, model: VAE | None = None, model_name: str | None = None
+    ) -> None:
+        """A different dataset; with `model`, a model for it too (when the image size changes, the
+        old model cannot take the new images). Both are in place before the first signal."""
         self._data = data
+        self._data_path = path
         self._eval_x.clear()
+        if model is not None:
+            self.set_model(model, name=model_name)
         self.data_changed.emit()
 
     def set_cluster_posterior(

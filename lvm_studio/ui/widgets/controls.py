@@ -78,6 +78,8 @@ class TestDigitPicker(QWidget):
         lay.addWidget(self.thumb)
         lay.addWidget(self.info)
         lay.addStretch(1)
+        hub.data_changed.connect(self._on_data_changed)
+        self._on_data_changed()
         self.spin.valueChanged.connect(self._on_spin_changed)
         self.random_button.clicked.connect(self._on_random_clicked)
         self._refresh_thumb()
@@ -100,9 +102,22 @@ class TestDigitPicker(QWidget):
         try:
             i = self.spin.value()
             self.thumb.set_image(self._hub.eval_x("test")[i])
-            self.info.setText(f"label {int(self._hub.labels('test')[i])}")
+            data = self._hub.data
+            self.info.setText(f"label {data.label_name(int(data.y_test[i]))}" if data.labelled else "")
         except Exception:  # no data yet: leave the thumbnail empty
             self.thumb.set_image(None)
+
+    def _on_data_changed(self) -> None:
+        """Another dataset: its test set's size bounds the number (MNIST: 0–9999)."""
+        try:
+            n = len(self._hub.data.x_test)
+        except Exception:  # no data yet: keep MNIST's range
+            return
+        self.spin.blockSignals(True)
+        self.spin.setRange(0, max(0, n - 1))
+        self.spin.blockSignals(False)
+        self.spin.setToolTip(f"Number of the image in the test set (0–{n - 1})")
+        self._refresh_thumb()
 
     def _on_spin_changed(self, i: int) -> None:
         self._refresh_thumb()

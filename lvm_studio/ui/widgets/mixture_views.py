@@ -12,7 +12,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from lvm_studio.core.images import SIDE
+from lvm_studio.core.images import image_side
 from lvm_studio.ui.widgets.digit_image import to_grey_u8
 from lvm_studio.ui.widgets.style import ACCENT, HIGHLIGHT
 
@@ -47,13 +47,14 @@ class ComponentGallery(QWidget):
         """images (K, R, N_PIXELS) or (K, R, SIDE, SIDE) in [0, 1]: row 0 the mean, rows 1.. samples."""
         a = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
         k, r = a.shape[:2]
-        self._images = to_grey_u8(a.reshape(k * r * SIDE, SIDE)).reshape(k, r, SIDE, SIDE)  # 2-D for to_grey_u8
+        side = a.shape[-1] if a.ndim == 4 else image_side(a.shape[-1])  # SIDE for MNIST
+        self._images = to_grey_u8(a.reshape(k * r * side, side)).reshape(k, r, side, side)  # 2-D for to_grey_u8
         self._colours = None if colours is None else np.asarray(colours, dtype=np.uint8)
         self._captions = list(captions) if captions is not None else [str(i + 1) for i in range(k)]
         self._qimages = [
             [
                 QImage(
-                    np.ascontiguousarray(self._images[i, j]).data, SIDE, SIDE, SIDE, QImage.Format.Format_Grayscale8
+                    np.ascontiguousarray(self._images[i, j]).data, side, side, side, QImage.Format.Format_Grayscale8
                 ).copy()
                 for j in range(r)
             ]

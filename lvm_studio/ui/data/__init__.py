@@ -1,0 +1,1 @@
+"""Datasets in the app: File › Open dataset… (the import dialog), the cache and the recent list."""
