@@ -148,7 +148,7 @@ class Startup(QObject):
         from lvm_studio.ui.widgets import style
 
         style.apply_plots()  # the widgets' half is on since the loading window; the plots' before any plot
-        hub = ModelHub(data=data)
+        hub = ModelHub(data=data, data_path=getattr(self.args, "data", None))
         window = MainWindow(hub, settings=self.settings, load_panels=False)
         apply_saved(window.settings)
         self.window = window

@@ -397,7 +397,9 @@ class LatentMapPanel(QWidget):
         self.hover_ring.setData([xy[0]], [xy[1]])
         x = self.hub.eval_x("test")[i]
         side = image_side(x.numel())  # SIDE for MNIST, an imported dataset's side otherwise
-        caption = f"test image {i}" + (
+        data = self.hub.data
+        noun = "image" if data.label_names or not data.labelled else "digit"  # an imported dataset, or MNIST
+        caption = f"test {noun} {i}" + (
             f", label {self.hub.data.label_name(int(self._labels[i]))}" if self._labels is not None else ""
         )
         self.hover_image.set_image(x.reshape(side, side))
