@@ -47,7 +47,9 @@ def tiny_data(tmp_path):
     rng = np.random.default_rng(0)
     x = (rng.random((110, 8, 8)) ** 3 * 255).astype(np.uint8)  # 8 × 8 grey images, mostly dark
     path = tmp_path / "tiny.npz"
-    np.savez(path, x_train=x[:100], y_train=np.zeros(100, np.uint8), x_test=x[100:], y_test=np.zeros(10, np.uint8))
+    y = np.zeros(110, np.uint8)
+    # as `data import` writes it (labelled: False), so a tenth of the training images is held out for validation
+    np.savez(path, x_train=x[:100], y_train=y[:100], x_test=x[100:], y_test=y[100:], labelled=np.array(False))
     return path
 
 
