@@ -10,6 +10,8 @@ import argparse
 import sys
 import time
 
+from lvm_studio.cli_checks import SEED, add_checks, real
+
 DATA_HELP = "convert your own images into a dataset that train, eval and the app take with --data"
 IMPORT_HELP = (
     "convert a folder of PNG/JPEG/BMP images (subfolder names become labels) or a .npy/.npz array file "
@@ -45,6 +47,8 @@ def add_data_parser(sub) -> None:
         "--no-centre", dest="centre", action="store_false", help="only grey and resize; the default for array files"
     )
     i.add_argument("--quiet", action="store_true", help="no progress line")
+    # refused before any work, one line and exit 2, like every other command's arguments (cli_checks)
+    add_checks(i, test_fraction=real(0, 1, lo_open=True, hi_open=True), seed=SEED)
 
 
 class _Progress:
