@@ -7,7 +7,7 @@ item 2: the window's minimum size no longer grows with the panels or with the nu
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QDockWidget,
     QFrame,
@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QToolButton,
     QWidget,
 )
+
+from lvm_studio.ui.visibility import send_screen_change
 
 MIN_DOCK_WIDTH = 300  # a panel's dock never asks for more than this: the rest scrolls
 MIN_DOCK_HEIGHT = 200
@@ -46,6 +48,23 @@ class PanelDock(QDockWidget):
         )
         self.title_bar = DockTitleBar(self, key, has_help)
         self.setTitleBarWidget(self.title_bar)
+        # a tab chosen or left sends the panel no Show or Hide (ui/visibility.py): tell it
+        self.visibilityChanged.connect(self._on_visibility_changed)
+
+    @Slot(bool)
+    def _on_visibility_changed(self, visible: bool) -> None:
+        # after the layout has moved the docks, so that on_screen() already agrees with the event
+        QTimer.singleShot(0, self._tell_panel_on_screen if visible else self._tell_panel_off_screen)
+
+    @Slot()
+    def _tell_panel_on_screen(self) -> None:
+        if self._panel is not None and self.isVisible():
+            send_screen_change(self._panel, True)
+
+    @Slot()
+    def _tell_panel_off_screen(self) -> None:
+        if self._panel is not None:
+            send_screen_change(self._panel, False)
 
     def set_panel(self, panel: QWidget) -> None:
         """Put `panel` in the dock (replacing a placeholder, which is deleted)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Slot
 
+from lvm_studio.ui.visibility import on_screen
+
 LAYOUT_VERSION = 2  # 2: the layout that fits 1,280 × 720 (training and curves stacked, panels beside)
 DEFAULT_SIZE = QSize(1280, 720)
 SCREEN_FRACTION = 0.92  # the first launch takes this much of the screen's free area
@@ -100,7 +102,7 @@ class WindowLayout:
         for dock in self.docks.values():
             widget = dock.widget()
             rate = getattr(type(widget), "SNAPSHOT_INTERVAL_S", None)
-            if rate is not None and dock.isVisible() and widget.isVisible() and not widget.visibleRegion().isEmpty():
+            if rate is not None and dock.isVisible() and on_screen(widget):
                 rates.append(float(rate))
         return min(rates) if rates else None
 

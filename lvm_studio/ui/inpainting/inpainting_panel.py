@@ -60,6 +60,7 @@ from lvm_studio.core.inpainting_task import SAMPLE_ROWS, FitOutcome, GuessReport
 from lvm_studio.ui.inpainting.chains_view import ChainsController, ChainsView
 from lvm_studio.ui.inpainting.controls import CanvasControls, FitControls
 from lvm_studio.ui.inpainting.results_view import InpaintingResults, numbers_html
+from lvm_studio.ui.visibility import on_screen, screen_change
 from lvm_studio.ui.widgets.digit_image import save_grey_png
 from lvm_studio.ui.widgets.image_io import ImageLoadError, file_dialog_filter, load_image_file
 from lvm_studio.workers.tasks import TaskRunner
@@ -339,7 +340,7 @@ class InpaintingPanel(QWidget):
         self.fit_started.emit()
 
     def _on_refit_timeout(self) -> None:
-        if self.isVisible():
+        if on_screen(self):
             self.request_fit()
         else:
             self._stale = True  # fitted when shown
@@ -455,7 +456,7 @@ class InpaintingPanel(QWidget):
             return
         if final:
             self._refit_timer.start()  # one fit for the image and mask signals of one edit
-        elif self.isVisible():
+        elif on_screen(self):
             self.request_fit()  # mid-stroke (already throttled by the canvas): at once, no timer to starve
 
     def _on_stroke_started(self, mode: str) -> None:
@@ -483,13 +484,13 @@ class InpaintingPanel(QWidget):
 
     def _on_model_changed(self) -> None:
         self.results.set_two_d(self.hub.latent_dim == 2)
-        if self.isVisible():
+        if on_screen(self):
             self._refit_timer.start()
         else:
             self._stale = True
 
     def _on_weights_updated(self, step: int) -> None:
-        if not self.isVisible():
+        if not on_screen(self):
             self._stale = True
         elif not self._weights_timer.isActive() and not self.runner.is_busy():
             self._weights_timer.start(WEIGHTS_REFIT_MS)
@@ -498,7 +499,7 @@ class InpaintingPanel(QWidget):
         self.picker.set_index(self.picker.index(), emit=False)  # refreshes the thumbnail
         self._side_supported()
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._stale:
+    def event(self, event) -> bool:
+        if screen_change(event) and self._stale:  # shown, or its tab chosen
             self._refit_timer.start()
+        return super().event(event)

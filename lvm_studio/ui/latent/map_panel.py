@@ -27,6 +27,7 @@ from lvm_studio.core.images import image_side
 from lvm_studio.core.latent_tasks import decode_grid_task, decode_image, encode_codes_task
 from lvm_studio.ui.latent.map_controls import MapControls
 from lvm_studio.ui.latent.map_view import LegendCache, PointCloudItem
+from lvm_studio.ui.visibility import on_screen
 from lvm_studio.ui.widgets.axes import plain_axes
 from lvm_studio.ui.widgets.digit_image import grey_qimage
 from lvm_studio.ui.widgets.hover import point_under_mouse
@@ -371,7 +372,7 @@ class LatentMapPanel(QWidget):
         if source == self.SOURCE or self.cursor.z.size != self.hub.latent_dim or self._dim != self.hub.latent_dim:
             return  # our own move, or a new model that _on_model_changed has not yet caught up with
         self._move_target_to_cursor()
-        if self.hub.latent_dim > 2 and self.manifold_box.isChecked() and self.isVisible():
+        if self.hub.latent_dim > 2 and self.manifold_box.isChecked() and on_screen(self):
             self._manifold_timer.start()  # the plane through z moved
 
     # --- hover -----------------------------------------------------------------------------------

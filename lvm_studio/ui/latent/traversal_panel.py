@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from lvm_studio.core.latent_tasks import interpolation_strip, traversal_images
+from lvm_studio.ui.visibility import on_screen, screen_change
 from lvm_studio.ui.widgets.controls import TestDigitPicker, button, dimension_label
 from lvm_studio.ui.widgets.digit_image import DigitImage, save_grey_png
 from lvm_studio.ui.widgets.snapshots import SnapshotGate
@@ -299,16 +300,17 @@ class TraversalPanel(QWidget):
 
     def _refresh_grid_soon(self, delay_ms: int) -> None:
         """A new grid within delay_ms if the panel is shown; else one when it is shown again."""
-        if not self.isVisible():
+        if not on_screen(self):
             self._grid_stale = True
         elif not self._grid_timer.isActive():
             self._grid_timer.start(delay_ms)
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._grid_stale and not self.snapshots.stale:  # stale weights: the gate redraws both
-            self._grid_timer.start(0)  # cursor moves and new statistics are skipped while hidden
-        self._grid_stale = False
+    def event(self, event) -> bool:
+        if screen_change(event):  # shown, or its tab chosen
+            if self._grid_stale and not self.snapshots.stale:  # stale weights: the gate redraws both
+                self._grid_timer.start(0)  # cursor moves and new statistics are skipped while hidden
+            self._grid_stale = False
+        return super().event(event)
 
     def _on_new_weights(self) -> None:
         """New training weights while shown (SnapshotGate: at most every SNAPSHOT_INTERVAL_S)."""

@@ -30,6 +30,7 @@ from lvm_studio.ui.mixtures.em_controls import EMControls
 from lvm_studio.ui.mixtures.em_playground_signals import PlaygroundSignals
 from lvm_studio.ui.mixtures.em_points_view import K_MAX, EMPointsView, subscript
 from lvm_studio.ui.mixtures.em_trace_plot import FreeEnergyPlot, free_energy_caption
+from lvm_studio.ui.visibility import screen_change
 
 __all__ = ["CUSTOM", "EMPTY", "K_MAX", "EMPlaygroundPanel"]
 
@@ -316,6 +317,7 @@ class EMPlaygroundPanel(QWidget):
         if phase == "finish":
             self._last_drag = None
 
-    def hideEvent(self, event) -> None:
-        self.stop()
-        super().hideEvent(event)
+    def event(self, event) -> bool:
+        if screen_change(event) is False:  # hidden, or another tab chosen: no animation behind it
+            self.stop()
+        return super().event(event)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import shiboken6
-from PySide6.QtCore import QEvent, QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from lvm_studio.core.latent import latent_stats_task
+from lvm_studio.ui.visibility import on_screen, screen_change
 from lvm_studio.workers.tasks import TaskRunner
 
 STATS_REFRESH_S = 10.0  # while training: recompute the statistics at most this often (5,000 encodings each)
@@ -71,7 +72,7 @@ class LatentStatsService(QObject):
     def consumer_visible(self) -> bool:
         """True if a registered consumer is visible, or none is registered."""
         self._consumers = [w for w in self._consumers if shiboken6.isValid(w)]
-        return not self._consumers or any(w.isVisible() for w in self._consumers)
+        return not self._consumers or any(on_screen(w) for w in self._consumers)
 
     def refresh(self) -> None:
         try:
@@ -103,7 +104,7 @@ class LatentStatsService(QObject):
             self.refresh()  # else: still stale; the next show of a consumer schedules it
 
     def eventFilter(self, obj, event) -> bool:
-        if event.type() == QEvent.Type.Show and obj in self._consumers:
+        if screen_change(event) and obj in self._consumers:
             self._schedule()
         return False
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBox
 
 from lvm_studio.ui.training import curves_export, curves_hover
 from lvm_studio.ui.training.curve_buffers import SMOOTHING, CurveBuffers, nice_step, range_after
+from lvm_studio.ui.visibility import on_screen, screen_change
 from lvm_studio.ui.widgets import style
 from lvm_studio.ui.widgets.axes import plain_axes
 
@@ -453,7 +454,7 @@ class CurvesPanel(QWidget):
     # --- slots ------------------------------------------------------------------------
     @Slot(object)
     def _on_record_added(self, record) -> None:
-        if not self.isVisible():
+        if not on_screen(self):
             self._dirty = True  # a hidden panel draws nothing; showing it redraws once
         elif self._redrawing and not self._timer.isActive():
             self._timer.start(REDRAW_INTERVAL_MS)  # the records that arrive meanwhile join this redraw
@@ -462,13 +463,14 @@ class CurvesPanel(QWidget):
     def _on_history_changed(self) -> None:
         self.follow.setChecked(True)
         self._reset()
-        if self.isVisible():
+        if on_screen(self):
             self.redraw()
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._dirty and self._redrawing and not self._timer.isActive():
-            self._timer.start(0)  # one redraw for everything that arrived while hidden
+    def event(self, event) -> bool:
+        # shown, or its tab chosen: one redraw for everything that arrived while hidden
+        if screen_change(event) and self._dirty and self._redrawing and not self._timer.isActive():
+            self._timer.start(0)
+        return super().event(event)
 
     @Slot()
     def _on_model_changed(self) -> None:
@@ -490,7 +492,7 @@ class CurvesPanel(QWidget):
         self._dirty = True
         if on:
             self._follow_y()
-        if self.isVisible() and self._redrawing and not self._timer.isActive():
+        if on_screen(self) and self._redrawing and not self._timer.isActive():
             self._timer.start(0)
 
     @Slot()

@@ -1,11 +1,12 @@
 """New training weights reach a panel only while someone looks at it.
 
 A panel that decodes or re-encodes on `hub.weights_updated` keeps a SnapshotGate. While the panel
-is hidden a new snapshot costs nothing: the hub's version moves past the one the panel last drew,
-and that is all. When the panel is shown again it refreshes once, if the version moved. While it
-is shown, refreshes come at most every `interval_s` seconds (the panel's SNAPSHOT_INTERVAL_S, the
-rate the main window asks the training thread to copy weights at), through one single-shot timer
-that runs only while a refresh is pending (docs/architecture.md, the data flow while training).
+is hidden (or behind another tab: ui/visibility.py) a new snapshot costs nothing: the hub's version
+moves past the one the panel last drew, and that is all. When the panel is shown again (or its tab
+chosen) it refreshes once, if the version moved. While it is shown, refreshes come at most every
+`interval_s` seconds (the panel's SNAPSHOT_INTERVAL_S, the rate the main window asks the training
+thread to copy weights at), through one single-shot timer that runs only while a refresh is pending
+(docs/architecture.md, the data flow while training).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import math
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, QTimer, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QWidget
+
+from lvm_studio.ui.visibility import on_screen, screen_change
 
 
 class SnapshotGate(QObject):
@@ -58,8 +61,8 @@ class SnapshotGate(QObject):
 
     @Slot(int)
     def _on_weights_updated(self, step: int) -> None:
-        if not self._panel.isVisible() or self._timer.isActive():
-            return  # hidden: stale until shown; or a refresh is already due and will take these weights
+        if not on_screen(self._panel) or self._timer.isActive():
+            return  # off screen: stale until shown; or a refresh is already due and will take these weights
         wait_s = max(0.0, self.interval_s - (time.monotonic() - self._last_t))
         self._timer.start(int(round(1000 * wait_s)))
 
@@ -72,9 +75,9 @@ class SnapshotGate(QObject):
 
     def eventFilter(self, obj, event) -> bool:
         if obj is self._panel:
-            kind = event.type()
-            if kind == QEvent.Type.Show and self.stale and not self._timer.isActive():
+            change = screen_change(event)  # Show/Hide, or its tab chosen/left
+            if change and self.stale and not self._timer.isActive():
                 self._timer.start(0)  # one refresh for everything missed while hidden
-            elif kind == QEvent.Type.Hide:
+            elif change is False:
                 self._timer.stop()  # still stale: the next show catches up
         return False
