@@ -49,6 +49,8 @@ def main(argv=None) -> int:
         from lvm_studio.core.pretrained import made_checkpoint_path
 
         path = a.made or made_checkpoint_path()
+        if path is None:
+            p.error("no MADE is shipped in pretrained/: give --made CKPT")
         joint = made_from_checkpoint(load_checkpoint(path))
         setup = f"{joint.config.describe()} from {path}"
     print(setup, flush=True)

@@ -62,6 +62,7 @@ def choices_sheet(columns, side: int = 300):
     from PySide6.QtGui import QFont, QPixmap
 
     col_w = max(side, max(c[3].width() for c in columns)) + 16
+    columns = [(t, c, s.scaledToWidth(side, Qt.TransformationMode.FastTransformation), n) for t, c, s, n in columns]
     strip_h = max(c[2].height() for c in columns)
     num_h = max(c[3].height() for c in columns)
     h = 34 + side + 8 + strip_h + 8 + num_h + 10
@@ -145,7 +146,9 @@ def main(argv=None) -> int:
         panel.numbers = None
         wait_until(lambda: panel.numbers is not None, 120, 0.01)
         settle(0.8)
-        columns.append((title, panel.canvas.grab(), panel.strips.q_view.grab(), panel.numbers_label.grab()))
+        canvas = panel.canvas.grab(panel.canvas.target_rect().toRect().adjusted(-1, -1, 1, 1))
+        strip = panel.strips.q_view.grab(panel.strips.q_view.target_rect().toRect())
+        columns.append((title, canvas, strip, panel.numbers_label.grab()))
     sheet = choices_sheet(columns)
     sheet.save(str(out / "pixel-latents-choices.png"), "PNG")
     print("wrote", out / "pixel-latents-choices.png")

@@ -191,13 +191,13 @@ def pixel_sweep(
     result = None
     for r in range(runs):
         lw_n, lw_q = [], []
-        for a, b in zip(
-            _naive_chunks(joint, x, missing, k_max, g), _importance_chunks(joint, x, missing, phi, k_max, g)
-        ):
+        chunks = zip(_naive_chunks(joint, x, missing, k_max, g), _importance_chunks(joint, x, missing, phi, k_max, g))
+        for a, b in chunks:
             lw_n.append(a[:, 0])
             lw_q.append(b[:, 0])
             if ctx is not None:
                 ctx.check()
+                ctx.report((r + len(lw_n) * CHUNK_ROWS / k_max) / runs, None)  # progress within a run
         lw_n, lw_q = torch.cat(lw_n), torch.cat(lw_q)  # (k_max,)
         naive.append(_running_log_mean(lw_n, ks))
         imp.append(_running_log_mean(lw_q, ks))

@@ -80,6 +80,7 @@ class PhiFit:
     method: str  # what ran, e.g. 'cavi + score'
     seconds: float
     done: bool  # False when cancelled (phi is the last iterate)
+    trace_samples: int = 0  # samples of q behind each trace point (its noise)
 
 
 def _estimate(joint, x, missing, phi, s, g) -> float:
@@ -139,7 +140,14 @@ def optimise_phi(
     state["trace"].append(_estimate(joint, x, missing, state["phi"], s, g))
 
     def report(i: int, done: bool = False) -> PhiFit:
-        fit = PhiFit(state["phi"].clone(), torch.tensor(state["trace"]), state["label"], time.perf_counter() - t0, done)
+        fit = PhiFit(
+            state["phi"].clone(),
+            torch.tensor(state["trace"]),
+            state["label"],
+            time.perf_counter() - t0,
+            done,
+            config.sweep_samples if method == "meanfield" else s,
+        )
         if ctx is not None and (done or (config.report_every and i % config.report_every == 0)):
             ctx.report(min(1.0, i / max(1, n_iter)), fit)
         return fit

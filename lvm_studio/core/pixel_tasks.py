@@ -60,6 +60,7 @@ class Reference:
     marginals: torch.Tensor | None  # (M,) p(x_i = 1 | x_o), mixture only
     optimised_phi: torch.Tensor  # (M,) from φ = 0.5
     trace: torch.Tensor  # the optimisation's ELBO trace
+    method: str  # how φ was optimised (core.pixel_phi) and the trace's samples per point
     conditional: pi.ConditionalSamples  # N_SHOWN samples of p(x_m | x_o)
     seconds: float
 
@@ -80,7 +81,17 @@ def reference_task(ctx, joint: PixelJoint, x: torch.Tensor, missing: torch.Tenso
         label = f"≈ importance sampling, k = {IS_K:,}, q = optimised φ"
     marginals = joint.posterior_marginals(x, missing).to(torch.float32) if isinstance(joint, MixtureJoint) else None
     cond = pi.conditional_samples(joint, x, missing, N_SHOWN, fit.phi, generator=g)
-    return Reference(log_px_o, exact is not None, label, marginals, fit.phi, fit.trace, cond, time.perf_counter() - t0)
+    return Reference(
+        log_px_o,
+        exact is not None,
+        label,
+        marginals,
+        fit.phi,
+        fit.trace,
+        f"{fit.method}, {fit.trace_samples} samples of q per point",
+        cond,
+        time.perf_counter() - t0,
+    )
 
 
 @dataclass(frozen=True)

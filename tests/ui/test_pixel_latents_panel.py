@@ -122,3 +122,14 @@ def test_a_missing_made_is_one_clear_line(qtbot, panel, monkeypatch):
         panel.start()
     assert "no MADE is shipped" in blocker.args[0]
     assert "\n" not in panel.status.text()
+
+
+def test_stop_ends_a_long_sweep(qtbot, panel, tiny_mixture):
+    panel.use_joint("mixture", tiny_mixture)
+    wait_ready(qtbot, panel)
+    with qtbot.waitSignal(panel.runners["sweep"].progressed, timeout=TIMEOUT_MS):
+        panel.run_estimates(k_max=100000, runs=20)
+    assert panel.controls.stop_button.isEnabled()
+    panel.controls.stop_button.click()
+    qtbot.waitUntil(lambda: not panel.runners["sweep"].is_busy(), timeout=TIMEOUT_MS)
+    assert panel.sweep_plot.summary.text().startswith("Stopped") and not panel.controls.stop_button.isEnabled()

@@ -103,7 +103,9 @@ class PixelLatentControls(QWidget):
             b = button(text, tip, lambda _=False, k=key: self.phi_preset_chosen.emit(k))
             self.preset_buttons[key] = b
             presets.addWidget(b, i // 3, i % 3)
-        self.stop_button = button("stop", "Stop the optimisation (φ keeps its last value)", self.stop_clicked.emit)
+        self.stop_button = button(
+            "stop", "Stop the optimisation (φ keeps its last value) or the sweep", self.stop_clicked.emit
+        )
         self.stop_button.setEnabled(False)
         presets.addWidget(self.stop_button, 1, 2)
 

@@ -86,7 +86,6 @@ class PixelLatentsPanel(QWidget):
             self.runners[name] = r
         self.runners["joint"].progressed.connect(self._on_joint_progress)
         self.runners["optimise"].progressed.connect(self._on_optimise_progress)
-        self.runners["optimise"].cancelled.connect(self._on_optimise_stopped)
         self.runners["sweep"].progressed.connect(self._on_sweep_progress)
 
         self.controls = PixelLatentControls(hub)
@@ -134,8 +133,9 @@ class PixelLatentsPanel(QWidget):
         c.value.valueChanged.connect(lambda v: self.canvas.set_value(v / 100))
         c.brush.valueChanged.connect(self.canvas.set_brush_radius)
         c.phi_preset_chosen.connect(self.set_phi_preset)
-        c.stop_clicked.connect(self.runners["optimise"].cancel)
+        c.stop_clicked.connect(self.stop)
         c.sweep_clicked.connect(self.run_estimates)
+        hub.data_changed.connect(self._on_data_changed)
         self.canvas.phi_edited.connect(self._on_phi_edited)
         self.canvas.mask_edited.connect(self._on_mask_edited)
         self._refresh_numbers()
@@ -216,6 +216,7 @@ class PixelLatentsPanel(QWidget):
         self.sweep = None
         self.tabs.setCurrentWidget(self.sweep_plot)
         self.sweep_plot.summary.setText("Sampling …")
+        self.controls.stop_button.setEnabled(True)
         self.runners["sweep"].submit(
             pi.pixel_sweep,
             self.joint,
@@ -225,6 +226,17 @@ class PixelLatentsPanel(QWidget):
             int(self.controls.k_max.currentData()),
             int(self.controls.runs.value()),
         )
+
+    def stop(self) -> None:
+        """Stop the optimisation (φ keeps its last value) and the sweep (its finished runs stay drawn)."""
+        sweeping, optimising = self.runners["sweep"].is_busy(), self.runners["optimise"].is_busy()
+        self.runners["optimise"].cancel()  # a cancel() emits nothing: the runner drops the task's outcome
+        self.runners["sweep"].cancel()
+        self.controls.stop_button.setEnabled(False)
+        if sweeping:
+            self._on_sweep_stopped(0)
+        if optimising:
+            self._on_optimise_stopped(0)
 
     # --- joints ----------------------------------------------------------------------------------
     def showEvent(self, event) -> None:
@@ -296,7 +308,7 @@ class PixelLatentsPanel(QWidget):
         self.strips.show_conditional(self.x(), self.missing(), ref.conditional)
         self.trace_plot.show_reference(ref.log_px_o, ref.exact)
         if self.fit is None:
-            self.trace_plot.show_trace(ref.trace)
+            self.trace_plot.show_trace(ref.trace, f"from φ = 0.5: {ref.method}")
         self._refresh_numbers()
         self.reference_ready.emit()
 
@@ -324,7 +336,9 @@ class PixelLatentsPanel(QWidget):
 
     def _show_fit(self, fit: pp.PhiFit) -> None:
         self.fit = fit
-        self.trace_plot.show_trace(fit.trace)
+        self.trace_plot.show_trace(
+            fit.trace, f"from the φ shown: {fit.method}, {fit.trace_samples} samples of q per point"
+        )
         if fit.phi.shape == (int(self.missing().sum()),):
             self.canvas.set_phi(fit.phi.numpy())  # emits phi_edited: the numbers follow
 
@@ -348,7 +362,18 @@ class PixelLatentsPanel(QWidget):
 
     def _on_sweep_done(self, _id, sweep: pi.PixelSweep) -> None:
         self._on_sweep_progress(_id, 1.0, sweep)
+        self.controls.stop_button.setEnabled(False)
         self.sweep_finished.emit()
+
+    def _on_sweep_stopped(self, _id) -> None:
+        self.sweep_plot.summary.setText("Stopped" + (f" after {self.sweep.runs_done} run(s)." if self.sweep else "."))
+
+    def _on_data_changed(self) -> None:
+        self._x = None
+        self.joints.pop("mixture", None)  # it was fitted to the old training digits
+        if self._started:
+            self.canvas.set_image(self.x().numpy())
+            self._ensure_joint()
 
     def _on_failed(self, _id, message: str) -> None:
         first = message.strip().splitlines()[0] if message.strip() else "failed"

@@ -106,7 +106,8 @@ class TracePlot(pg.PlotWidget):
         self.addItem(self.ref)
         self.ref.setVisible(False)
 
-    def show_trace(self, trace: torch.Tensor | None) -> None:
+    def show_trace(self, trace: torch.Tensor | None, title: str = "") -> None:
+        self.setTitle(f"<span style='font-size: 9pt'>{html.escape(title)}</span>" if title else None)
         if trace is None or len(trace) == 0:
             self.curve.setData([], [])
             return
