@@ -133,3 +133,11 @@ def test_stop_ends_a_long_sweep(qtbot, panel, tiny_mixture):
     panel.controls.stop_button.click()
     qtbot.waitUntil(lambda: not panel.runners["sweep"].is_busy(), timeout=TIMEOUT_MS)
     assert panel.sweep_plot.summary.text().startswith("Stopped") and not panel.controls.stop_button.isEnabled()
+
+
+def test_it_starts_only_when_on_screen(qtbot, panel, monkeypatch):
+    started = []
+    monkeypatch.setattr(panel, "start", lambda: started.append(1))
+    assert not started
+    panel.show()
+    qtbot.waitUntil(lambda: bool(started), timeout=TIMEOUT_MS)  # shown alone: on screen, so it starts

@@ -28,7 +28,7 @@ failed(str). Results: .numbers (PhiNumbers), .reference (Reference), .fit (PhiFi
 from __future__ import annotations
 
 import torch
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QTabWidget, QVBoxLayout, QWidget
 
 from lvm_studio.core import masks
@@ -39,6 +39,7 @@ from lvm_studio.core.pixel_joint import joint_name
 from lvm_studio.ui.inpainting.phi_canvas import PhiCanvas, PhiColourBar
 from lvm_studio.ui.inpainting.pixel_latents_controls import PixelLatentControls
 from lvm_studio.ui.inpainting.pixel_latents_views import SampleStrips, SweepPlot, TracePlot, numbers_html
+from lvm_studio.ui.visibility import on_screen, screen_change
 from lvm_studio.workers.tasks import TaskRunner
 
 
@@ -159,7 +160,7 @@ class PixelLatentsPanel(QWidget):
         return torch.from_numpy(self.canvas.phi())
 
     def start(self) -> None:
-        """Load or fit the chosen joint and compute (the first show does this)."""
+        """Load or fit the chosen joint and compute (the first time the panel is on screen does this)."""
         self._started = True
         self.canvas.set_image(self.x().numpy())
         self._ensure_joint()
@@ -239,9 +240,15 @@ class PixelLatentsPanel(QWidget):
             self._on_optimise_stopped(0)
 
     # --- joints ----------------------------------------------------------------------------------
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if not self._started:
+    def event(self, event) -> bool:
+        # the first time it is really on screen (a tab behind another gets Show too: ui/visibility.py),
+        # the joint is loaded or fitted; checked once the layout has placed it
+        if screen_change(event) and not self._started:
+            QTimer.singleShot(0, self._start_if_on_screen)
+        return super().event(event)
+
+    def _start_if_on_screen(self) -> None:
+        if not self._started and on_screen(self):
             self.start()
 
     def _ensure_joint(self) -> None:
