@@ -85,7 +85,12 @@ def run_app(args) -> int:
     runners = []
 
     def on_ready(window):
+        if window is not None and not smoke:
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, window.offer_recovery)  # a crashed session's autosave, once the window shows
         if smoke:
+            window.autosave_enabled = False  # a self-test leaves the user's data folder alone
             window.ask_before_closing = False
             runner = SmokeRun(window, float(args.smoke), getattr(args, "screenshot", None))
             runner.schedule()

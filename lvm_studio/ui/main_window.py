@@ -296,6 +296,7 @@ class MainWindow(QMainWindow, CheckpointFiles, DatasetFiles, WindowLayout, Windo
             step=hub.step,
             epoch=hub.epoch,
             name=hub.name,
+            autosave_dir=self.autosave_dir(),
         )
 
     @Slot()
@@ -443,4 +444,5 @@ class MainWindow(QMainWindow, CheckpointFiles, DatasetFiles, WindowLayout, Windo
             self.save_layout()
         self.curves_panel.stop_redrawing()
         self._snapshot_timer.stop()
+        self.remove_autosave()  # a clean exit: nothing to recover next time
         event.accept()

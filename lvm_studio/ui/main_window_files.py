@@ -21,6 +21,7 @@ from PySide6.QtCore import QStandardPaths, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 import lvm_studio
+from lvm_studio.core import autosave
 from lvm_studio.core.checkpoint import (
     CheckpointError,
     headline_metrics,
@@ -46,6 +47,59 @@ class CheckpointFiles:
     """Opening, saving and creating models; exporting the curves and the window."""
 
     _save_path_pending: Path | None = None  # a save the training thread was asked to make
+    autosave_enabled = True  # runs autosave to the user's data folder (off in smoke runs)
+
+    # --- autosave and recovery (issue 13, item 9) ---------------------------------------
+    def autosave_dir(self) -> str | None:
+        """Where the training thread autosaves (core.autosave), or None when autosave is off."""
+        return str(user_data_dir()) if self.autosave_enabled else None
+
+    def remove_autosave(self) -> None:
+        """This session's autosave is not needed: the model was saved, or the app closes cleanly."""
+        if self.autosave_enabled:
+            autosave.remove_own_autosave(user_data_dir())
+
+    def ask_recover(self, found: autosave.Autosave) -> QMessageBox.StandardButton:
+        """Recover (Yes), Discard, or keep it for later (Ignore); tests replace this method."""
+        box = QMessageBox(self)
+        box.setWindowTitle("Recover a training run?")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setText("LVM Studio did not close properly last time. A model it was training was autosaved.")
+        box.setInformativeText(f"{found.describe()}.\nRecover it as the current (unsaved) model?")
+        box.setStandardButtons(
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Ignore
+        )
+        box.button(QMessageBox.StandardButton.Yes).setText("Recover")
+        box.button(QMessageBox.StandardButton.Ignore).setText("Keep for later")
+        box.setDefaultButton(QMessageBox.StandardButton.Yes)
+        return QMessageBox.StandardButton(box.exec())
+
+    def offer_recovery(self) -> bool:
+        """At launch: offer back the newest autosave a crashed session left; True if it was recovered."""
+        if not self.autosave_enabled:
+            return False
+        data_dir = user_data_dir()
+        found = autosave.find_autosaves(data_dir)
+        if not found:
+            return False
+        answer = self.ask_recover(found[0])
+        if answer == QMessageBox.StandardButton.Discard:
+            for a in found:
+                autosave.discard(a)
+            self.statusBar().showMessage("Discarded the autosaved run", 5000)
+            return False
+        if answer != QMessageBox.StandardButton.Yes:
+            return False  # kept: offered again at the next launch
+        try:
+            ckpt = load_checkpoint(found[0].path)
+            self._adopt_checkpoint(ckpt, None)
+        except CheckpointError as e:
+            self.show_error("Could not recover the autosaved run", str(e))
+            return False
+        autosave.adopt(found[0], data_dir)  # ours now: kept on another crash, removed on a clean exit
+        self.hub.set_dirty(True)  # recovered progress is not saved anywhere the user chose
+        self.statusBar().showMessage(f"Recovered {found[0].describe()}", 10000)
+        return True
 
     # --- models and checkpoints -------------------------------------------------------
     def open_startup_model(self, path: str | Path | None = None) -> None:
@@ -155,6 +209,7 @@ class CheckpointFiles:
             self.show_error("Could not save the checkpoint", f"{path}: {e}")
             return False
         hub.mark_saved(path)
+        self.remove_autosave()
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return True
 
@@ -163,6 +218,7 @@ class CheckpointFiles:
         if kind == "saved" and self._save_path_pending is not None:
             self.hub.mark_saved(self._save_path_pending)
             self._save_path_pending = None
+            self.remove_autosave()
         elif kind == "save_failed":
             self._save_path_pending = None
             self.show_error("Could not save the checkpoint", message)
@@ -323,6 +379,12 @@ def is_protected(path: str | Path) -> bool:
         return any(p.is_relative_to(d.resolve()) for d in (pretrained_dir(), Path(lvm_studio.__file__).parent))
     except OSError:
         return False
+
+
+def user_data_dir() -> Path:
+    """The user's data folder (QStandardPaths.AppDataLocation); ~/.lvm-studio when there is none."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base) if base else Path.home() / ".lvm-studio"
 
 
 def user_models_dir() -> Path:

@@ -32,6 +32,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 from shiboken6 import isValid
 
 from lvm_studio.core import threads
+from lvm_studio.core.autosave import AUTOSAVE_EVERY_S, Autosaver
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.device import choose_device
 from lvm_studio.core.history import EvalRecord, History, StepRecord
@@ -118,6 +119,10 @@ class TrainingJob:
     step: int = 0
     epoch: float = 0.0
     name: str | None = None
+    # the user's data folder: the thread autosaves the run there (core.autosave) every
+    # autosave_every_s seconds, between steps, so a crash of the app loses minutes, not the run
+    autosave_dir: str | None = None
+    autosave_every_s: float = AUTOSAVE_EVERY_S
 
 
 @dataclass(frozen=True)
@@ -347,10 +352,15 @@ class TrainingController(QObject):
                     trainer.stop()
             self._started_from_thread.emit(run_id, device_text)
             reason = "stopped"
+            autosaver = Autosaver(job.autosave_dir, job.autosave_every_s) if job.autosave_dir else None
             for event in trainer.run():
                 if isinstance(event, Notice) and event.kind in ("finished", "stopped", "diverged"):
                     reason = event.kind
                 self._event_from_thread.emit(run_id, event)
+                # between steps, in this thread that owns the model: weights, optimizer and history
+                if autosaver is not None and autosaver.maybe_save(trainer.checkpoint) is not None:
+                    notice = Notice("autosaved", f"autosaved at step {trainer.step}", trainer.step)
+                    self._event_from_thread.emit(run_id, notice)
         except Exception as e:  # shown to the user; the app keeps running
             reason = "failed"
             tb = traceback.extract_tb(e.__traceback__)
