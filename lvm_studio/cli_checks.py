@@ -113,28 +113,26 @@ def refusal(args: argparse.Namespace) -> str | None:
 def destination_problem(path: str | os.PathLike, what: str = "--out") -> str | None:
     """Why `path` cannot be written as a file, or None; found before a run, not after an epoch.
 
-    Checks what a later atomic save needs: the target is not a folder, its folder exists or can
-    be made, and a file can be created there (a probe file, removed at once).
+    Checks what the later atomic save needs without changing anything: the target is not a
+    folder, its nearest existing ancestor is a folder (the save makes the missing ones), and a
+    file can be created there (a probe file, removed at once).
     """
     path = Path(path)
     if path.is_dir():
         return f"{what} {path} is a folder; give a file name such as {path / 'model.pt'}"
-    parent = path.parent
-    for p in [parent, *parent.parents]:
-        if p.exists():
-            if not p.is_dir():
-                return f"{what} {path} cannot be written: {p} is a file, not a folder"
-            break
+    ancestor = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+    if ancestor is None:
+        return None  # nothing of the path exists (a relative path on a vanished cwd): the save will say
+    if not ancestor.is_dir():
+        return f"{what} {path} cannot be written: {ancestor} is a file, not a folder"
+    probe = ancestor / f".{path.name[:50]}.{os.getpid()}-probe.tmp"
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = parent / f".{path.name}.{os.getpid()}-probe.tmp"
         with open(probe, "wb") as f:
             f.write(b"\0")
         probe.unlink()
     except OSError as e:
-        reason = e.strerror or type(e).__name__
-        return f"{what} {path} cannot be written ({reason})"
-    if path.exists() and not os.access(path, os.W_OK) and not os.access(parent, os.W_OK):
+        return f"{what} {path} cannot be written ({e.strerror or type(e).__name__})"
+    if path.exists() and not os.access(path, os.W_OK) and not os.access(path.parent, os.W_OK):
         return f"{what} {path} cannot be written (permission denied)"
     return None
 

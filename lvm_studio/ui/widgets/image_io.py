@@ -42,6 +42,10 @@ def read_grey(path: str | Path) -> np.ndarray:
         raise ImageLoadError(f"Cannot open {path.name}: it is a folder, not an image file.")
     reader = QImageReader(str(path))
     reader.setAutoTransform(True)  # honour EXIF rotation of photos
+    size = reader.size()  # from the header, nothing decoded yet
+    if size.isValid() and max(size.width(), size.height()) > MAX_SIDE:
+        # decode straight to at most MAX_SIDE: a header claiming 100,000² pixels allocates no 40 GB
+        reader.setScaledSize(size.scaled(MAX_SIDE, MAX_SIDE, Qt.AspectRatioMode.KeepAspectRatio))
     image = reader.read()
     if image.isNull():
         kinds = ", ".join(s.upper() for s in ("png", "jpg", "bmp", "gif", "tiff", "webp") if s in supported_suffixes())
