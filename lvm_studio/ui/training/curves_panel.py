@@ -14,6 +14,8 @@ posterior, up to the estimator's own gap at finite k (Burda et al. 2016, Thm 1).
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,10 @@ from lvm_studio.ui.widgets.axes import plain_axes
 __all__ = ["FOLLOW_SKIP", "REDRAW_INTERVAL_MS", "SMOOTHING", "CurvesPanel"]
 
 REDRAW_INTERVAL_MS = 66  # ≈ 15 Hz at most
+# while records stream in, a redraw at most every RECORD_REDRAW_GAP_S: one costs about 10 ms of the
+# GUI thread (issue 12 asks for ≤ 5 % of a core while training), and curves over hundreds of epochs
+# move too little in half a second to see the difference
+RECORD_REDRAW_GAP_S = 0.5
 FOLLOW_SKIP = 0.1  # "follow" y-ranges leave out the first 10 % of the epochs: the first steps
 # (ELBO ≈ −540 nats) would squash the part worth reading
 MIN_X_SPAN = 0.05  # epochs: the shortest x-axis, for the first records of a run
@@ -239,6 +245,7 @@ class CurvesPanel(QWidget):
         layout.addWidget(self.view, 1)
 
         self._redrawing = True  # False once stop_redrawing() was called
+        self._last_redraw_t = -math.inf
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_INTERVAL_MS)
@@ -278,6 +285,7 @@ class CurvesPanel(QWidget):
         self._pull()
         self._dirty = False
         self.redraws += 1
+        self._last_redraw_t = time.monotonic()
         # only the curves whose data changed: a training record must not rebuild the evaluation
         # curves' symbols, nor the shading (measured: half the cost of a redraw)
         if b.train_changed:
@@ -457,7 +465,9 @@ class CurvesPanel(QWidget):
         if not on_screen(self):
             self._dirty = True  # a hidden panel draws nothing; showing it redraws once
         elif self._redrawing and not self._timer.isActive():
-            self._timer.start(REDRAW_INTERVAL_MS)  # the records that arrive meanwhile join this redraw
+            # the records that arrive meanwhile join this redraw
+            gap_ms = 1000 * (RECORD_REDRAW_GAP_S - (time.monotonic() - self._last_redraw_t))
+            self._timer.start(max(REDRAW_INTERVAL_MS, int(gap_ms)))
 
     @Slot()
     def _on_history_changed(self) -> None:
