@@ -77,11 +77,15 @@ def training_rounds(args) -> dict:
     rounds, config = [], None
     for r in range(args.rounds):
         result = {}
+        # with --app-nice A B ...: the rounds cycle through the training thread's niceness values
+        nice = args.app_nice[r % len(args.app_nice)] if args.app_nice else None
+        env = None if nice is None else {**os.environ, "LVM_STUDIO_TRAINING_NICE": str(nice)}
         for which in ("app", "headless"):
             if which == "app":
                 cmd = ["train", "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
                 cmd += ["--fits", str(args.fits), *_train_args(args)]
-                result["app"] = json_child("bench.app_driver", *cmd, timeout_s=args.seconds + 300)
+                result["app"] = json_child("bench.app_driver", *cmd, timeout_s=args.seconds + 300, env=env)
+                result["app"]["training_nice"] = nice
                 config = config or result["app"]["config"]
             else:  # the app's own run config: same objective, k, batch, evaluation
                 cmd = ["throughput", "--config", json.dumps(config), "--seconds", str(args.seconds)]
@@ -264,6 +268,14 @@ def main(argv=None) -> int:
         default=0,
         help="run the headless trainer this much nicer (the app's training thread runs at +5): 0 compares "
         "with `lvm-studio train` as users run it, 5 isolates the GUI's own cost",
+    )
+    p.add_argument(
+        "--app-nice",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="the app's training thread niceness per round, cycled (default: the app's own, +5); "
+        "e.g. --rounds 4 --app-nice 0 5 interleaves both",
     )
     p.add_argument("--out", metavar="JSON", help="also write the JSON object here")
     p.add_argument("--json", action="store_true", help="(kept for old commands: the output is always JSON)")

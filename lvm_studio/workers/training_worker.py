@@ -53,6 +53,17 @@ THREAD_NAME = "lvm-training"
 # On an otherwise idle machine training loses nothing: the GUI uses a few per cent of one core.
 # Measured here (2 cores, 20 s runs): event-loop stalls over 20 ms 27-33 with it, 64-66 without.
 TRAINING_NICENESS = 5
+NICENESS_ENV = "LVM_STUDIO_TRAINING_NICE"  # overrides it (0: as nice as the GUI), e.g. for bench.app_smoke
+
+
+def training_niceness() -> int:
+    """TRAINING_NICENESS, or the value of LVM_STUDIO_TRAINING_NICE when that is a whole number."""
+    try:
+        return int(os.environ.get(NICENESS_ENV, TRAINING_NICENESS))
+    except ValueError:
+        return TRAINING_NICENESS
+
+
 _CONTROLLERS: weakref.WeakSet[TrainingController] = weakref.WeakSet()
 UNSET = object()  # no snapshot interval was set on a controller: its runs keep their config's
 
@@ -311,7 +322,7 @@ class TrainingController(QObject):
     def _run(self, run_id: int, job: TrainingJob) -> None:
         trainer = None
         reason, message, device_text = "failed", "", ""
-        _lower_thread_priority(TRAINING_NICENESS)
+        _lower_thread_priority(training_niceness())
         try:
             threads.use("training")
             device = choose_device(job.device)
