@@ -4,6 +4,7 @@ a complete, verified checkpoint with its history and optimizer state, found on t
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
@@ -57,6 +58,8 @@ class Harness:
         return pid
 
     def close(self):
+        if self.proc.poll() is not None:
+            return
         # our own process, idle between jobs: killed, not left to tear torch down for seconds
         self.proc.kill()
         self.proc.wait(10)
@@ -64,12 +67,17 @@ class Harness:
         self.proc.stdout.close()
 
 
+# Started when pytest collects this module, so that its start (torch's import and Adam's first
+# step in a fresh interpreter, seconds) overlaps the tests that run before these on the other core.
+_EARLY = Harness() if hasattr(os, "fork") else None
+if _EARLY is not None:
+    atexit.register(_EARLY.close)  # also when these tests are deselected
+
+
 @pytest.fixture(scope="module")
 def harness():
-    """One harness for both tests: its start (torch and Adam's first-step imports) is the slow part."""
-    h = Harness()
-    yield h
-    h.close()
+    """One harness for both tests."""
+    yield _EARLY
 
 
 def _temporaries(folder: Path) -> list[Path]:
