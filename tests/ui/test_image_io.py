@@ -62,3 +62,20 @@ def test_scanned_digit_round_trips_to_mnist(tmp_path, mnist, fmt):
         assert err < 0.03
     r, c = centre_of_mass(out)
     assert abs(r - 14) <= 0.5 and abs(c - 14) <= 0.5
+
+
+def test_a_digit_image_caption_is_elided_to_its_width(qtbot):
+    from PySide6.QtGui import QFontMetrics
+
+    from lvm_studio.ui.widgets.digit_image import DigitImage
+
+    caption = "completion, step 200 of 200, ELBO −93.2 nats"
+    image = DigitImage(min_side=40, hint_side=60, caption=caption)
+    qtbot.addWidget(image)
+    image.resize(60, 80)
+    shown = image.caption_shown()
+    assert shown != caption and shown.endswith("…")
+    assert QFontMetrics(image.font()).horizontalAdvance(shown) <= image.width()
+    image.resize(600, 80)
+    assert image.caption_shown() == caption
+    image.grab()  # paints with it

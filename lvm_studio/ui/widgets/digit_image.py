@@ -85,6 +85,11 @@ class DigitImage(QWidget):
         tw, th = iw * scale, ih * scale
         return QRectF((w - tw) / 2, (h - th) / 2, tw, th)
 
+    def caption_shown(self) -> str:
+        """The caption elided to the widget's width: a narrow dock shows "completion, ste…", never a
+        word cut in half or a caption that widens the dock."""
+        return self.fontMetrics().elidedText(self._caption, Qt.TextElideMode.ElideRight, max(0, self.width() - 4))
+
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().window())
@@ -93,7 +98,9 @@ class DigitImage(QWidget):
             p.drawImage(self.target_rect(), self._image)
         if self._caption:
             p.setPen(self.palette().windowText().color())
-            p.drawText(QRectF(0, self.height() - 18, self.width(), 18), Qt.AlignmentFlag.AlignCenter, self._caption)
+            p.drawText(
+                QRectF(0, self.height() - 18, self.width(), 18), Qt.AlignmentFlag.AlignCenter, self.caption_shown()
+            )
         p.end()
         self.painted += 1
 
