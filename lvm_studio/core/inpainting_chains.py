@@ -25,6 +25,8 @@ from lvm_studio.core.inpainting_completion import prepare
 from lvm_studio.core.inpainting_task import CanvasFrame
 from lvm_studio.core.mwg import ChainConfig, ChainProgress, run_chains
 
+INIT_DISPERSION = 2.0
+
 
 @dataclass(frozen=True)
 class ChainReport:
@@ -56,12 +58,13 @@ def chains_task(
     config: ChainConfig,
     model_version: int,
     placement: Placement | None = None,
-    init_z: torch.Tensor | None = None,
+    init_q: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> ChainReport:
     """config.n_chains chains for one drawing (see the module's notes); returns the final ChainReport.
 
-    init_z (latent,) or (chains, 1, latent): where the chains start (e.g. the fitted q's mean);
-    default the encoder's guess. A cancelled ctx ends the task through ctx.check()."""
+    init_q = (z_loc, z_scale), each (latent,) or (1, latent): the chains start at draws of this q
+    widened INIT_DISPERSION times (e.g. the fitted q); default: draws of the encoder's guess.
+    A cancelled ctx ends the task through ctx.check()."""
     canvas_x = np.array(x, dtype=np.float32).reshape(-1)
     canvas_missing = np.array(missing, dtype=bool).reshape(-1)
     frame = None
@@ -103,8 +106,13 @@ def chains_task(
         last_step[0] = p.step
         ctx.report(p.step / max(config.steps, 1), make_report(p))
 
-    if init_z is not None:
-        init_z = init_z.reshape(-1, 1, model.latent_dim).expand(config.n_chains, 1, -1)
+    if init_q is not None:  # over-dispersed draws of the fitted q: the chains start apart, and MwG forgets it
+        loc, scale = (t.reshape(1, 1, -1) for t in init_q)
+        g = torch.Generator().manual_seed(config.seed or 0)
+        eps = torch.randn((config.n_chains, 1, model.latent_dim), generator=g, dtype=loc.dtype)
+        init_z = loc + INIT_DISPERSION * scale * eps  # (chains, 1, latent)
+    else:
+        init_z = None
     res = run_chains(model, xt, mt, config, init_z=init_z, callback=on_progress, should_stop=ctx.cancelled)
     if res.stopped:
         ctx.check()

@@ -28,6 +28,7 @@ from lvm_studio.workers.tasks import TaskRunner
 
 CHAIN_ROWS = 4  # the grid shows CHAIN_ROWS × CHAIN_ROWS chains
 VIEW_INTERVAL_MS = 80
+MAX_HEIGHT = 200
 METHODS = (("mwg", "Metropolis-within-Gibbs"), ("pseudo_gibbs", "pseudo-Gibbs"))
 MWG_TIP = (
     "Metropolis-within-Gibbs (Mattei & Frellsen 2018): propose z from the encoder at the completed image, "
@@ -65,7 +66,7 @@ class ChainsView(QWidget):
         )
         self.bars_plot = pg.PlotWidget()
         plain_axes(self.bars_plot)
-        self.bars_plot.setMinimumSize(150, 110)
+        self.bars_plot.setMinimumSize(150, 120)
         self.bars_plot.setMouseEnabled(False, False)
         self.bars_plot.setMenuEnabled(False)
         self.bars_plot.setYRange(0.0, 1.0, padding=0.02)
@@ -104,6 +105,7 @@ class ChainsView(QWidget):
         side.addWidget(self.stats, 1)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        self.setMaximumHeight(MAX_HEIGHT)  # the fit's views above keep most of the height
         lay.addWidget(self.grid_view, 2)
         lay.addWidget(self.bars_plot, 3)
         lay.addLayout(side, 3)
@@ -173,10 +175,10 @@ class ChainsController(QObject):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._draw_pending)
 
-    def start(self, model, x, missing, version: int, placement=None, init_z=None) -> None:
+    def start(self, model, x, missing, version: int, placement=None, init_q=None) -> None:
         self._pending = None
         self.runner.submit(
-            chains_task, model, self.classifier, x, missing, self.view.config(), version, placement, init_z
+            chains_task, model, self.classifier, x, missing, self.view.config(), version, placement, init_q
         )
 
     def stop(self) -> None:

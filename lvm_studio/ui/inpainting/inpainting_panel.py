@@ -136,7 +136,7 @@ class InpaintingPanel(QWidget):
         self.status.setStyleSheet("color: gray;")
         right = QVBoxLayout()
         right.setContentsMargins(0, 0, 0, 0)
-        right.addWidget(self.results, 1)
+        right.addWidget(self.results, 3)
         # after each fit, Markov chains draw completions from the exact posterior and name the digit
         self.chains_view = ChainsView()
         self.chains = ChainsController(self.chains_view, self)
@@ -410,10 +410,11 @@ class InpaintingPanel(QWidget):
         self.status.setText(f"{res.steps_done} Adam steps in {1000 * res.seconds:.0f} ms ({state}{where}).")
 
     def _start_chains(self) -> None:
-        """Chains for the drawing just fitted, started at the fitted q's mean (any start is fine: MwG forgets it)."""
+        """Chains for the drawing just fitted, started at draws of the fitted q (MwG forgets where it starts)."""
         o = self.outcome
         if o is not None and o.model_version == self.hub.version and self.isVisible():
-            self.chains.start(self.hub.model, o.x, o.missing, o.model_version, o.placement, o.result.z_loc[0])
+            q = (o.result.z_loc[0], o.result.z_scale[0])
+            self.chains.start(self.hub.model, o.x, o.missing, o.model_version, o.placement, q)
 
     def _on_fit_failed(self, task_id: int, message: str) -> None:
         self.status.setText("The fit failed: " + message.splitlines()[0])
