@@ -95,3 +95,20 @@ def test_without_a_classifier_the_chains_still_run_and_say_why(qtbot, panel):
     assert done.args[0].class_probs is None
     assert "no digit classifier" in panel.chains_view.stats.text()
     assert float(np.sum(panel.chains_view.bars.opts["height"])) == 0.0
+
+
+def test_the_chains_wait_while_training_sends_new_weights(qtbot, panel):
+    """New weights every second mean a refit every second: the chains must not take the training's core."""
+    from lvm_studio.ui.inpainting import chains_view
+
+    panel.show()
+    # as if a training step's weights had just arrived when the fit ends (this slot runs before the
+    # panel starts the chains)
+    panel.fit_finished.connect(panel.chains.note_weights_updated)
+    with qtbot.waitSignal(panel.fit_finished, timeout=WAIT_MS):
+        panel.preset_buttons["top_half"].click()
+    panel.fit_finished.disconnect(panel.chains.note_weights_updated)
+    assert not panel.chains.runner.is_busy() and "wait while the model trains" in panel.chains_view.stats.text()
+    # once no weights came for TRAINING_QUIET_S, they run
+    with qtbot.waitSignal(panel.chains.finished, timeout=WAIT_MS + 1000 * chains_view.TRAINING_QUIET_S):
+        pass

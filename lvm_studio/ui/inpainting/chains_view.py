@@ -4,7 +4,8 @@ ChainsView draws what core.inpainting_chains reports (ChainReport): a grid of th
 completions, the class mix p(class | x_o) estimated from the samples as bars, and the acceptance
 rate and effective sample size. ChainsController owns the chains' TaskRunner: the panel starts a
 run after each fit (so the two never compete for the CPU) and stops it when a new fit is asked
-for, so the newest stroke wins here too. Reports are drawn at most every VIEW_INTERVAL_MS.
+for, so the newest stroke wins here too; while training sends new weights the chains wait
+(TRAINING_QUIET_S). Reports are drawn at most every VIEW_INTERVAL_MS.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from lvm_studio.workers.tasks import TaskRunner
 
 CHAIN_ROWS = 4  # the grid shows CHAIN_ROWS × CHAIN_ROWS chains
 VIEW_INTERVAL_MS = 80
+# while training sends new weights (about every second) the chains wait, so they never take the
+# core the training thread wants; they run once no new weights came for this long
+TRAINING_QUIET_S = 2.5
 MAX_HEIGHT = 200
 METHODS = (("mwg", "Metropolis-within-Gibbs"), ("pseudo_gibbs", "pseudo-Gibbs"))
 MWG_TIP = (
@@ -174,14 +178,37 @@ class ChainsController(QObject):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._draw_pending)
+        self._last_weights = -math.inf
+        self._deferred: tuple | None = None
+        self._defer_timer = QTimer(self)
+        self._defer_timer.setSingleShot(True)
+        self._defer_timer.timeout.connect(self._on_defer_timeout)
+
+    def note_weights_updated(self, step: int = 0) -> None:
+        """New weights arrived (a training step): chains started soon after wait until it is quiet."""
+        self._last_weights = time.monotonic()
 
     def start(self, model, x, missing, version: int, placement=None, init_q=None) -> None:
         self._pending = None
+        wait_s = TRAINING_QUIET_S - (time.monotonic() - self._last_weights)
+        if wait_s > 0:
+            self.runner.cancel()
+            self._deferred = (model, x, missing, version, placement, init_q)
+            self._defer_timer.start(int(1000 * wait_s) + 50)
+            self.view.stats.setText("The chains wait while the model trains; they run once new weights stop coming.")
+            return
+        self._deferred = None
         self.runner.submit(
             chains_task, model, self.classifier, x, missing, self.view.config(), version, placement, init_q
         )
 
+    def _on_defer_timeout(self) -> None:
+        if self._deferred is not None:
+            self.start(*self._deferred)
+
     def stop(self) -> None:
+        self._deferred = None
+        self._defer_timer.stop()
         self.runner.cancel()
         self._pending = None
         self._timer.stop()

@@ -141,6 +141,7 @@ class InpaintingPanel(QWidget):
         self.chains_view = ChainsView()
         self.chains = ChainsController(self.chains_view, self)
         self.chains_view.options_changed.connect(self._start_chains)
+        hub.weights_updated.connect(self.chains.note_weights_updated)
         right.addWidget(self.chains_view)
         right.addWidget(self.progress)
         right.addWidget(self.fit_controls)
