@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the window, train on the CPU for SECONDS, print one JSON line and exit",
     )
     p.add_argument("--screenshot", metavar="PNG", help="with --smoke: save a screenshot of the main window")
+    p.add_argument(
+        "--smoke-tour",
+        action="store_true",
+        help="open the window, walk every step of the lecture tour with its reveal, print one JSON line per step",
+    )
     p.add_argument("--checkpoint", metavar="CKPT", help="open this checkpoint instead of the pretrained default")
     _add_data_arg(p)
     add_checks(p, smoke=real(0, 86400, lo_open=True))

@@ -56,7 +56,8 @@ def install_excepthook(window_of):
 
 def run_app(args) -> int:
     launched_at = time.time()
-    smoke = getattr(args, "smoke", None) is not None
+    smoke_tour = bool(getattr(args, "smoke_tour", False))
+    smoke = getattr(args, "smoke", None) is not None or smoke_tour
     if smoke and not _has_display() and "QT_QPA_PLATFORM" not in os.environ:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # CI: no display, still the full window
 
@@ -91,6 +92,14 @@ def run_app(args) -> int:
             QTimer.singleShot(0, window.offer_recovery)  # a crashed session's autosave, once the window shows
         if smoke:
             window.autosave_enabled = False  # a self-test leaves the user's data folder alone
+        if smoke_tour:  # the lecture tour, every step revealed (ui/lecture/smoke.py)
+            from lvm_studio.ui.lecture.smoke import TourSmoke
+
+            window.ask_before_closing = False
+            runner = TourSmoke(window)
+            runner.schedule()
+            runners.append(runner)
+        elif smoke:
             window.ask_before_closing = False
             runner = SmokeRun(window, float(args.smoke), getattr(args, "screenshot", None))
             runner.schedule()

@@ -114,6 +114,9 @@ class MainWindow(QMainWindow, CheckpointFiles, DatasetFiles, WindowLayout, Windo
         self._on_model_changed()
         self._on_name_changed(hub.name)
         self._on_training_state_changed(self.controller.state)
+        from lvm_studio.ui.lecture import install  # the Lecture dock and menu (ui/lecture/)
+
+        self.lecture = install(self)
 
     # --- construction helpers ---------------------------------------------------------
     def _build_panel(self, spec: PanelSpec) -> QWidget | str:
@@ -162,6 +165,10 @@ class MainWindow(QMainWindow, CheckpointFiles, DatasetFiles, WindowLayout, Windo
         self.docks[spec.key].set_panel(panel)
         self._snapshot_timer.start()
         return spec.key
+
+    def add_dock(self, key: str, title: str, widget: QWidget, area: str = "left") -> QDockWidget:
+        """Dock a widget that is not a registered panel (the lecture dock), listed in the View menu."""
+        return self._add_dock(key, title, widget, area)
 
     def _add_dock(self, key: str, title: str, widget: QWidget, area: str) -> QDockWidget:
         dock = PanelDock(key, title, widget, self, has_help=key in PANEL_HELP, scroll=key != "curves")  # plots shrink

@@ -203,6 +203,19 @@ class EstimatorLabPanel(QWidget):
             self._seed,
         )
 
+    def set_digit(self, i: int) -> None:
+        """Choose test digit i (the next Run uses it)."""
+        self.picker.set_index(int(i), emit=False)
+
+    def show_sweep(self, sweep, exact: float | None = None) -> None:
+        """Draw a sweep computed elsewhere (core.estimator_sweep; the lecture tour's seeded one)."""
+        self.runner.cancel()
+        self._sweep_step = self.hub.step
+        self.run_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        self.progress.setValue(100)
+        self._show(sweep, exact)
+
     def _on_run_clicked(self) -> None:
         self.run()
 

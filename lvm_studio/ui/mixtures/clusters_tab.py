@@ -232,6 +232,12 @@ class ClustersTab(QWidget):
     def cancel(self) -> None:
         self.lifecycle.cancel()
 
+    def show_result(self, res: ClusterResult) -> None:
+        """Show a fit made elsewhere for the current model (the lecture tour computes it once, seeded)."""
+        self.lifecycle.cancel()
+        self._fit_step, self._fit_version = self.hub.step, self.hub.version
+        self._on_finished(res)
+
     def _on_progress(self, fraction: float, payload) -> None:
         if payload is None:
             return

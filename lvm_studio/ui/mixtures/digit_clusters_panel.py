@@ -67,6 +67,15 @@ class DigitClustersPanel(QWidget):
     def cancel(self) -> None:
         self.clusters.cancel()
 
+    def show_clusters(self, result: ClusterResult) -> None:
+        """Show a Gaussian mixture result computed elsewhere (see ClustersTab.show_result)."""
+        self.tabs.setCurrentWidget(self.clusters)
+        self.clusters.show_result(result)
+
+    def show_tab(self, name: str) -> None:
+        """Bring the 'clusters' or the 'density' tab to the front."""
+        self.tabs.setCurrentWidget(self.density if name == "density" else self.clusters)
+
     def fit_density(self, **settings) -> None:
         """Start a Bernoulli mixture fit (see DensityTab.fit)."""
         self.density.fit(**settings)
