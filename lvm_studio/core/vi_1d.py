@@ -83,7 +83,7 @@ class Grid1D:
     dz: float
 
 
-def grid(n: int = 4001, half_width: float = 12.0) -> Grid1D:
+def grid(n: int = 6001, half_width: float = 20.0) -> Grid1D:
     dz = 2 * half_width / n
     z = np.linspace(-half_width + dz / 2, half_width - dz / 2, n)
     return Grid1D(z=z, dz=dz)

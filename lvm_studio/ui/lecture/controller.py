@@ -42,7 +42,7 @@ from lvm_studio.workers.tasks import TaskRunner
 log = logging.getLogger(__name__)
 
 TOUR_FILTER = "LVM Studio tours (*.json);;All files (*)"
-STOP_TIMEOUT_S = 2.0
+STOP_TIMEOUT_S = 10.0  # a run still starting (loading the data) stops only once it has started
 NEXT_KEYS = (Qt.Key.Key_Right, Qt.Key.Key_PageDown)
 BACK_KEYS = (Qt.Key.Key_Left, Qt.Key.Key_PageUp)
 ARROW_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QTextEdit, QPlainTextEdit, QComboBox, QAbstractItemView)
@@ -340,7 +340,8 @@ class LectureController(QObject):
 
     def _stop_training(self) -> None:
         if self._training:
-            self.window.controller.stop_and_wait(STOP_TIMEOUT_S)
+            if not self.window.controller.stop_and_wait(STOP_TIMEOUT_S):
+                log.warning("the tour's training run did not stop within %.0f s", STOP_TIMEOUT_S)
             self._training = False
 
     # --- the reveal ------------------------------------------------------------------------------
@@ -396,7 +397,7 @@ class LectureController(QObject):
 
 class _TourKeys(QObject):
     """→ / PgDn and ← / PgUp (what presentation clickers send) move between steps while a tour runs;
-    arrows stay with a focused slider, spin box, text field or list."""
+    arrows stay with a focused slider, spin box, text field or list, PgUp / PgDn with a text area."""
 
     def __init__(self, controller: LectureController):
         super().__init__(controller)
@@ -424,7 +425,7 @@ class _TourKeys(QObject):
         arrow = key in (Qt.Key.Key_Left, Qt.Key.Key_Right)
         if arrow and focus is not None and isinstance(focus, ARROW_WIDGETS):
             return False
-        if isinstance(focus, (QTextEdit, QPlainTextEdit, QLineEdit)):
-            return False
+        if isinstance(focus, (QTextEdit, QPlainTextEdit)):
+            return False  # PgUp / PgDn page through a text; anywhere else they are the clicker's
         c.next() if key in NEXT_KEYS else c.back()
         return True
