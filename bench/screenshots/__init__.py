@@ -22,4 +22,13 @@ AREAS = {
     "mixtures": ("mixtures-playground.png", "mixtures-digits.png", "mixtures-density.png"),
     "inpainting": ("inpainting.png", "inpainting-test-digit.png", "inpainting-2d.png"),
     "pixel_latents": ("pixel-latents-painted.png", "pixel-latents-choices.png", "pixel-latents-sweep.png"),
+    "lecture": (
+        "lecture-factors.png",
+        "lecture-em.png",
+        "lecture-naive-mc.png",
+        "lecture-tight.png",
+        "lecture-pick-phi.png",
+        "lecture-pick-phi-presenter.png",
+        "lecture-missing-pixels.png",
+    ),
 }

@@ -63,7 +63,7 @@ def test_each_step_reaches_its_state_predictions_are_scored_reveals_are_shown_an
             assert hub.path is not None and hub.path.name == f"{step.setup.model}.pt"
         if step.setup.panel in w.docks:
             assert w.docks[step.setup.panel].isVisible()
-        assert view.vi_view.isVisible() == (step.setup.panel == "lecture_vi_1d")
+        assert lecture.vi_dock.isVisible() == (step.setup.panel == "lecture_vi_1d")
         panel = w.docks[step.setup.panel].widget() if step.setup.panel in w.docks else None
         check = STEP_CHECKS.get(step.id)
         if check is not None:
@@ -174,7 +174,7 @@ def check_pick_phi(qtbot, lecture, panel, step):
     v = out.result.values
     assert v["kl_a"] == pytest.approx(vi_1d.score_q(vi_1d.Model1D(), 2.0, math.sqrt(2.0)).kl, abs=1e-4)
     assert out.score.correct
-    view = lecture.view.vi_view
+    view = lecture.vi_view
     view.set_q(2.0, math.sqrt(2.0))  # the student drags φ onto N(2, 2): the view shows the reveal's numbers
     assert view.score.elbo == pytest.approx(v["elbo_a"], abs=2e-3)
     assert view.score.elbo + view.score.kl == pytest.approx(v["log_px"], abs=1e-3)

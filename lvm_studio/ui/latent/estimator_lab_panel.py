@@ -214,6 +214,7 @@ class EstimatorLabPanel(QWidget):
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         self.progress.setValue(100)
+        self.runs.setValue(max(1, sweep.runs_done))
         self._show(sweep, exact)
 
     def _on_run_clicked(self) -> None:

@@ -37,6 +37,7 @@ from lvm_studio.core.vae import VAEConfig
 from lvm_studio.ui.lecture.presenter import PresenterMode
 from lvm_studio.ui.lecture.setups import Stage, apply_state, panel_keys, show_reveal
 from lvm_studio.ui.lecture.step_view import StepView
+from lvm_studio.ui.lecture.vi_1d_view import VI1DView
 from lvm_studio.workers.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ TOUR_FILTER = "LVM Studio tours (*.json);;All files (*)"
 STOP_TIMEOUT_S = 10.0  # a run still starting (loading the data) stops only once it has started
 NEXT_KEYS = (Qt.Key.Key_Right, Qt.Key.Key_PageDown)
 BACK_KEYS = (Qt.Key.Key_Left, Qt.Key.Key_PageUp)
+LEFT_DOCKS = ("training", "curves")  # the column the lecture dock shares
 ARROW_WIDGETS = (QAbstractSlider, QAbstractSpinBox, QLineEdit, QTextEdit, QPlainTextEdit, QComboBox, QAbstractItemView)
 
 
@@ -102,6 +104,13 @@ class LectureController(QObject):
         if "training" in window.docks:
             window.tabifyDockWidget(window.docks["training"], self.dock)
         self.dock.hide()
+        # the lecture's own figure ("pick φ", a 1-D posterior), docked where the panels are
+        self.vi_view = self.view.vi_view = VI1DView()
+        self.vi_dock = window.add_dock("lecture_vi_1d", "Pick φ (1-D posterior)", self.vi_view, "right")
+        panels = [d for k, d in window.docks.items() if k not in (*LEFT_DOCKS, "lecture", "lecture_vi_1d")]
+        if panels:
+            window.tabifyDockWidget(panels[0], self.vi_dock)
+        self.vi_dock.hide()
         self.view.back_requested.connect(self.back)
         self.view.next_requested.connect(self.next)
         self.view.reveal_requested.connect(self.reveal)
@@ -259,6 +268,7 @@ class LectureController(QObject):
                 self.window.training_panel.apply_config(saved.train_config)
             self.window.restoreState(saved.layout, LAYOUT_VERSION)
         self.dock.hide()
+        self.vi_dock.hide()
         self._sync_actions()
         self.window.statusBar().showMessage("Left the tour: your model and layout are back", 5000)
         self.active_changed.emit(False)
@@ -302,12 +312,7 @@ class LectureController(QObject):
         if not ok:
             self.view.status.setText("The step's model could not be opened; see the message.")
             self.view.reveal_button.setEnabled(False)
-        dock = self.window.docks.get(step.setup.panel)
-        if dock is not None:
-            dock.show()
-            dock.raise_()
-        self.dock.show()
-        self.dock.raise_()
+        self._arrange(step.setup.panel)
         if ok:
             try:
                 apply_state(self.window, self.view, step.setup.panel, step.setup.state)
@@ -319,6 +324,25 @@ class LectureController(QObject):
         self.window.statusBar().showMessage(f"Lecture step {index + 1} of {len(self.tour.steps)}: {step.title}", 5000)
         self.step_shown.emit(index)
         return ok
+
+    def _arrange(self, key: str) -> None:
+        """The step's panel in front; the left column (the training controls and the curves, unless the
+        step is about the curves) given to the lecture (leave() restores the layout as it was)."""
+        docks = self.window.docks
+        if key != "lecture_vi_1d":
+            self.vi_dock.hide()
+        dock = docks.get(key)
+        if dock is not None:
+            dock.show()
+            dock.raise_()
+        for other in LEFT_DOCKS:
+            if other != key and other in docks:
+                docks[other].hide()
+        self.dock.show()
+        self.dock.raise_()
+        if key in LEFT_DOCKS and key in docks:
+            h = self.window.height()
+            self.window.resizeDocks([self.dock, docks[key]], [int(0.58 * h), int(0.42 * h)], Qt.Orientation.Vertical)
 
     def _open_model(self, name: str) -> bool:
         if name == "current":

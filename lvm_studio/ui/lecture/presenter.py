@@ -1,8 +1,10 @@
 """Presenter mode: one switch that scales the whole interface for a projector, and back.
 
-The application font is scaled (every widget that does not set its own font follows it); widgets
-that set their own font are scaled from the size they had; pyqtgraph's axes get the scaled font
-for their tick values and labels. Off restores every remembered size. The choice is kept in
+The application font is scaled, through the application's style sheet (with a style sheet set, Qt
+resolves widget fonts from it, so QApplication.setFont alone would not reach existing widgets) and
+QApplication.setFont (for what paints with the application font); widgets that set their own font
+are scaled from the size they had; pyqtgraph's axes get the scaled font for their tick values and
+labels. Off restores the style sheet and every remembered size. The choice is kept in
 QSettings ("lecture/presenter") and applied again at start-up and to panels built later.
 """
 
@@ -34,6 +36,7 @@ class PresenterMode(QObject):
         self.settings = settings
         app = QApplication.instance()
         self._app_font = QFont(app.font())
+        self._style_sheet = app.styleSheet()
         self._own_fonts: weakref.WeakKeyDictionary[QWidget, QFont] = weakref.WeakKeyDictionary()
         self.enabled = False
 
@@ -54,7 +57,11 @@ class PresenterMode(QObject):
             for w in app.allWidgets():
                 if w.testAttribute(Qt.WidgetAttribute.WA_SetFont) and w not in self._own_fonts:
                     self._own_fonts[w] = QFont(w.font())
-            app.setFont(_scaled(self._app_font, self.factor))
+            font = _scaled(self._app_font, self.factor)
+            app.setFont(font)
+            size = font.pointSizeF() if font.pointSizeF() > 0 else None
+            rule = f"\n* {{ font-size: {size:.1f}pt; }}" if on and size else ""
+            app.setStyleSheet(self._style_sheet + rule)
             for w, font in list(self._own_fonts.items()):
                 w.setFont(_scaled(font, self.factor))
         self.apply_to_plots()

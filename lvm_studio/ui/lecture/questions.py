@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QRadioButton, Q
 from lvm_studio.core.tour import Question
 
 SLIDER_TICKS = 1000  # the slider's integer positions between min and max
+RIGHT, WRONG = "#7fd17f", "#f0a050"
 
 
 class QuestionWidget(QWidget):
@@ -95,6 +96,26 @@ class QuestionWidget(QWidget):
     def _on_changed(self, checked: bool) -> None:
         if checked:
             self.predicted.emit()
+
+    def mark(self, answer, correct: bool) -> None:
+        """After the reveal: the right option ticked (and a wrong prediction crossed), or the answer
+        beside the slider."""
+        if self.question.kind == "choice":
+            chosen = self.prediction()
+            for option in self.question.options:
+                b = self.buttons[option.id]
+                if option.id == str(answer):
+                    b.setText(f"{option.label}  ✓")
+                    b.setStyleSheet(f"color: {RIGHT}; font-weight: bold;")
+                elif option.id == chosen:
+                    b.setText(f"{option.label}  ✗")
+                    b.setStyleSheet(f"color: {WRONG};")
+        else:
+            unit = f" {self.question.unit}" if self.question.unit else ""
+            colour = RIGHT if correct else WRONG
+            self.value_label.setText(
+                f"{self.value_label.text()} → <b style='color:{colour}'>{float(answer):.4g}</b>{unit}"
+            )
 
     def lock(self, locked: bool) -> None:
         """After the reveal the prediction stays as it was made."""

@@ -16,13 +16,13 @@ from PySide6.QtCore import QObject, QTimer
 from lvm_studio.core.tour import Step
 from lvm_studio.core.tour_reveals import RevealResult
 
-LECTURE_PANELS = ("lecture_vi_1d",)  # views inside the lecture dock itself
+LECTURE_PANELS = ("lecture_vi_1d",)  # the lecture's own views (docked by the controller)
 ANIMATION_MS = 250  # between the animated EM iterations and samples
 
 
 def panel_keys(window) -> set[str]:
-    """Every panel a tour may bring to the front."""
-    return set(window.docks) | set(LECTURE_PANELS)
+    """Every panel a tour may bring to the front (the lecture dock itself is not one)."""
+    return (set(window.docks) | set(LECTURE_PANELS)) - {"lecture"}
 
 
 def panel_widget(window, key: str):

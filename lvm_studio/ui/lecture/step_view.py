@@ -11,10 +11,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from lvm_studio.core.tour import Score, Step, Tour
-from lvm_studio.ui.lecture.questions import QuestionWidget
+from lvm_studio.ui.lecture.questions import RIGHT, WRONG, QuestionWidget
 from lvm_studio.ui.lecture.vi_1d_view import VI1DView
-
-RIGHT, WRONG = "#7fd17f", "#f0a050"
 
 
 def _label(rich: bool = True) -> QLabel:
@@ -47,9 +45,7 @@ class StepView(QWidget):
         self.next_button.setToolTip("The next step (→ or PgDn)")
         self.title = _label()
         self.text = _label()
-        self.vi_view = VI1DView()
-        self.vi_view.setVisible(False)
-        self.vi_view.setMinimumHeight(300)
+        self.vi_view: VI1DView | None = None  # the "pick φ" view, docked beside the panels by the controller
         self.question_box = QVBoxLayout()
         self.reveal_button = QPushButton("Reveal")
         self.reveal_button.setToolTip("Compute the answer live with the model (seeded: everyone sees the same numbers)")
@@ -79,7 +75,6 @@ class StepView(QWidget):
         lay.addWidget(self.progress)
         lay.addWidget(self.title)
         lay.addWidget(self.text)
-        lay.addWidget(self.vi_view)
         lay.addWidget(line)
         lay.addLayout(self.question_box)
         lay.addLayout(buttons)
@@ -105,9 +100,10 @@ class StepView(QWidget):
         self.next_button.setEnabled(index < n - 1)
         self.title.setText(f"<h2>{index + 1}. {step.title}</h2>")
         self.text.setText(step.text)
-        self.vi_view.setVisible(step.setup.panel == "lecture_vi_1d")
-        if self.question_widget is not None:
+        if self.question_widget is not None:  # gone at once, not at the next pass of the event loop
             self.question_box.removeWidget(self.question_widget)
+            self.question_widget.hide()
+            self.question_widget.setParent(None)
             self.question_widget.deleteLater()
         self.question_widget = QuestionWidget(step.question)
         self.question_box.addWidget(self.question_widget)
@@ -132,3 +128,4 @@ class StepView(QWidget):
         self.status.setText("<span style='color:gray'>Now try it in the panel; Reset this step starts over.</span>")
         self.score_label.setText(f"<b style='color:{colour}'>{mark} {score.text}</b>")
         self.explanation.setText(explanation)
+        self.question_widget.mark(score.answer, score.correct)

@@ -35,10 +35,10 @@ class VI1DView(QWidget):
         plain_axes(self.plot)
         self.plot.setLabel("bottom", "z")
         self.plot.setLabel("left", "density")
-        self.plot.setMinimumHeight(200)
+        self.plot.setMinimumSize(320, 220)
         self.plot.setXRange(-7, 7, padding=0)
         self.legend = self.plot.addLegend(
-            offset=(8, 8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(*LEGEND_BACKGROUND)
+            offset=(-8, 8), labelTextColor=(230, 230, 230), brush=pg.mkBrush(*LEGEND_BACKGROUND)
         )
         self.likelihood_curve = self.plot.plot(
             pen=pg.mkPen(LIKELIHOOD_COLOUR, width=1.5, style=Qt.PenStyle.DashLine), name="p(x|z), scaled"
