@@ -215,9 +215,6 @@ class _Ctx:
         self._check()
 
 
-CLUSTER_SETTINGS = ("space", "fit_on", "k", "covariance", "pca_dim", "restarts", "max_iter")
-
-
 def digit_clusters(
     env: RevealEnv,
     seed: int,

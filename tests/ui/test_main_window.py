@@ -242,7 +242,7 @@ def test_saving_while_training_goes_through_the_worker(qtbot, window, tmp_path):
 def test_panels_from_the_registry_are_docked_and_toggled_from_view(qtbot, make_window):
     window = make_window(panel_specs=(PROBE, BROKEN, MISSING, SECOND))
     window.show()
-    assert set(window.docks) == {"training", "curves", "probe", "probe2"}
+    assert set(window.docks) == {"training", "curves", "probe", "probe2", "lecture", "lecture_vi_1d"}  # + the tour
     assert set(window.panel_errors) == {"broken", "missing"}
     assert "cannot start" in window.panel_errors["broken"]
     assert window.tabifiedDockWidgets(window.docks["probe"]) == [window.docks["probe2"]]

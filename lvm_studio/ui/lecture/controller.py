@@ -107,10 +107,8 @@ class LectureController(QObject):
         # the lecture's own figure ("pick φ", a 1-D posterior), docked where the panels are
         self.vi_view = self.view.vi_view = VI1DView()
         self.vi_dock = window.add_dock("lecture_vi_1d", "Pick φ (1-D posterior)", self.vi_view, "right")
-        panels = [d for k, d in window.docks.items() if k not in (*LEFT_DOCKS, "lecture", "lecture_vi_1d")]
-        if panels:
-            window.tabifyDockWidget(panels[0], self.vi_dock)
         self.vi_dock.hide()
+        self._vi_tabified = False  # tabbed with the panels the first time it is shown
         self.view.back_requested.connect(self.back)
         self.view.next_requested.connect(self.next)
         self.view.reveal_requested.connect(self.reveal)
@@ -331,6 +329,11 @@ class LectureController(QObject):
         docks = self.window.docks
         if key != "lecture_vi_1d":
             self.vi_dock.hide()
+        elif not self._vi_tabified:
+            panels = [d for k, d in docks.items() if k not in (*LEFT_DOCKS, "lecture", key) and not d.isFloating()]
+            if panels:
+                self.window.tabifyDockWidget(panels[0], self.vi_dock)
+            self._vi_tabified = True
         dock = docks.get(key)
         if dock is not None:
             dock.show()

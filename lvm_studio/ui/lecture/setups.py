@@ -124,8 +124,16 @@ def show_reveal(window, view, stage: Stage, step: Step, result: RevealResult) ->
         stage.play([panel.iterate for _ in range(int(v["iterations"]))])
     elif name == "digit_clusters":
         panel.show_clusters(result.extra["result"])
-    elif name == "mixture_density":
+    elif name == "mixture_density":  # the panel fits the largest mixture itself, with the same settings
+        args = step.reveal.args
         panel.show_tab("density")
+        panel.fit_density(
+            k=max(v["ks"]),
+            seed=step.reveal.seed,
+            max_iter=int(args.get("max_iter", 20)),
+            fit_on=args.get("fit_on", "10k"),
+            n_vae=0,
+        )
     elif name == "infinite_mixture":
         panel.decode_at(*v["best_z"])
     elif name in ("partial_observation", "pixel_variational"):
