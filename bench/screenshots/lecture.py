@@ -25,7 +25,7 @@ STEPS = {
     "naive-mc": ("above", 1.0),
     "tight": ("yes", 4.0),
     "pick-phi": ("b", 0.5),
-    "missing-pixels": ("model", 6.0),
+    "missing-pixels": ("marginals", 4.0),
 }
 
 

@@ -528,50 +528,51 @@ def pick_phi(
     )
 
 
-# --- 13. a variational approximation over missing pixels -----------------------------------------
+# --- 13. a variational approximation over missing pixels ---------------------------------------
+
+
+PIXEL_PRESETS = ("half", "ones", "marginals")  # φ_i = ½, φ_i = 1, φ_i = p(x_i = 1 | x_o)
 
 
 @torch.no_grad()
-def pixel_variational(
-    env: RevealEnv, seed: int, label: int = 9, mask: str = "top_half", samples: int = 8, sure: float = 0.99
+def pixel_latents(
+    env: RevealEnv,
+    seed: int,
+    label: int = 9,
+    mask: str = "top_half",
+    k: int = 50,
+    n_train: int = 10000,
+    iters: int = 30,
+    n: int = 500,
 ) -> RevealResult:
-    """q(x_m; φ) = Π_i φ_i^{x_i} (1 − φ_i)^{1 − x_i} over the missing pixels x_m of a digit's top half,
-    for φ_i = ½, φ_i = 1 and φ_i ≈ 1 where the model completes the digit (E_{p(z|x_o)}[θ_i(z)] pushed
-    to `sure` / 1 − `sure`). ELBO(φ) = E_q[log p(x_o, x_m)] + H(q) ≤ log p(x_o) (Jensen), with
-    log p(x_o, x_m) exact for a 2-D latent (grid) and E_q by `samples` seeded draws."""
-    from lvm_studio.core.inpainting_task import ObservedModel
+    """The missing pixels x_m of a digit's top half as the latent: q(x_m; φ) = Π_i φ_i^{x_i} (1 − φ_i)^{1 − x_i}
+    for φ_i = ½, φ_i = 1 and φ_i = p(x_i = 1 | x_o) (near 1 on the digit's hidden strokes), with the
+    "Missing pixels as latents" panel's joint p(x): a K-component Bernoulli mixture fitted by EM
+    (core.pixel_tasks.fit_mixture_task; env.model when the panel has fitted it already), so that
+    log p(x_o) is exact. ELBO(φ) = E_q[log p(x_o, x_m)] + H(q) ≤ log p(x_o) by n seeded samples of q
+    (core.pixel_inference.elbo_phi, as the panel's numbers), gap = KL(q ‖ p(x_m | x_o))."""
+    from lvm_studio.core import pixel_inference as pi
+    from lvm_studio.core import pixel_phi as pp
+    from lvm_studio.core import pixel_tasks as pt
 
-    model = env.model
+    joint = env.model
+    if joint is None:
+        x_train = pt.binarized_train_subset(env.data, min(int(n_train), len(env.data.x_train)))
+        joint = pt.fit_mixture_task(_Ctx(env.check), x_train, int(k), int(iters))
     digit = env.first_test_index(label)
-    x = env.test_image(digit)  # (1, 784)
-    missing = torch.as_tensor(masks.preset(mask)).reshape(1, N_PIXELS)[0]  # (784,) bool
-    observed_model = ObservedModel(model, x, missing[None])
-    log_pxo = float(log_px_2d(observed_model, x)[0])
-    # the model's completion: θ averaged over p(z|x_o) on a grid (the posterior over z given the bottom)
-    gpost = grid_posterior(observed_model, x, n=81, extent=(-4.0, 4.0, -4.0, 4.0))
-    w = (gpost.log_post[0] + math.log(gpost.cell_area)).exp().reshape(-1)  # (n*n,) cell masses
-    zz = torch.stack(torch.meshgrid(gpost.z1, gpost.z2, indexing="ij"), -1).reshape(-1, 2)  # (n*n, 2)
-    theta = (w[:, None] * model.decode_mean(zz)).sum(0) / w.sum()  # (784,) p(x_i = 1 | x_o)
-    g = torch.Generator().manual_seed(seed)
-    phis = {
-        "half": torch.full((int(missing.sum()),), 0.5),
-        "one": torch.ones(int(missing.sum())),
-        "model": theta[missing].clamp(1 - sure, sure).round().clamp(1 - sure, sure),
-    }
-    out = {"digit": digit, "label": int(label), "log_px_observed": _r(log_pxo), "samples": int(samples)}
-    for name, phi in phis.items():
+    x = env.data.binarized("test")[digit].clone()  # (784,) the panel's binarization
+    missing = pi.flat_mask(masks.preset(mask))  # (784,) bool
+    log_pxo = float(pi.exact_log_marginal(joint, x, missing))
+    out = {"digit": digit, "label": int(label), "mask": mask, "log_px_observed": _r(log_pxo), "samples": int(n)}
+    for name in PIXEL_PRESETS:
         env.check()
-        draws = torch.bernoulli(phi.expand(int(samples), -1), generator=g)  # (S, n_missing)
-        xs = x.expand(int(samples), -1).clone()  # (S, 784)
-        xs[:, missing] = draws
-        log_joint = log_px_2d(model, xs, n_fine=61)  # (S,) log p(x_o, x_m)
-        p = phi.double()
-        entropy = float(-(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p)).sum())  # H(q), nats
-        out[f"elbo_{name}"] = _r(float(log_joint.double().mean()) + entropy)
-        out[f"entropy_{name}"] = _r(entropy)
-    best = max(phis, key=lambda k: out[f"elbo_{k}"])
-    out["answer"] = best
-    return RevealResult("pixel_variational", out, {"missing": missing.numpy(), "theta": theta.numpy()})
+        phi = pp.phi_preset(name, joint, x, missing)  # (M,)
+        est = pi.elbo_phi(joint, x, missing, phi, int(n), torch.Generator().manual_seed(seed))
+        out[f"elbo_{name}"] = _r(est.elbo)
+        out[f"entropy_{name}"] = _r(est.entropy)
+        out[f"gap_{name}"] = _r(log_pxo - est.elbo)
+    out["answer"] = max(PIXEL_PRESETS, key=lambda name: out[f"elbo_{name}"])
+    return RevealResult("pixel_latents", out, {"joint": joint})
 
 
 # --- 14. learning θ and φ together ----------------------------------------------------------------
@@ -656,10 +657,12 @@ REVEALS: dict[str, RevealSpec] = {
         + ("best_kl", "answer"),
         needs_model=False,
     ),
-    "pixel_variational": RevealSpec(
-        pixel_variational,
-        ("digit", "label", "log_px_observed", "samples", "elbo_half", "entropy_half", "elbo_one", "entropy_one")
-        + ("elbo_model", "entropy_model", "answer"),
+    "pixel_latents": RevealSpec(
+        pixel_latents,
+        ("digit", "label", "mask", "log_px_observed", "samples", "elbo_half", "entropy_half", "gap_half")
+        + ("elbo_ones", "entropy_ones", "gap_ones", "elbo_marginals", "entropy_marginals", "gap_marginals")
+        + ("answer",),
+        needs_model=False,
     ),
     "train_together": RevealSpec(train_together, ("steps", "elbo_before", "elbo_after", "rise"), needs_model=False),
 }

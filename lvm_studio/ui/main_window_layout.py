@@ -20,6 +20,8 @@ TITLE_ALLOWANCE = 26  # a dock's title bar above its panel, in pixels
 
 
 class WindowLayout:
+    optional_docks: frozenset[str] = frozenset()  # docks Reset layout leaves as they are (the lecture's)
+
     # --- layout -----------------------------------------------------------------------
     def _apply_default_sizes(self):
         docks = self.docks
@@ -78,9 +80,10 @@ class WindowLayout:
 
     @Slot()
     def reset_layout(self) -> None:
-        for dock in self.docks.values():
+        for key, dock in self.docks.items():
             dock.setFloating(False)
-            dock.show()
+            if key not in self.optional_docks:
+                dock.show()
         self.restoreState(self._default_state, LAYOUT_VERSION)
         if not self.isMaximized() and not self.isFullScreen():
             self.resize(DEFAULT_SIZE)

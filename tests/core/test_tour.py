@@ -9,6 +9,7 @@ from lvm_studio.core import tour as T
 from lvm_studio.core.tour_reveals import REVEALS
 
 PANELS = {"latent_sliders", "em_playground", "digit_clusters", "latent_map", "inpainting", "estimator_lab"} | {
+    "pixel_latents",
     "curves",
     "posterior",
     "lecture_vi_1d",
@@ -39,7 +40,7 @@ def test_the_shipped_tour_has_the_lectures_fourteen_steps_in_order(raw):
         "elbo_gap",
         "tight_bound",
         "pick_phi",
-        "pixel_variational",
+        "pixel_latents",
         "train_together",
     ]
     models = [s.setup.model for s in tour.steps]

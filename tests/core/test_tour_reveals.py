@@ -86,3 +86,25 @@ def test_partial_observation_and_importance_bias_on_a_2d_model(mnist, tiny2):
     assert v["log_px"] == pytest.approx(p["log_px"], abs=1e-3)
     assert v["mean_log_k1"] <= v["log_mean_k1"]  # Jensen, for any sample
     assert v["bias_k1"] < v["bias_k10"] + 0.5  # more samples, less bias (up to noise)
+
+
+def test_pixel_latents_uses_the_pixel_panels_core_and_its_joint(mnist):
+    from lvm_studio.core import masks
+    from lvm_studio.core import pixel_inference as pi
+    from lvm_studio.core import pixel_phi as pp
+    from lvm_studio.core.pixel_tasks import binarized_train_subset, fit_mixture_task
+
+    joint = fit_mixture_task(None, binarized_train_subset(mnist, 500), k=4, iters=5)
+    v = run_reveal("pixel_latents", joint, mnist, {"label": 9, "n": 200}, 0).values
+    x = mnist.binarized("test")[v["digit"]]
+    missing = pi.flat_mask(masks.preset("top_half"))
+    assert int(mnist.y_test[v["digit"]]) == 9
+    assert v["log_px_observed"] == pytest.approx(pi.exact_log_marginal(joint, x, missing), abs=1e-3)
+    phi = pp.phi_preset("marginals", joint, x, missing)
+    est = pi.elbo_phi(joint, x, missing, phi, 200, torch.Generator().manual_seed(0))  # the panel's numbers
+    assert v["elbo_marginals"] == pytest.approx(est.elbo, abs=1e-3)
+    # φ = 1 is one completion: its ELBO is log p(x_o, x_m = 1) exactly, below log p(x_o) (the others are
+    # estimates: with this blurry 4-component joint, φ = ½ is nearly the posterior and within the noise)
+    assert v["elbo_ones"] < v["log_px_observed"] and v["entropy_ones"] == 0
+    assert v["entropy_half"] == pytest.approx(392 * math.log(2), abs=1e-3)
+    assert v["answer"] == max(("half", "ones", "marginals"), key=lambda k: v[f"elbo_{k}"])

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from lvm_studio.core import tour as T
 from lvm_studio.core import vi_1d
+from lvm_studio.core.pixel_tasks import binarized_train_subset, fit_mixture_task
 from lvm_studio.core.q_elbo import elbo_for_q
 from lvm_studio.core.tour_reveals import run_reveal
 from lvm_studio.core.training import eval_images
@@ -52,6 +53,9 @@ def test_each_step_reaches_its_state_predictions_are_scored_reveals_are_shown_an
     hub.set_dirty(True)  # unsaved work of the user's own
     assert not lecture.dock.isVisible()
     small = {"digit-clusters": {"max_iter": 3}, "naive-mc": {"k_max": 100, "runs": 1}, "tight": {"steps": 10, "n": 41}}
+    # the pixel panel's joint: a tiny Bernoulli mixture instead of its 50 components fitted at first show
+    tiny_joint = fit_mixture_task(None, binarized_train_subset(data, 300), k=3, iters=3)
+    w.docks["pixel_latents"].widget().use_joint("mixture", tiny_joint)
     assert lecture.start(quick(lecture.load(), **small))
     tour = lecture.tour
     assert len(tour.steps) == 14 and lecture.dock.isVisible()
@@ -133,8 +137,25 @@ def check_density(qtbot, lecture, panel, step):
 
 def check_masked(qtbot, lecture, panel, step):
     assert panel.canvas.mask()[:14].all() and not panel.canvas.mask()[14:].any()
-    if step.id == "missing-pixels":
-        assert int(lecture.hub.labels("test")[panel.picker.index()]) == 9
+
+
+def check_pixel_latents(qtbot, lecture, panel, step):
+    """The 'Missing pixels as latents' panel (issue 15): a 9 with its top half hidden; the reveal computes
+    with the panel's own joint and the panel shows the ELBO of the answer's φ, the same number."""
+    assert int(lecture.hub.labels("test")[panel.controls.picker.index()]) == 9
+    assert panel.missing().reshape(28, 28)[:14].all() and not panel.missing().reshape(28, 28)[14:].any()
+    lecture.predict("marginals")
+    out = wait_revealed(qtbot, lecture)
+    v = out.result.values
+    assert out.result.extra["joint"] is panel.joint
+    assert v["elbo_half"] < v["log_px_observed"] and v["elbo_marginals"] < v["log_px_observed"]
+    assert v["entropy_ones"] == 0 and v["gap_marginals"] >= 0
+    qtbot.waitUntil(
+        lambda: (
+            panel.numbers is not None and panel.numbers.elbo.elbo == pytest.approx(v[f"elbo_{v['answer']}"], abs=1e-3)
+        ),
+        timeout=30000,
+    )
 
 
 def check_naive(qtbot, lecture, panel, step):
@@ -191,7 +212,7 @@ STEP_CHECKS = {
     "elbo": check_elbo,
     "tight": check_tight,
     "pick-phi": check_pick_phi,
-    "missing-pixels": check_masked,
+    "missing-pixels": check_pixel_latents,
 }
 
 

@@ -35,7 +35,7 @@ from lvm_studio.core.pretrained import pretrained_dir
 from lvm_studio.core.tour_reveals import REVEALS, RevealResult, reveal_task
 from lvm_studio.core.vae import VAEConfig
 from lvm_studio.ui.lecture.presenter import PresenterMode
-from lvm_studio.ui.lecture.setups import Stage, apply_state, panel_keys, show_reveal
+from lvm_studio.ui.lecture.setups import Stage, apply_state, panel_keys, reveal_input, show_reveal
 from lvm_studio.ui.lecture.step_view import StepView
 from lvm_studio.ui.lecture.vi_1d_view import VI1DView
 from lvm_studio.workers.tasks import TaskRunner
@@ -93,6 +93,7 @@ class LectureController(QObject):
         self._opened: tuple[str, int] | None = None  # (model name, hub version) the tour opened
         self._training = False  # the tour started a training run
         self._prediction = None
+        self._waiting = None  # (signal, step index) while a reveal waits for a panel's input
         self._reveal_started = 0.0
         self.view = StepView()
         self.stage = Stage(self)
@@ -109,6 +110,7 @@ class LectureController(QObject):
         self.vi_dock = window.add_dock("lecture_vi_1d", "Pick φ (1-D posterior)", self.vi_view, "right")
         self.vi_dock.hide()
         self._vi_tabified = False  # tabbed with the panels the first time it is shown
+        window.optional_docks = frozenset({"lecture", "lecture_vi_1d"})  # shown by the tour, not by Reset layout
         self.view.back_requested.connect(self.back)
         self.view.next_requested.connect(self.next)
         self.view.reveal_requested.connect(self.reveal)
@@ -292,6 +294,9 @@ class LectureController(QObject):
             self.go_to(self.index)
 
     def _end_step(self) -> None:
+        if self._waiting is not None:
+            self._waiting[0].disconnect(self._on_input_ready)
+            self._waiting = None
         self.runner.cancel()
         self.stage.stop()
         self.last = None
@@ -381,10 +386,23 @@ class LectureController(QObject):
         self._prediction = self.view.question_widget.prediction()
         self.view.show_computing()
         self._reveal_started = time.perf_counter()
-        model = self.hub.model if spec.needs_model else None
+        model, wait = reveal_input(self.window, step, self.hub.model if spec.needs_model else None)
+        if wait is not None:  # the panel is still preparing what the reveal computes with
+            self._waiting = (wait, self.index)
+            wait.connect(self._on_input_ready)
+            self.view.status.setText("<i>Waiting for the panel's model (fitted in the background)…</i>")
+            return
         self.runner.submit(
             reveal_task, step.reveal.compute, model, self.hub.data, dict(step.reveal.args), step.reveal.seed
         )
+
+    @Slot()
+    def _on_input_ready(self, *_):
+        signal, index = self._waiting
+        self._waiting = None
+        signal.disconnect(self._on_input_ready)
+        if self.active and index == self.index:
+            self.reveal()
 
     def predict(self, value) -> None:
         """Make the prediction as the student would (tests, the smoke tour)."""

@@ -104,10 +104,29 @@ def apply_state(window, view, key: str, state: dict) -> None:
         panel.apply_preset(state.get("mask", "top_half"))
     elif key == "estimator_lab":
         panel.set_digit(test_index(window, state))
+    elif key == "pixel_latents":
+        panel.set_joint(state.get("joint", "mixture"))
+        panel.set_digit(test_index(window, state))
+        panel.set_mask(state.get("mask", "top_half"))
     elif key == "posterior":
         panel.set_digit_index(test_index(window, state))
     elif key == "curves":
         panel.redraw()
+
+
+def reveal_input(window, step: Step, hub_model):
+    """(model, None): what the reveal computes with; or (None, signal): wait for the signal first (the
+    "Missing pixels as latents" panel's joint, fitted by EM in the background, is reused, not refitted)."""
+    if step.reveal.compute == "pixel_latents":
+        panel = panel_widget(window, "pixel_latents")
+        if panel is None:
+            return None, None  # no panel: the reveal fits the mixture itself
+        if panel.joint is None:
+            if not getattr(panel, "_started", True):
+                panel.start()
+            return None, panel.joint_ready
+        return panel.joint, None
+    return hub_model, None
 
 
 def show_reveal(window, view, stage: Stage, step: Step, result: RevealResult) -> None:
@@ -136,10 +155,10 @@ def show_reveal(window, view, stage: Stage, step: Step, result: RevealResult) ->
         )
     elif name == "infinite_mixture":
         panel.decode_at(*v["best_z"])
-    elif name in ("partial_observation", "pixel_variational"):
-        if name == "pixel_variational":
-            panel.load_test_digit(int(v["digit"]))
+    elif name == "partial_observation":
         panel.request_fit()
+    elif name == "pixel_latents":  # the answer's φ on the canvas: the panel computes its ELBO (same seed, same n)
+        panel.set_phi_preset(v["answer"])
     elif name in ("estimator_lab", "importance_bias"):
         panel.show_sweep(result.extra["sweep"], result.extra["exact"])
     elif name == "tight_bound":
