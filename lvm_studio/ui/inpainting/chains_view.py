@@ -164,9 +164,10 @@ class ChainsController(QObject):
     report_shown = Signal(object)  # the ChainReport just drawn
     finished = Signal(object)  # the final ChainReport
 
-    def __init__(self, view: ChainsView, parent=None):
+    def __init__(self, view: ChainsView, hub, parent=None):
         super().__init__(parent)
         self.view = view
+        self.hub = hub
         self.runner = TaskRunner("inpainting-chains", self)
         self.runner.progressed.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
@@ -183,10 +184,18 @@ class ChainsController(QObject):
         self._defer_timer = QTimer(self)
         self._defer_timer.setSingleShot(True)
         self._defer_timer.timeout.connect(self._on_defer_timeout)
+        hub.weights_updated.connect(self.note_weights_updated)
 
     def note_weights_updated(self, step: int = 0) -> None:
         """New weights arrived (a training step): chains started soon after wait until it is quiet."""
         self._last_weights = time.monotonic()
+
+    def start_for(self, outcome) -> None:
+        """Chains for a fit's FitOutcome (if of the hub's current weights), started at draws of its
+        fitted q: MwG forgets where it starts, so this only saves it the walk from afar."""
+        if outcome is not None and outcome.model_version == self.hub.version:
+            q = (outcome.result.z_loc[0], outcome.result.z_scale[0])
+            self.start(self.hub.model, outcome.x, outcome.missing, outcome.model_version, outcome.placement, q)
 
     def start(self, model, x, missing, version: int, placement=None, init_q=None) -> None:
         self._pending = None

@@ -10,7 +10,8 @@ per Adam step, the mean completion (observed pixels kept, missing ones E_q[E[x_i
 completions for z ~ q and the per-pixel spread of E[x_i|z] over q. Beside them: what the encoder's
 guess alone gives (the amortized completion), and optionally posterior samples by importance
 resampling with q as the proposal (Rubin 1988). For a 2-D latent, the latent plane shows the exact
-p(z|x_o) on a grid with q's ellipses.
+p(z|x_o) on a grid with q's ellipses. The fit starts from several places (core.inpainting_starts); after it,
+Markov chains draw completions from the exact posterior with the class mix (chains_view.py).
 
 Fits run on a TaskRunner: every edit (and, while a stroke is drawn, every `live_interval_ms`) submits
 a new fit, which cancels the one running, so the newest stroke wins.
@@ -137,11 +138,9 @@ class InpaintingPanel(QWidget):
         right = QVBoxLayout()
         right.setContentsMargins(0, 0, 0, 0)
         right.addWidget(self.results, 3)
-        # after each fit, Markov chains draw completions from the exact posterior and name the digit
         self.chains_view = ChainsView()
-        self.chains = ChainsController(self.chains_view, self)
+        self.chains = ChainsController(self.chains_view, hub, self)
         self.chains_view.options_changed.connect(self._start_chains)
-        hub.weights_updated.connect(self.chains.note_weights_updated)
         right.addWidget(self.chains_view)
         right.addWidget(self.progress)
         right.addWidget(self.fit_controls)
@@ -411,11 +410,8 @@ class InpaintingPanel(QWidget):
         self.status.setText(f"{res.steps_done} Adam steps in {1000 * res.seconds:.0f} ms ({state}{where}).")
 
     def _start_chains(self) -> None:
-        """Chains for the drawing just fitted, started at draws of the fitted q (MwG forgets where it starts)."""
-        o = self.outcome
-        if o is not None and o.model_version == self.hub.version and self.isVisible():
-            q = (o.result.z_loc[0], o.result.z_scale[0])
-            self.chains.start(self.hub.model, o.x, o.missing, o.model_version, o.placement, q)
+        if self.isVisible():
+            self.chains.start_for(self.outcome)  # Markov chains for the drawing just fitted
 
     def _on_fit_failed(self, task_id: int, message: str) -> None:
         self.status.setText("The fit failed: " + message.splitlines()[0])
