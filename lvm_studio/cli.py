@@ -266,6 +266,11 @@ def _cmd_train(args) -> int:
             trainer = make_trainer(model, data, config, device, name=args.name)
     except (DataError, CheckpointError, ValueError, RuntimeError) as e:
         return _fail(str(e))
+    n_eval = len(getattr(trainer, "x_eval", ()))
+    if n_eval and config.eval_n > n_eval:  # a clipped value says so (issue 13, item 6)
+        note(
+            f"--eval-n {config.eval_n} is more than the {n_eval} images of the {config.eval_split} split: all are used"
+        )
     return _train_loop(args, trainer, model, config, device, info)
 
 

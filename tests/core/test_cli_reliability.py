@@ -240,5 +240,11 @@ def test_eval_says_when_n_is_clipped(small_npz, tmp_path, capsys):
     assert json.loads(captured.out)["n"] == 50 and math.isfinite(json.loads(captured.out)["elbo"])
 
 
+def test_train_says_when_eval_n_is_clipped(small_npz, tmp_path, capsys):
+    argv = ["train", *TINY_ARGS, "--eval-n", "9000", "--epochs", "1", "--data", str(small_npz)]
+    assert main([*argv, "--out", str(tmp_path / "m.pt")]) == 0
+    assert "note: --eval-n 9000 is more than the 5000 images of the val split" in capsys.readouterr().err
+
+
 def test_help_returns_zero_in_process(capsys):
     assert main(["--help"]) == 0 and "train" in capsys.readouterr().out
