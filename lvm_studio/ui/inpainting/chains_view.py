@@ -63,14 +63,14 @@ class ChainsView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.grid_view = MaskedDigitImage(min_side=110, hint_side=150, caption="chains, current states")
+        self.grid_view = MaskedDigitImage(min_side=56, hint_side=150, caption="chains, current states")
         self.grid_view.setToolTip(
             f"The hidden pixels of {CHAIN_ROWS * CHAIN_ROWS} Markov chains' current states, E[x_m | z], updated as "
             "they mix; the seen pixels are yours"
         )
         self.bars_plot = pg.PlotWidget()
         plain_axes(self.bars_plot)
-        self.bars_plot.setMinimumSize(150, 120)
+        self.bars_plot.setMinimumSize(110, 64)  # the panel fits 1,280×720 (tests/ui/test_panel_sizes.py)
         self.bars_plot.setMouseEnabled(False, False)
         self.bars_plot.setMenuEnabled(False)
         self.bars_plot.setYRange(0.0, 1.0, padding=0.02)
@@ -89,23 +89,24 @@ class ChainsView(QWidget):
         for key, label in METHODS:
             self.method.addItem(label, key)
         self.method.setToolTip(MWG_TIP)
+        # a long method name elides instead of widening the panel
+        self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.method.setMinimumContentsLength(8)
         self.sweeps = QSpinBox()
         self.sweeps.setRange(20, 20000)
         self.sweeps.setValue(400)
         self.sweeps.setSingleStep(100)
+        self.sweeps.setSuffix(" sweeps")
         self.sweeps.setToolTip("Gibbs sweeps per run (each: a z step for every chain, then new hidden pixels)")
         self.stats = QLabel()
         self.stats.setWordWrap(True)
         self.stats.setTextFormat(Qt.TextFormat.RichText)
         self.stats.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.stats.setMinimumWidth(140)
-        options = QHBoxLayout()
-        options.addWidget(self.method)
-        options.addWidget(QLabel("sweeps"))
-        options.addWidget(self.sweeps)
-        options.addStretch(1)
-        side = QVBoxLayout()
-        side.addLayout(options)
+        self.stats.setMinimumWidth(90)
+        side = QVBoxLayout()  # one above the other: the panel fits 1,280×720 beside the canvas
+        side.setSpacing(2)
+        side.addWidget(self.method)
+        side.addWidget(self.sweeps)
         side.addWidget(self.stats, 1)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
