@@ -3,6 +3,7 @@ reveal's numbers are the core computation's and the panel shows them, keys, leav
 was open, a malformed tour is one line, presenter mode scales the interface and is remembered."""
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -216,7 +217,9 @@ STEP_CHECKS = {
 }
 
 
-def test_a_malformed_tour_is_one_line_and_presenter_mode_scales_the_interface(qtbot, make_window, tmp_path):
+def test_tour_files_malformed_and_own_and_presenter_mode(qtbot, make_window, tmp_path):
+    """A malformed tour is one line and changes nothing; a teacher's own tour file runs; presenter mode scales
+    the interface and is remembered."""
     import pyqtgraph as pg
 
     w = make_window()  # no panels: a tour file is refused before any panel matters
@@ -227,6 +230,32 @@ def test_a_malformed_tour_is_one_line_and_presenter_mode_scales_the_interface(qt
     message = w.errors[-1]
     assert "\n" not in message and "mine.json: steps[0]" in message and "letters, digits" in message
     assert not lecture.active
+    # a teacher's own tour, in the same format: one step on the 1-D posterior
+    mine = {
+        "format": "lvm-studio-tour",
+        "version": 1,
+        "title": "My lecture",
+        "steps": [
+            {
+                "id": "phi",
+                "title": "Pick φ",
+                "text": "Two bumps, one posterior.",
+                "setup": {"model": "current", "panel": "lecture_vi_1d", "state": {"mu": 1.0, "sigma": 0.5}},
+                "question": {"kind": "slider", "prompt": "KL of N(2, 2)?", "min": 0, "max": 5, "answer": "kl_a"}
+                | {"tolerance": 0.5},
+                "reveal": {"compute": "pick_phi", "seed": 0, "explain": "KL {kl_a:.3f}"},
+            }
+        ],
+    }
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(mine), encoding="utf-8")
+    assert lecture.open_tour(good) and lecture.active and lecture.tour.title == "My lecture"
+    assert not lecture.vi_dock.isHidden() and lecture.vi_view.q() == pytest.approx((1.0, 0.5), abs=0.01)
+    lecture.predict(1.0)
+    with qtbot.waitSignal(lecture.revealed, timeout=20000) as blocker:
+        lecture.reveal()
+    assert blocker.args[0].score.correct and "KL 1.050" in lecture.view.explanation.text()
+    lecture.leave()
 
     app = QApplication.instance()
     base = app.font().pointSizeF()
