@@ -53,7 +53,12 @@ def main(argv=None) -> int:
             p.error("no MADE is shipped in pretrained/: give --made CKPT")
         joint = made_from_checkpoint(load_checkpoint(path))
         setup = f"{joint.config.describe()} from {path}"
-    print(setup, flush=True)
+    with torch.no_grad():
+        x_all = data.binarized("test")  # (10000, D) complete digits
+        test_log_px = sum(float(joint.log_prob(x_all[i : i + 1000]).sum()) for i in range(0, len(x_all), 1000)) / len(
+            x_all
+        )
+    print(f"{setup}; test log p(x) on the 10,000 complete digits {test_log_px:.2f} (exact)", flush=True)
     x_test = data.binarized("test")[: a.n]  # (n, D)
     missing = pi.flat_mask(masks.top_half())
     m = int(missing.sum())
@@ -86,6 +91,7 @@ def main(argv=None) -> int:
 
     summary = {
         "joint": setup,
+        "test_log_px_complete": test_log_px,
         "n": len(rows),
         "naive_n": min(naive_n, len(rows)),
         "naive_k": a.naive_k,
