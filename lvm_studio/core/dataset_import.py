@@ -329,7 +329,11 @@ def _split(
     sizes: Counter,
     options: ImportOptions,
 ) -> ImportResult:
-    """A seeded random test set of round(N · test_fraction) images (at least one), the rest to train on."""
+    """A seeded random test set of round(N · test_fraction) images (at least one), the rest to train on.
+
+    Both in the permutation's order, not the files': load_mnist holds out the END of the training set
+    for validation, which in file order would be the last label's last images (a validation set of
+    one letter in fonts the training never saw)."""
     n = len(x)
     if n < MIN_IMAGES:
         raise DatasetImportError(
@@ -337,7 +341,7 @@ def _split(
         )
     n_test = min(n - 2, max(1, int(round(n * options.test_fraction))))
     perm = np.random.default_rng(options.seed).permutation(n)
-    test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    test, train = perm[:n_test], perm[n_test:]
     return ImportResult(x[train], y[train], x[test], y[test], label_names, labelled, source, refused, sizes)
 
 

@@ -61,6 +61,7 @@ def folder(tmp_path):
 def test_a_folder_with_label_subfolders(folder, tmp_path):
     result = import_dataset(folder, ImportOptions(test_fraction=0.25, seed=3))
     assert result.side == SIDE and result.x_train.dtype == np.uint8
+    assert sorted(result.y_train.tolist()) != result.y_train.tolist()  # shuffled: validation is not one label
     assert result.n_images == 9 and len(result.x_test) == 2  # round(9 · 0.25)
     assert result.label_names == ("cats", "dogs") and result.labelled
     assert result.label_counts() == {"cats": 5, "dogs": 4}
@@ -124,9 +125,9 @@ def test_array_files(tmp_path):
     # not centred by default: the area average of the luma
     grey = x @ np.array([0.299, 0.587, 0.114])  # (20, 32, 32)
     expect = grey.reshape(20, 16, 2, 16, 2).mean((2, 4))
-    test = np.sort(np.random.default_rng(0).permutation(20)[:4])  # the seeded split
-    np.testing.assert_allclose(result.x_test / 255, expect[test], atol=0.5 / 255 + 1e-6)
-    np.testing.assert_allclose(result.x_train / 255, np.delete(expect, test, 0), atol=0.5 / 255 + 1e-6)
+    perm = np.random.default_rng(0).permutation(20)  # the seeded split, in shuffled order
+    np.testing.assert_allclose(result.x_test / 255, expect[perm[:4]], atol=0.5 / 255 + 1e-6)
+    np.testing.assert_allclose(result.x_train / 255, expect[perm[4:]], atol=0.5 / 255 + 1e-6)
     # an .npz with images and labels; an MNIST-style .npz keeps its own split
     np.savez(tmp_path / "xy.npz", images=(x[..., 0] * 255).astype(np.uint8), labels=np.arange(20) % 3)
     labelled = import_dataset(tmp_path / "xy.npz", ImportOptions(side=None))
