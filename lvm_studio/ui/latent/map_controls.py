@@ -67,12 +67,21 @@ class MapControls(QWidget):
         side.addWidget(QLabel("<b>Decoded at the target</b>"))
         side.addWidget(self.decoded, 2)
         side.addWidget(self.decoded_caption)
-        side.addWidget(QLabel("<b>Test digit under the mouse</b>"))
+        self.hover_title = QLabel("<b>Test digit under the mouse</b>")
+        side.addWidget(self.hover_title)
         side.addWidget(self.hover_image, 1)
         side.addWidget(self.hover_caption)
         side.addStretch(1)
         side.addWidget(self.status)
         self.setMaximumWidth(SIDEBAR_WIDTH)
+
+    def name_images(self, digits: bool, labelled: bool) -> None:
+        """Say 'digit' for MNIST and 'image' for an imported dataset; no label colouring without labels."""
+        noun = "digit" if digits else "image"
+        self.colour_by.setItemText(self.colour_by.findData("label"), f"{'digit ' if digits else ''}label")
+        self.colour_by.model().item(self.colour_by.findData("label")).setEnabled(labelled)
+        self.manifold_box.setText(f"decoded {noun}s behind the points")
+        self.hover_title.setText(f"<b>Test {noun} under the mouse</b>")
 
     # --- the axis choices -------------------------------------------------------------------
     def fill_modes(self, latent_dim: int) -> None:

@@ -217,8 +217,8 @@ class LatentMapPanel(QWidget):
         self.recolour()
         n = codes.shape[0]
         self.status.setText(
-            f"{n:,} test digits: μ of q(z|x) with the weights of step {self._encode_step}."
-            + (f" PCA of {codes.shape[1]}-D codes." if codes.shape[1] > 2 else "")
+            f"{n:,} test {'digit' if self._digits() else 'image'}s: μ of q(z|x) with the weights of step "
+            f"{self._encode_step}." + (f" PCA of {codes.shape[1]}-D codes." if codes.shape[1] > 2 else "")
         )
         self.codes_updated.emit()
 
@@ -398,8 +398,7 @@ class LatentMapPanel(QWidget):
         self.hover_ring.setData([xy[0]], [xy[1]])
         x = self.hub.eval_x("test")[i]
         side = image_side(x.numel())  # SIDE for MNIST, an imported dataset's side otherwise
-        data = self.hub.data
-        noun = "image" if data.label_names or not data.labelled else "digit"  # an imported dataset, or MNIST
+        noun = "digit" if self._digits() else "image"
         caption = f"test {noun} {i}" + (
             f", label {self.hub.data.label_name(int(self._labels[i]))}" if self._labels is not None else ""
         )
@@ -420,7 +419,16 @@ class LatentMapPanel(QWidget):
         self.hover_preview.move(int(x), int(max(0, y)))
 
     # --- events ----------------------------------------------------------------------------------
+    def _digits(self) -> bool:
+        """MNIST's digits, or an imported dataset (it has label names, or no labels)."""
+        data = self.hub.data
+        return not data.label_names and data.labelled
+
     def _on_model_changed(self) -> None:
+        try:
+            self.controls.name_images(self._digits(), self.hub.data.labelled)
+        except Exception:  # no data: the default names stay
+            pass
         self.codes, self.projection = None, None
         self._dim = self.hub.latent_dim
         self._model_generation += 1
