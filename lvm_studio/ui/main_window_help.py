@@ -91,6 +91,7 @@ class WindowHelp:
                 self.open_action,
                 self.save_action,
                 self.save_as_action,
+                self.open_dataset_action,
                 self.train_new_action,
                 self.start_action,
                 self.pause_action,
