@@ -3,23 +3,35 @@
 Presets (the lecture's questions): φ = 0.5, φ = 1, φ = 0, and for the Bernoulli mixture the exact
 posterior marginals φ_i = p(x_i = 1 | x_o).
 
-Optimisation of ELBO(φ) = E_q[log p(x_o, x_m)] + H(q) from any start (``optimise_phi``):
+Optimisation of ELBO(φ) = E_q[log p(x_o, x_m)] + H(q) from any start (``optimise_phi``); ``auto``
+picks cavi for the Bernoulli mixture and meanfield for any other joint (the MADE):
 
-* **score** (any joint with log p(x)): Adam (Kingma & Ba 2015) on the logits θ = logit φ with the
-  score-function gradient ∇_θ E_q[f] = E_q[(f − b) ∇_θ log q] (Williams 1992), ∇_θ log q = x_m − φ,
-  f = log p(x_o, x_m), and b the leave-one-out mean of the other S − 1 samples' f (Kool et al. 2019),
-  which keeps it unbiased; the entropy's gradient is exact, ∇_θ H = −θ φ(1 − φ). Chosen because
-  an autoregressive joint's log p is a black box in the discrete x_m (no reparameterisation), and
-  a continuous relaxation (Concrete) would optimise a different, biased objective.
+* **meanfield** (any joint with log p(x)): coordinate ascent in its mean-field form. For a binary
+  x_i the optimal factor given the others is logit φ_i = E_{q_-i}[log p(x_i = 1, ·) − log p(x_i = 0, ·)]
+  (Bishop, PRML eq. 10.9). The expectation is estimated with a few samples of q, each flipped at
+  every missing pixel in turn (M joint evaluations per sample: a local expectation, Titsias &
+  Lázaro-Gredilla 2015), and all logits move together, damped, θ ← (1 − ρ_t) θ + ρ_t θ*, with
+  ρ_t = ρ / (1 + t/10) so that parallel updates do not oscillate and the sampling noise averages
+  out. Chosen because an autoregressive joint is a black box in the discrete x_m (no
+  reparameterisation; a Concrete relaxation would optimise a different, biased objective), and
+  measured against the score-function estimator below on the shipped MADE (digit 0, top half
+  hidden): 30 sweeps reach ELBO ≈ −50 in about 7 s, where 300 score-function steps had only
+  reached −129 in 9 s, its per-pixel gradient drowned by the noise of a 392-dimensional f.
 * **cavi** (the Bernoulli mixture): exact coordinate ascent on the mean-field family q(k) q(x_m; φ)
-  for the joint p(k, x_o, x_m), whose updates are closed form (Bishop, PRML §10.1.1):
+  for the joint p(k, x_o, x_m), whose updates are closed form (PRML §10.1.1):
       q(k) ∝ π_k exp(Σ_{d∈o} log p(x_d|k) + Σ_{i∈m} E_q[log p(x_i|k)]),
       logit φ_i = Σ_k q(k) (log μ_ki − log(1 − μ_ki)).
   Each sweep raises a lower bound of ELBO(φ) (log p(x) ≥ E_{q(k)}[log p(x, k) − log q(k)]) and it
-  converges in a few sweeps; ``auto`` then refines φ on ELBO(φ) itself with score-function steps.
+  converges in a few sweeps, to the fixed point (one component, roughly) nearest its start: it
+  therefore runs from φ0 and from q(k) = p(k | x_o), and keeps the φ with the higher ELBO(φ)
+  (256 samples, common random numbers). Parallel mean-field updates oscillate between the
+  mixture's components instead (measured: −73.9 against CAVI's −63.8 on digit 0).
+* **score** (any joint, on request): Adam (Kingma & Ba 2015) on θ = logit φ with the score-function
+  gradient E_q[(f − b)(x_m − φ)] (Williams 1992), f = log p(x_o, x_m), b the leave-one-out mean of
+  the other S − 1 samples' f (Kool et al. 2019), which keeps it unbiased; ∇_θ H = −θ φ(1 − φ) exactly.
 
-The trace records, after each step, the ELBO(φ) estimate with that step's S samples (the mixture's
-CAVI sweeps: S fresh samples of the new q), so the curve is noisy by about its standard error.
+The trace records the ELBO(φ) estimate after each step from that step's own samples (PhiFit.
+trace_samples of them), so the curve is noisy by about its standard error.
 """
 
 from __future__ import annotations
