@@ -84,6 +84,7 @@ def training_rounds(args) -> dict:
             if which == "app":
                 cmd = ["train", "--seconds", str(args.seconds), "--warmup", str(args.warmup)]
                 cmd += ["--fits", str(args.fits), *_train_args(args)]
+                cmd += ["--single-start"] if args.single_start else []
                 result["app"] = json_child("bench.app_driver", *cmd, timeout_s=args.seconds + 300, env=env)
                 result["app"]["training_nice"] = nice
                 config = config or result["app"]["config"]
@@ -147,7 +148,7 @@ def training_rounds(args) -> dict:
 def idle_run(args) -> dict:
     result = json_child(
         "bench.app_driver", "idle", "--seconds", str(args.idle_seconds), "--fits", str(args.fits),
-        "--settle", "3" if args.quick else "10",
+        "--settle", "3" if args.quick else "10", *(["--single-start"] if args.single_start else []),
         timeout_s=args.idle_seconds + 300,
     )  # fmt: skip
     _log(f"idle: {json.dumps(result)}")
@@ -268,6 +269,11 @@ def main(argv=None) -> int:
         default=0,
         help="run the headless trainer this much nicer (the app's training thread runs at +5): 0 compares "
         "with `lvm-studio train` as users run it, 5 isolates the GUI's own cost",
+    )
+    p.add_argument(
+        "--single-start",
+        action="store_true",
+        help="time the inpainting fits with the panel's 'several starts' off (one fit, as before issue 16)",
     )
     p.add_argument(
         "--app-nice",
