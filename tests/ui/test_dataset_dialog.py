@@ -106,3 +106,19 @@ def test_a_dataset_of_another_size_comes_with_a_model_for_it(qtbot, make_window,
     qtbot.waitUntil(lambda: len(hub.history.train) > 0, timeout=30000)
     window.stop_training()
     qtbot.waitUntil(lambda: window.controller.state == "idle", timeout=10000)
+
+
+def test_the_28x28_panels_say_so_for_another_size(qtbot, add_panel, hub, cache, letters):
+    """Inpainting and the missing-pixels panel draw on 28×28 canvases: for a 16×16 dataset they explain."""
+    from lvm_studio.core.dataset_import import ImportOptions, import_dataset
+    from lvm_studio.core.vae import VAE, VAEConfig
+    from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel
+    from lvm_studio.ui.inpainting.pixel_latents_panel import PixelLatentsPanel
+
+    data = load_mnist(import_dataset(letters, ImportOptions(side=16)).save(cache / "small.npz"))
+    inpainting, pixels = add_panel(InpaintingPanel(hub)), add_panel(PixelLatentsPanel(hub))
+    hub.set_data(data, model=VAE(VAEConfig(latent_dim=2, hidden=(8,), x_dim=256)))
+    pixels.start()
+    inpainting.request_fit()
+    for panel in (inpainting, pixels):
+        assert "works on 28×28 images" in panel.status.text() and "16×16" in panel.status.text()

@@ -35,6 +35,7 @@ from lvm_studio.core import masks
 from lvm_studio.core import pixel_inference as pi
 from lvm_studio.core import pixel_phi as pp
 from lvm_studio.core import pixel_tasks as pt
+from lvm_studio.core.data import N_PIXELS
 from lvm_studio.core.pixel_joint import joint_name
 from lvm_studio.ui.inpainting.phi_canvas import PhiCanvas, PhiColourBar
 from lvm_studio.ui.inpainting.pixel_latents_controls import PixelLatentControls
@@ -162,6 +163,12 @@ class PixelLatentsPanel(QWidget):
     def start(self) -> None:
         """Load or fit the chosen joint and compute (the first time the panel is on screen does this)."""
         self._started = True
+        if self.hub.data.n_pixels != N_PIXELS:  # an imported dataset of another side (issue 18)
+            self.status.setText(
+                f"This panel works on 28×28 images; the current dataset's are {self.hub.data.side}×"
+                f"{self.hub.data.side}. Import it at 28×28 to use it here."
+            )
+            return
         self.canvas.set_image(self.x().numpy())
         self._ensure_joint()
 
@@ -379,8 +386,7 @@ class PixelLatentsPanel(QWidget):
         self._x = None
         self.joints.pop("mixture", None)  # it was fitted to the old training digits
         if self._started:
-            self.canvas.set_image(self.x().numpy())
-            self._ensure_joint()
+            self.start()  # or says why not, for a dataset of another image size
 
     def _on_failed(self, _id, message: str) -> None:
         first = message.strip().splitlines()[0] if message.strip() else "failed"
