@@ -73,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--activation", default="elu", choices=["relu", "elu", "tanh", "softplus"])
     t.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
+    t.add_argument(
+        "--prior",
+        default="normal",
+        choices=["normal", "mixture"],
+        help="p(z): N(0, I), or a learnable Gaussian mixture whose components cluster the digits (VaDE)",
+    )
+    t.add_argument("--components", type=int, default=10, help="components of the mixture prior (default 10)")
+    t.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        help="mixture prior: autoencoder epochs before EM on the codes initialises the prior (default 0)",
+    )
     t.add_argument("--epochs", type=int, default=20, help="train until this many epochs in all (default 20)")
     # None marks "not given": a new run takes TrainConfig's default, a resumed run keeps the checkpoint's
     t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
@@ -120,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         eval_n=count(1),
         log_every=count(1),
         seed=SEED,
+        components=count(1, 100),
+        pretrain_epochs=count(0, 10**6),
     )
 
     e = sub.add_parser("eval", help=EVAL_HELP, description=EVAL_HELP)
@@ -182,6 +196,7 @@ TRAIN_OPTIONS = {
     "eval_k": "eval_k",
     "eval_n": "eval_n",
     "log_every": "log_every",
+    "pretrain_epochs": "pretrain_epochs",
 }
 
 
@@ -260,6 +275,8 @@ def _cmd_train(args) -> int:
                     likelihood=args.likelihood,
                     activation=args.activation,
                     x_dim=data.n_pixels,  # 784 for MNIST; an imported dataset's side²
+                    prior=args.prior,
+                    components=args.components,
                 )
             )
             config = TrainConfig(epochs=args.epochs, snapshot_interval_s=0.0, seed=args.seed, **given)
@@ -310,10 +327,15 @@ def _train_loop(args, trainer, model, config, device, info) -> int:
             elif isinstance(event, EvalRecord):
                 eval_s += event.seconds
                 bar.close() if bar.enabled else None
+                clusters = (
+                    f"  test acc {event.cluster_acc:.4f}  NMI {event.cluster_nmi:.4f}"
+                    if event.cluster_acc is not None
+                    else ""
+                )
                 print(
                     f"epoch {event.epoch:6.2f}  step {event.step:7d}  val ELBO {event.elbo:8.2f}  "
                     f"log p(x) ~ {event.log_px:8.2f} (k={event.k})  KL {event.kl:6.2f}  "
-                    f"lr {trainer.lr:.2e}",
+                    f"lr {trainer.lr:.2e}{clusters}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -324,7 +346,11 @@ def _train_loop(args, trainer, model, config, device, info) -> int:
                     save_checkpoint(out, trainer.checkpoint())
                     last_epoch_saved = int(trainer.epoch + 1e-9)
                     written = f"{out} holds epoch {last_epoch_saved} (step {trainer.step})"
-            elif isinstance(event, Notice) and event.kind in ("nan", "diverged", "stopped") and main_rank:
+            elif (
+                isinstance(event, Notice)
+                and event.kind in ("nan", "diverged", "stopped", "prior_initialised")
+                and main_rank
+            ):
                 print(f"\n{event.message}", file=sys.stderr)
                 if event.kind == "diverged":
                     # issue 13, item 1: a divergence never overwrites a good checkpoint
@@ -378,6 +404,12 @@ def cmd_eval(args) -> int:
         progress=lambda f: bar.update(f, f"{f * len(x):.0f}/{len(x)} images"),
     )
     bar.close()
+    if model.mixture is not None:  # labels only score: Hungarian-matched accuracy and NMI of q(c|x)
+        from lvm_studio.core.mixture_prior import cluster_scores
+
+        _, y = data.split(args.split)
+        scores = cluster_scores(model, x, y[: args.n])
+        result.update(cluster_accuracy=scores.accuracy, cluster_nmi=scores.nmi, components=model.config.components)
     result.update(
         checkpoint=str(args.checkpoint),
         model=ckpt.get("name"),
@@ -392,6 +424,11 @@ def cmd_eval(args) -> int:
         print(f"  ELBO       {result['elbo']:9.3f} nats  (reconstruction {result['recon']:.3f}, KL {result['kl']:.3f})")
         print(f"  log p(x) ≥ {result['log_px']:9.3f} nats  (IWAE-{args.k})")
         print(f"  gap        {result['gap']:9.3f} nats  (≈ KL(q(z|x) ‖ p(z|x)) on average)")
+        if "cluster_accuracy" in result:
+            print(
+                f"  clusters   accuracy {result['cluster_accuracy']:.4f}, NMI {result['cluster_nmi']:.4f}  "
+                f"(q(c|x) against the labels, Hungarian matching of {result['components']} components)"
+            )
         for j, v in result.get("iw_bounds", {}).items():
             print(f"  IW-{j:<6}   {v:9.3f}")
     return 0

@@ -41,6 +41,9 @@ class EvalRecord:
     k: int
     iw_bounds: tuple = ()  # ((k, bound), ...) for extra k, from the same samples
     seconds: float = 0.0
+    # a mixture prior's clustering of labelled test digits by q(c|x) (labels only score); None otherwise
+    cluster_acc: float | None = None
+    cluster_nmi: float | None = None
 
     @property
     def gap(self) -> float:

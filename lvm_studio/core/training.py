@@ -30,6 +30,8 @@ from lvm_studio.core.data import MNIST, check_fits
 from lvm_studio.core.device import StateCopier
 from lvm_studio.core.evaluation import EvalProgress, evaluation_steps  # noqa: F401  (EvalProgress: one of run()'s events)
 from lvm_studio.core.history import EvalRecord, History, StepRecord
+from lvm_studio.core.mixture_prior import cluster_scores
+from lvm_studio.core.mixture_training import autoencoder_loss, init_prior_by_em
 from lvm_studio.core.snapshots import copy_into, copy_optimizer_state
 from lvm_studio.core.vae import VAE, copy_state_to_cpu
 
@@ -86,6 +88,10 @@ class TrainConfig:
     # RESUME_WARMUP_STEPS when continuing a model (step > 0) without its optimizer state, else none
     lr_warmup_steps: int | None = None
     seed: int = 0
+    # a mixture prior (core/mixture_training.py): autoencoder epochs before EM initialises the prior,
+    # and the test images whose clustering (labels only score) each evaluation reports
+    pretrain_epochs: int = 0
+    cluster_n: int = 10000
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -134,7 +140,7 @@ class Snapshot:
 @dataclass(frozen=True)
 class Notice:
     """Something a user should be told. kind: started, paused, resumed, lr_changed, nan,
-    saved, save_failed, stopped, finished, diverged."""
+    prior_initialised, saved, save_failed, stopped, finished, diverged."""
 
     kind: str
     message: str
@@ -194,6 +200,12 @@ class Trainer:
         self.x_eval = eval_images(data, self.config.eval_split, model.config.likelihood, self.device)[
             : self.config.eval_n
         ]
+        self.mixture = getattr(model, "mixture", None) is not None
+        self._pretraining = False
+        if self.mixture:  # labelled test digits, only ever scored
+            n = self.config.cluster_n
+            self.x_cluster = eval_images(data, "test", model.config.likelihood, self.device)[:n]
+            self.y_cluster = data.y_test[:n]
 
     # --- commands, callable from any thread ---------------------------------------
     def pause(self):
@@ -367,9 +379,27 @@ class Trainer:
             k=c.eval_k,
             iw_bounds=tuple((k, result.iw_bounds[k]) for k in c.eval_iw_ks if k in result.iw_bounds),
             seconds=result.seconds,
+            **self._cluster_fields(),
         )
         self.history.add(record)
         yield record
+
+    def _cluster_fields(self) -> dict:
+        if not self.mixture or not len(self.x_cluster):
+            return {}
+        scores = cluster_scores(self.model, self.x_cluster, self.y_cluster)
+        return {"cluster_acc": scores.accuracy, "cluster_nmi": scores.nmi}
+
+    def _init_prior(self) -> Notice:
+        """VaDE's step 2: the prior from EM on the training codes (no labels)."""
+        x = torch.bernoulli(self.x_train, generator=self.generator) if self.binarize else self.x_train
+        fit = init_prior_by_em(self.model, x, seed=self.config.seed)
+        return Notice(
+            "prior_initialised",
+            f"mixture prior initialised by EM on {fit.n} codes ({fit.restarts} restarts, "
+            f"{fit.n_iter} iterations, mean log p(z) {fit.log_likelihood:.2f})",
+            self.step,
+        )
 
     def _stop_requested(self) -> bool:
         """A stop queued during an evaluation ends it; other commands wait for the next step."""
@@ -380,6 +410,8 @@ class Trainer:
     def _loss(self, x: torch.Tensor):
         """Returns (loss, elbo, recon, kl) as 0-d tensors, per image averages."""
         c = self.config
+        if self._pretraining:
+            return autoencoder_loss(self.model, x)
         z_loc, z_scale = self.model.encode(x)  # (b, latent)
         kl = self.model.kl_to_prior(z_loc, z_scale)  # (b,) KL(q(z|x) ‖ p(z))
         if c.objective == "iwae" and c.k > 1:
@@ -425,6 +457,9 @@ class Trainer:
             perm = torch.randperm(n_train, generator=self._cpu_generator).to(self.device)
             # resume mid-epoch where the checkpoint left off
             first = int(round((self.epoch - epoch) * steps_per_epoch)) if epoch == start_epoch else 0
+            if self.mixture and epoch == c.pretrain_epochs and first <= 0:
+                yield self._init_prior()
+            self._pretraining = self.mixture and epoch < c.pretrain_epochs
             acc = torch.zeros(4, device=self.device)  # loss, elbo, recon, kl sums over the window
             acc_n, t_window = 0, time.perf_counter()
             for i in range(max(0, first), steps_per_epoch):

@@ -1,6 +1,7 @@
 """The variational autoencoder: an MLP encoder q(z|x) and an MLP decoder p(x|z).
 
-Prior p(z) = N(0, I). Encoder q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x)).
+Prior p(z) = N(0, I), or with prior='mixture' a learnable Gaussian mixture
+Σ_c π_c N(μ_c, diag σ_c²) (core/mixture_prior.py, Jiang et al. 2017). Encoder q_φ(z|x) = N(μ_φ(x), diag σ²_φ(x)).
 Decoder p_θ(x|z): Bernoulli with logits (binarized data, the default), or a
 diagonal Gaussian N(μ_θ(z), diag σ²_θ(z)) for grey levels (Kingma & Welling 2014, App. C).
 """
@@ -15,9 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from lvm_studio.core.data import N_PIXELS
+from lvm_studio.core.mixture_prior import MixturePrior
 from lvm_studio.core.model import StandardNormalPrior
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+PRIORS = ("normal", "mixture")
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "softplus": nn.Softplus}
 LOG_2PI = math.log(2 * math.pi)
 
@@ -30,6 +33,9 @@ class VAEConfig:
     activation: str = "elu"
     x_dim: int = N_PIXELS
     min_scale: float = 1e-3  # floor on σ_φ and on a Gaussian decoder's σ_θ, so densities stay finite
+    prior: str = "normal"  # 'normal' N(0, I) or 'mixture' Σ_c π_c N(μ_c, σ_c²) (core/mixture_prior.py)
+    components: int = 10  # K of the mixture prior (ignored by 'normal')
+    weight_floor: float = 0.25  # mixture: π_c ≥ weight_floor / K, the guard against collapsing components
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -41,10 +47,18 @@ class VAEConfig:
             raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden sizes must be positive, got {self.hidden}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
+        if not 1 <= int(self.components) <= 100:
+            raise ValueError(f"components must be between 1 and 100, got {self.components}")
+        self.components = int(self.components)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
+        if self.prior == "normal":  # a standard VAE's dict stays as it was before mixture priors existed
+            for key in ("prior", "components", "weight_floor"):
+                d.pop(key)
         return d
 
     @classmethod
@@ -54,7 +68,8 @@ class VAEConfig:
 
     def describe(self) -> str:
         layers = "-".join(str(n) for n in (self.x_dim, *self.hidden, self.latent_dim))
-        return f"VAE {layers} {self.likelihood}"
+        prior = f" GMM-{self.components} prior" if self.prior == "mixture" else ""
+        return f"VAE {layers} {self.likelihood}{prior}"
 
 
 def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
@@ -67,8 +82,9 @@ def _mlp(sizes: list[int], activation: str) -> nn.Sequential:
 
 
 class VAE(StandardNormalPrior, nn.Module):
-    """The VAE of Kingma & Welling 2014: MLP encoder q(z|x), MLP decoder p(x|z), p(z) = N(0, I).
-    Implements core.model.LatentVariableModel."""
+    """The VAE of Kingma & Welling 2014: MLP encoder q(z|x), MLP decoder p(x|z), p(z) = N(0, I);
+    with config.prior == 'mixture' the prior is `self.mixture` (VaDE, Jiang et al. 2017), else
+    `self.mixture` is None. Implements core.model.LatentVariableModel."""
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__()
@@ -78,6 +94,9 @@ class VAE(StandardNormalPrior, nn.Module):
         self.encoder = _mlp([c.x_dim, *c.hidden, 2 * c.latent_dim], c.activation)
         out = c.x_dim if c.likelihood == "bernoulli" else 2 * c.x_dim
         self.decoder = _mlp([c.latent_dim, *reversed(c.hidden), out], c.activation)
+        self.mixture: MixturePrior | None = None
+        if c.prior == "mixture":
+            self.mixture = MixturePrior(c.components, c.latent_dim, c.min_scale, c.weight_floor)
 
     # --- q(z|x) -------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,9 +107,28 @@ class VAE(StandardNormalPrior, nn.Module):
         z_scale = F.softplus(z_raw) + self.config.min_scale
         return z_loc, z_scale
 
-    # --- p(z) = N(0, I), from StandardNormalPrior ----------------------------
+    # --- p(z): N(0, I) from StandardNormalPrior, or the mixture ------------------
     def prior_reference(self) -> torch.Tensor:
         return next(self.parameters())
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z): z (..., latent) -> (...); for a mixture the logsumexp over its components."""
+        if self.mixture is None:
+            return super().prior_log_prob(z)
+        return self.mixture.log_prob(z)
+
+    def sample_prior(self, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z), (*shape, latent)."""
+        if self.mixture is None:
+            return super().sample_prior(shape, generator)
+        return self.mixture.sample(shape, generator)
+
+    def kl_to_prior(self, z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:
+        """The ELBO's KL term, (batch,): closed form to N(0, I), or VaDE's KL(q(z|x) q(c|x) ‖ p(z, c))
+        (Jiang et al. 2017, eq. 12; core/mixture_prior.py)."""
+        if self.mixture is None:
+            return super().kl_to_prior(z_loc, z_scale)
+        return self.mixture.kl(z_loc, z_scale)
 
     # --- p(x|z) -------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,132 @@
+"""Training a mixture-prior VAE in the Trainer (VaDE's schedule) and through the command line.
+
+Tiny model (784-16-2, three components) on a 512-image slice of MNIST, seeded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lvm_studio.cli import main
+from lvm_studio.core.checkpoint import history_from_checkpoint, load_checkpoint, model_from_checkpoint
+from lvm_studio.core.data import MNIST, default_data_path
+from lvm_studio.core.history import EvalRecord, History
+from lvm_studio.core.training import Notice, TrainConfig, Trainer
+from lvm_studio.core.vae import VAE, VAEConfig
+
+MIXTURE = VAEConfig(latent_dim=2, hidden=(16,), prior="mixture", components=3)
+
+
+@pytest.fixture(scope="module")
+def small(mnist) -> MNIST:
+    return MNIST(
+        x_train=mnist.x_train[:512],
+        y_train=mnist.y_train[:512],
+        x_val=mnist.x_val[:100],
+        y_val=mnist.y_val[:100],
+        x_test=mnist.x_test[:200],
+        y_test=mnist.y_test[:200],
+        source="slice",
+    )
+
+
+def run(trainer: Trainer, until=None) -> list:
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if until is not None and until(event):
+            trainer.stop()
+    return events
+
+
+def test_pretraining_leaves_the_prior_alone_then_em_initialises_it_then_joint_training(small):
+    torch.manual_seed(0)
+    model = VAE(MIXTURE)
+    start = {k: v.clone() for k, v in model.mixture.state_dict().items()}
+    config = TrainConfig(
+        epochs=2, batch_size=64, pretrain_epochs=1, eval_n=50, eval_k=5, cluster_n=200, snapshot_interval_s=0.0
+    )
+    trainer = Trainer(model, small, config)
+    events = []
+    seen_at_init = None
+    for event in trainer.run():
+        events.append(event)
+        if isinstance(event, Notice) and event.kind == "prior_initialised":
+            # after the autoencoder epoch the prior was still untouched; EM has just set it
+            seen_at_init = trainer.step
+            assert "EM on 512 codes" in event.message
+    assert seen_at_init == 8  # one epoch of 512 / 64 steps
+    evals = [e for e in events if isinstance(e, EvalRecord)]
+    assert len(evals) == 2
+    for e in evals:
+        assert 0.0 <= e.cluster_acc <= 1.0 and 0.0 <= e.cluster_nmi <= 1.0
+    after = model.mixture.state_dict()
+    assert not torch.equal(after["loc"], start["loc"])
+    # the history keeps the clustering figures through a checkpoint
+    back = History.from_dict(trainer.history.to_dict())
+    assert back.evals[-1].cluster_acc == evals[-1].cluster_acc
+
+
+def test_pretraining_alone_never_changes_the_prior(small):
+    torch.manual_seed(0)
+    model = VAE(MIXTURE)
+    start = {k: v.clone() for k, v in model.mixture.state_dict().items()}
+    config = TrainConfig(epochs=1, batch_size=64, pretrain_epochs=1, eval_n=20, eval_k=2, cluster_n=50)
+    events = run(Trainer(model, small, config))
+    assert not any(isinstance(e, Notice) and e.kind == "prior_initialised" for e in events)
+    for k, v in model.mixture.state_dict().items():
+        assert torch.equal(v, start[k]), k
+
+
+def test_a_standard_vae_reports_no_clustering(small):
+    torch.manual_seed(0)
+    config = TrainConfig(epochs=1, batch_size=128, eval_n=20, eval_k=2)
+    evals = [
+        e for e in run(Trainer(VAE(VAEConfig(latent_dim=2, hidden=(8,))), small, config)) if isinstance(e, EvalRecord)
+    ]
+    assert evals and evals[0].cluster_acc is None and evals[0].cluster_nmi is None
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
+    with np.load(default_data_path()) as f:
+        np.savez(
+            path,
+            x_train=f["x_train"][:5600],
+            y_train=f["y_train"][:5600],
+            x_test=f["x_test"][:300],
+            y_test=f["y_test"][:300],
+        )
+    return path
+
+
+def test_cli_trains_a_mixture_prior_and_eval_reports_accuracy_and_nmi(small_npz, tmp_path, capsys):
+    out = tmp_path / "vade.pt"
+    args = ["--hidden", "16", "--latent-dim", "2", "--eval-n", "50", "--eval-k", "2", "--quiet", "--device", "cpu"]
+    code = main(
+        ["train", *args, "--prior", "mixture", "--components", "4", "--pretrain-epochs", "1", "--epochs", "2"]
+        + ["--data", str(small_npz), "--out", str(out)]
+    )
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "mixture prior initialised by EM" in err and "test acc" in err
+    ckpt = load_checkpoint(out)
+    assert ckpt["model_config"]["prior"] == "mixture" and ckpt["train_config"]["pretrain_epochs"] == 1
+    assert model_from_checkpoint(ckpt).mixture.n_components == 4
+    assert history_from_checkpoint(ckpt).evals[-1].cluster_acc is not None
+    assert main(["eval", str(out), "--json", "--k", "4", "--n", "100", "--data", str(small_npz)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0.0 < result["cluster_accuracy"] <= 1.0 and 0.0 <= result["cluster_nmi"] <= 1.0
+    assert result["components"] == 4
+    assert main(["eval", str(out), "--k", "4", "--n", "100", "--data", str(small_npz)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_cli_refuses_a_bad_number_of_components(capsys):
+    assert main(["train", "--prior", "mixture", "--components", "0", "--out", "x.pt"]) == 2
+    assert "--components" in capsys.readouterr().err
