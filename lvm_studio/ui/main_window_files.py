@@ -314,6 +314,7 @@ class CheckpointFiles:
             return
         objective, k = dialog.objective_choice()
         self.new_model(dialog.config(), dialog.model_name(), objective, k)
+        self.training_panel.pretrain_epochs = dialog.pretrain_epochs()
 
     @Slot()
     def _on_open(self):

@@ -24,10 +24,11 @@ class MapControls(QWidget):
         self.colour_by = QComboBox()
         self.colour_by.addItem("digit label", "label")
         self.colour_by.addItem("mixture p(c|z)", "mixture")
+        self.colour_by.addItem("model's prior p(c|x)", "prior")
         self.colour_by.addItem("one colour", "none")
         self.colour_by.setToolTip(
-            "Colour points by their true label, or by the responsibilities of a mixture "
-            "fitted to the codes (Digit clusters panel)"
+            "Colour points by their true label, by the responsibilities of a mixture fitted to the "
+            "codes (Digit clusters panel), or, for a mixture-prior model, by its own q(c|x) = p(c|z = μ(x))"
         )
         self.manifold_box = QCheckBox("decoded digits behind the points")
         self.manifold_box.setChecked(True)

@@ -2,8 +2,10 @@
 
 For a 2-D latent the axes are z1 and z2; for more dimensions a projection: two chosen latent
 dimensions, or two principal components of the codes (core.clustering.pca, in torch). Points are
-coloured by digit label, or by a fitted mixture's posterior p(c|z) published on the hub
-(hub.cluster_posterior: the colour mixes the component colours by responsibility).
+coloured by digit label, by a fitted mixture's posterior p(c|z) published on the hub
+(hub.cluster_posterior: the colour mixes the component colours by responsibility), or, for a
+mixture-prior model, by the model's own q(c|x) = p(c | z = μ(x)) (core.mixture_prior; chosen
+by default when such a model opens).
 
 Speed: 10,000 points are rasterised by PointCloudItem (map_view.py; the maths in
 core.latent_views) into one image per view (numpy splats of small discs, in a fixed random order
@@ -22,9 +24,11 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from lvm_studio.core import latent_views as V
+from lvm_studio.core.clustering import match_clusters
 from lvm_studio.core.colours import mix_colours
 from lvm_studio.core.images import image_side
 from lvm_studio.core.latent_tasks import decode_grid_task, decode_image, encode_codes_task
+from lvm_studio.core.mixture_prior import responsibilities_at
 from lvm_studio.ui.latent.map_controls import MapControls
 from lvm_studio.ui.latent.map_view import LegendCache, PointCloudItem
 from lvm_studio.ui.visibility import on_screen
@@ -32,7 +36,13 @@ from lvm_studio.ui.widgets.axes import plain_axes
 from lvm_studio.ui.widgets.digit_image import grey_qimage
 from lvm_studio.ui.widgets.hover import point_under_mouse
 from lvm_studio.ui.widgets.snapshots import SnapshotGate
-from lvm_studio.ui.widgets.style import HIGHLIGHT, LABEL_COLOURS, LEGEND_BACKGROUND, component_colours
+from lvm_studio.ui.widgets.style import (
+    HIGHLIGHT,
+    LABEL_COLOURS,
+    LEGEND_BACKGROUND,
+    cluster_colours,
+    component_colours,
+)
 from lvm_studio.workers.tasks import TaskRunner
 
 REENCODE_S = 2.0  # while training: re-encode the test set at most this often
@@ -256,7 +266,21 @@ class LatentMapPanel(QWidget):
         mode = self.colour_mode()
         entries, tip = [], ""
 
-        if mode == "mixture" and self._mixture_ok():
+        prior = getattr(self.hub.model, "mixture", None)
+        if mode == "prior" and prior is not None and self.codes.shape[1] == self.hub.latent_dim:
+            resp = responsibilities_at(self.hub.model, self.codes)  # (N, K) p(c | z = μ(x)): one small E-step
+            labels = self._labels if self._labels is not None and len(self._labels) == len(resp) else None
+            mapping = match_clusters(labels, resp.argmax(1)) if labels is not None else {}
+            colours = cluster_colours(resp.shape[1], mapping)
+            rgb = mix_colours(resp, colours, rounding="truncate")  # (N, 3) mixed by q(c|x)
+            entries = [
+                (tuple(int(v) for v in colours[k]), f"c{k + 1}" + (f"→{mapping[k]}" if k in mapping else ""))
+                for k in range(resp.shape[1])
+            ]
+            tip = (
+                "The model's own q(c|x) = p(c | z = μ(x)); each component has the colour of the digit it is matched to"
+            )
+        elif mode == "mixture" and self._mixture_ok():
             resp, colours, desc = self.hub.cluster_posterior
             rgb = mix_colours(resp, colours, rounding="truncate")  # (N, 3) mixed by p(c|z)
             entries = [(tuple(int(v) for v in colours[k]), f"c{k + 1}") for k in range(colours.shape[0])]
@@ -290,6 +314,9 @@ class LatentMapPanel(QWidget):
         item = self.colour_by.model().item(i)
         if item is not None:
             item.setEnabled(self._mixture_ok() or self.hub.cluster_posterior is not None)
+        item = self.colour_by.model().item(self.colour_by.findData("prior"))
+        if item is not None:
+            item.setEnabled(getattr(self.hub.model, "mixture", None) is not None)
         if self.colour_mode() == "mixture":
             self.recolour()
 
@@ -436,6 +463,10 @@ class LatentMapPanel(QWidget):
         self.manifold.setVisible(False)
         self._fill_modes()
         self._on_cluster_posterior_changed()
+        # a mixture-prior model is shown by its own clusters; another model leaves that colouring
+        has_prior = getattr(self.hub.model, "mixture", None) is not None
+        if has_prior or self.colour_mode() == "prior":
+            self.colour_by.setCurrentIndex(self.colour_by.findData("prior" if has_prior else "label"))
         self.request_encode()
 
     def _on_new_weights(self) -> None:

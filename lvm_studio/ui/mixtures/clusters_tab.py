@@ -33,7 +33,7 @@ from lvm_studio.core.digit_clusters import (
 )
 from lvm_studio.ui.mixtures.fit_lifecycle import FitLifecycle, rich_label, split_view, trace_plot
 from lvm_studio.ui.widgets.mixture_views import ComponentGallery, ConfusionMatrixView
-from lvm_studio.ui.widgets.style import MUTED, component_colours
+from lvm_studio.ui.widgets.style import MUTED, cluster_colours
 from lvm_studio.workers.tasks import TaskRunner
 
 DEFAULT_MAX_ITER = 300
@@ -50,21 +50,6 @@ class Published:
     fit_step: int  # training step of the weights the mixture was fitted to
     codes_step: int  # … and of the codes the published responsibilities belong to
     codes_version: int  # hub.version of those codes
-
-
-def cluster_colours(k: int, mapping: dict) -> np.ndarray:
-    """(K, 3) colours: a component matched to digit d takes digit d's colour (the map's label colours,
-    so 'mixture' and 'label' colourings compare at a glance); the others take further palette colours."""
-    palette = component_colours(N_LABELS + k)
-    out = np.zeros((k, 3), dtype=np.uint8)
-    extra = N_LABELS
-    for c in range(k):
-        if c in mapping and 0 <= int(mapping[c]) < N_LABELS:
-            out[c] = palette[int(mapping[c])]
-        else:
-            out[c] = palette[extra]
-            extra += 1
-    return out
 
 
 class ClustersTab(QWidget):

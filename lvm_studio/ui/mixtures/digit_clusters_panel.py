@@ -5,6 +5,8 @@ Tab "Clusters" (ui.mixtures.clusters_tab): a Gaussian mixture fitted by EM to th
   accuracy, NMI, confusion matrix); for codes the responsibilities go to the hub's latent map.
 Tab "Density" (ui.mixtures.density_tab): a mixture of Bernoullis on binarized pixels, its exact
   test log p(x) beside the VAE's IWAE-k estimate.
+Tab "Model's prior" (ui.mixtures.prior_tab): a mixture-prior VAE's own components (means, samples,
+  pick a component and sample) and the confusion matrix of its q(c|x); first for such a model.
 
 The maths is core.digit_clusters (fit_clusters_task, fit_density_task), run in the background
 by one FitLifecycle per tab (ui.mixtures.fit_lifecycle) with progress and a Cancel button. This
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 from lvm_studio.core.digit_clusters import ClusterResult, DensityResult
 from lvm_studio.ui.mixtures.clusters_tab import ClustersTab
 from lvm_studio.ui.mixtures.density_tab import DensityTab
+from lvm_studio.ui.mixtures.prior_tab import PriorTab
 
 
 class DigitClustersPanel(QWidget):
@@ -31,6 +34,7 @@ class DigitClustersPanel(QWidget):
         self.hub = hub
         self.clusters = ClustersTab(hub)
         self.density = DensityTab(hub)
+        self.prior = PriorTab(hub)
         self.clusters.fitted.connect(self.clusters_fitted)
         self.density.fitted.connect(self.density_fitted)
         self.clusters.lifecycle.cancelled.connect(lambda: self.fit_cancelled.emit("clusters"))
@@ -44,9 +48,19 @@ class DigitClustersPanel(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.clusters, "Clusters (Gaussian mixture)")
         self.tabs.addTab(self.density, "Density (Bernoulli mixture)")
+        self.tabs.addTab(self.prior, "Model's prior (mixture VAE)")
+        hub.model_changed.connect(self._on_model_changed)
+        self._on_model_changed()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.tabs)
+
+    def _on_model_changed(self) -> None:
+        """A mixture-prior model opens on its own components; a standard VAE on the Clusters tab."""
+        if self.prior.has_mixture():
+            self.tabs.setCurrentWidget(self.prior)
+        elif self.tabs.currentWidget() is self.prior:
+            self.tabs.setCurrentWidget(self.clusters)
 
     @property
     def result(self) -> ClusterResult | None:

@@ -1,5 +1,6 @@
 """Live curves: the training ELBO, the validation ELBO beside the importance-sampled log p(x),
-and the reconstruction and KL terms, against epochs.
+and the reconstruction and KL terms, against epochs; for a mixture prior also the test
+clustering accuracy and NMI (ui/training/cluster_curves.py).
 
 The panel reads only `hub.history`. Each `hub.record_added` starts a short single-shot timer
 (at most about 15 Hz) if none is pending; when it fires, the records that arrived meanwhile are
@@ -25,6 +26,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from lvm_studio.ui.training import curves_export, curves_hover
+from lvm_studio.ui.training.cluster_curves import ClusterCurves
 from lvm_studio.ui.training.curve_buffers import SMOOTHING, CurveBuffers, nice_step, range_after
 from lvm_studio.ui.visibility import on_screen, screen_change
 from lvm_studio.ui.widgets import style
@@ -206,6 +208,7 @@ class CurvesPanel(QWidget):
             p.getAxis(name) for p in (self.bounds_plot, self.terms_plot) for name in ("left", "bottom", "right")
         ] + [legend]
         curves_export.set_item_caching(self._cached_items, True)
+        self.clusters = ClusterCurves(self.view, self.bounds_plot)  # shown only for a mixture prior
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
 
         # --- controls --------------------------------------------------------------------
@@ -312,6 +315,7 @@ class CurvesPanel(QWidget):
             for k, curve in self._iw_curves.items():
                 if k not in b.iw or b.iw[k].n == 0:
                     curve.setData([], [])
+            self.clusters.update(self.hub.history.evals)
         self.evals_plotted = b.log_px.n
         if b.eval_k != self._legend_k:
             self._legend_k = b.eval_k
@@ -400,6 +404,8 @@ class CurvesPanel(QWidget):
                 f"val ELBO {b.val_elbo.ys[-1]:.2f}   log p(x) ≈ {b.log_px.ys[-1]:.2f} "
                 f"(IWAE-{b.eval_k})   gap {b.log_px.ys[-1] - b.val_elbo.ys[-1]:.2f} nats"
             )
+        if self.clusters.latest is not None:
+            parts.append(self.clusters.summary())
         self.summary.setText("   ".join(parts))
 
     # --- hover ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""New model…: latent dimension, hidden sizes, likelihood, activation, and the training objective."""
+"""New model…: latent dimension, hidden sizes, likelihood, activation, the prior (N(0, I) or a Gaussian
+mixture with its number of components and autoencoder pre-training epochs), and the training objective."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from PySide6.QtWidgets import (
 
 from lvm_studio.core.vae import ACTIVATIONS, LIKELIHOODS, VAEConfig
 from lvm_studio.ui.widgets.style import ERROR
+
+PRIOR_TEXTS = {"normal": "N(0, I)", "mixture": "Gaussian mixture (clusters digits, VaDE)"}
+DEFAULT_PRETRAIN_EPOCHS = 5
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -56,6 +60,20 @@ class NewModelDialog(QDialog):
         for name in ACTIVATIONS:
             self.activation.addItem(name, name)
         self.activation.setCurrentIndex(max(0, self.activation.findData(c.activation)))
+        self.prior = QComboBox()
+        for name, text in PRIOR_TEXTS.items():
+            self.prior.addItem(text, name)
+        self.prior.setCurrentIndex(max(0, self.prior.findData(c.prior)))
+        self.prior.setToolTip(
+            "p(z): the standard normal, or c ~ Cat(π), z | c ~ N(μ_c, σ_c²) with learnable π, μ_c, σ_c:\n"
+            "the mixture of Gaussians and the VAE in one model; q(c | x) clusters the digits"
+        )
+        self.components = QSpinBox(minimum=1, maximum=100, value=c.components)
+        self.components.setToolTip("K, the number of mixture components (10 for the ten digits)")
+        self.pretrain = QSpinBox(minimum=0, maximum=1000, value=DEFAULT_PRETRAIN_EPOCHS)
+        self.pretrain.setToolTip(
+            "Epochs of autoencoder pre-training before EM on the codes initialises the prior (VaDE's schedule)"
+        )
         self.objective = QComboBox()
         self.objective.addItem("ELBO", "elbo")
         self.objective.addItem("IWAE-k", "iwae")
@@ -72,6 +90,9 @@ class NewModelDialog(QDialog):
         form.addRow("Hidden sizes", self.hidden)
         form.addRow("Likelihood", self.likelihood)
         form.addRow("Activation", self.activation)
+        form.addRow("Prior", self.prior)
+        form.addRow("Components", self.components)
+        form.addRow("Pre-training epochs", self.pretrain)
         form.addRow("Objective", self.objective)
         form.addRow("IWAE k", self.k)
         form.addRow("Name", self.name)
@@ -80,6 +101,7 @@ class NewModelDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.hidden.textChanged.connect(self._on_changed)
         self.objective.currentIndexChanged.connect(self._on_changed)
+        self.prior.currentIndexChanged.connect(self._on_changed)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.error)
@@ -93,7 +115,13 @@ class NewModelDialog(QDialog):
             hidden=parse_hidden(self.hidden.text()),
             likelihood=self.likelihood.currentData(),
             activation=self.activation.currentData(),
+            prior=self.prior.currentData(),
+            components=self.components.value(),
         )
+
+    def pretrain_epochs(self) -> int:
+        """Autoencoder epochs before EM initialises a mixture prior; 0 for N(0, I)."""
+        return self.pretrain.value() if self.prior.currentData() == "mixture" else 0
 
     def objective_choice(self) -> tuple[str, int]:
         return self.objective.currentData(), self.k.value()
@@ -104,6 +132,9 @@ class NewModelDialog(QDialog):
     @Slot()
     def _on_changed(self, *_):
         self.k.setEnabled(self.objective.currentData() == "iwae")
+        mixture = self.prior.currentData() == "mixture"
+        self.components.setEnabled(mixture)
+        self.pretrain.setEnabled(mixture)
         try:
             self.config()
             self.error.setText("")

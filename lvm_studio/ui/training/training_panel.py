@@ -47,6 +47,8 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self._state = "idle"
         defaults = TrainConfig()
+        # a mixture prior's autoencoder epochs (set by New model… or a checkpoint; no widget of its own)
+        self.pretrain_epochs = defaults.pretrain_epochs
 
         # --- buttons -----------------------------------------------------------------
         self.new_run_button = QPushButton("Train a new model and watch it learn")
@@ -200,6 +202,7 @@ class TrainingPanel(QWidget):
             eval_n=self.eval_n.value(),
             eval_iw_ks=IW_KS if self.iw_bounds.isChecked() else (),
             eval_max_rows=4096,  # evaluation chunks short enough to stop within a second
+            pretrain_epochs=self.pretrain_epochs,
         )
         values.update(overrides)
         return TrainConfig(**values)
@@ -228,6 +231,7 @@ class TrainingPanel(QWidget):
         self.eval_every.setValue(c.eval_every)
         self.eval_n.setValue(c.eval_n)
         self.iw_bounds.setChecked(bool(c.eval_iw_ks))
+        self.pretrain_epochs = c.pretrain_epochs
 
     def reset_to_defaults(self) -> None:
         """A new model's settings (TrainConfig's defaults); the device and the epoch count stay as chosen."""
@@ -239,6 +243,7 @@ class TrainingPanel(QWidget):
         self.warmup.setValue(d.kl_warmup_epochs)
         self.eval_every.setValue(d.eval_every)
         self.iw_bounds.setChecked(bool(d.eval_iw_ks))
+        self.pretrain_epochs = d.pretrain_epochs
         self.eval_bar.setValue(0)
         self.eval_bar.setFormat("evaluation")
 

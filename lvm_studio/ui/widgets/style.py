@@ -97,6 +97,21 @@ def component_colours(k: int) -> np.ndarray:
     return snap(np.concatenate(base)[: int(k)])
 
 
+def cluster_colours(k: int, mapping: dict, n_labels: int = 10) -> np.ndarray:
+    """(K, 3) colours: a component matched to digit d takes digit d's colour (the map's label colours,
+    so 'mixture' and 'label' colourings compare at a glance); the others take further palette colours."""
+    palette = component_colours(n_labels + k)
+    out = np.zeros((k, 3), dtype=np.uint8)
+    extra = n_labels
+    for c in range(k):
+        if c in mapping and 0 <= int(mapping[c]) < n_labels:
+            out[c] = palette[int(mapping[c])]
+        else:
+            out[c] = palette[extra]
+            extra += 1
+    return out
+
+
 class BrushPalette:
     """QBrushes for colours quantised to 16 levels per channel, made once and reused.
 
