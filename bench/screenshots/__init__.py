@@ -31,4 +31,5 @@ AREAS = {
         "lecture-pick-phi-presenter.png",
         "lecture-missing-pixels.png",
     ),
+    "vade": ("vade-latent-map.png", "vade-components.png", "vade-curves.png"),
 }

@@ -48,7 +48,7 @@ def encode_means(model, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor
 
 @torch.no_grad()
 def init_prior_by_em(
-    model, x: torch.Tensor, seed: int = 0, restarts: int = 3, max_iter: int = 300, tol: float = 1e-5
+    model, x: torch.Tensor, seed: int = 0, restarts: int = 10, max_iter: int = 300, tol: float = 1e-5
 ) -> PriorInit:
     """Fit a diagonal Gaussian mixture to the codes μ_φ(x) by EM and copy it into model.mixture.
 

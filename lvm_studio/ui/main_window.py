@@ -225,6 +225,8 @@ class MainWindow(QMainWindow, CheckpointFiles, DatasetFiles, WindowLayout, Windo
         file_menu = bar.addMenu("&File")
         for a in (self.new_action, self.open_action, self.save_action, self.save_as_action, self.open_dataset_action):
             file_menu.addAction(a)
+        self.pretrained_menu = file_menu.addMenu("Open &pretrained model")
+        self.fill_pretrained_menu(self.pretrained_menu)
         export_menu = file_menu.addMenu("&Export")
         for a in (self.export_png_action, self.export_svg_action, self.export_csv_action, self.export_shot_action):
             export_menu.addAction(a)

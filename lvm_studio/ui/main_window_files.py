@@ -13,6 +13,7 @@ is going or progress is unsaved it asks first, and only then stops the run (Canc
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +33,7 @@ from lvm_studio.core.checkpoint import (
     save_checkpoint,
 )
 from lvm_studio.core.data import N_PIXELS, DataError, check_fits
-from lvm_studio.core.pretrained import default_checkpoint_path, is_shipped, pretrained_dir
+from lvm_studio.core.pretrained import default_checkpoint_path, is_shipped, model_entries, pretrained_dir
 from lvm_studio.core.training import resume_lr
 from lvm_studio.core.vae import VAE, VAEConfig
 from lvm_studio.ui.training.new_model_dialog import NewModelDialog
@@ -315,6 +316,23 @@ class CheckpointFiles:
         objective, k = dialog.objective_choice()
         self.new_model(dialog.config(), dialog.model_name(), objective, k)
         self.training_panel.pretrain_epochs = dialog.pretrain_epochs()
+
+    def fill_pretrained_menu(self, menu) -> None:
+        """File → Open pretrained model: one entry per model in pretrained/manifest.json."""
+        menu.clear()
+        entries = model_entries()
+        for entry in entries:
+            scores = [t for t in entry.get("test", []) if "cluster_accuracy" in t]
+            note = f"  (test clustering accuracy {scores[0]['cluster_accuracy']:.3f})" if scores else ""
+            action = menu.addAction(entry.get("name", entry["file"]) + note)
+            action.setToolTip(entry.get("note", ""))
+            action.triggered.connect(functools.partial(self._on_open_pretrained, entry["file"]))
+        if not entries:
+            menu.addAction("(no pretrained models found)").setEnabled(False)
+
+    def _on_open_pretrained(self, file: str, *_):
+        if self.settle_current_run("opening another model"):
+            self.open_checkpoint(pretrained_dir() / file)
 
     @Slot()
     def _on_open(self):

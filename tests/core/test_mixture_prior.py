@@ -220,7 +220,7 @@ def test_em_initialisation_finds_separated_clusters_of_codes_and_scores_them():
     x = torch.zeros(600, 784)
     x[:, 0] = torch.arange(600, dtype=torch.float32)
     fit = init_prior_by_em(model, x, seed=0)
-    assert fit.n == 600 and fit.restarts == 3
+    assert fit.n == 600 and fit.restarts == 10
     found = model.mixture.loc.detach()[
         torch.argsort(model.mixture.loc.detach()[:, 0] + 0.1 * model.mixture.loc.detach()[:, 1])
     ]

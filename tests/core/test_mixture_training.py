@@ -58,7 +58,7 @@ def test_pretraining_leaves_the_prior_alone_then_em_initialises_it_then_joint_tr
         if isinstance(event, Notice) and event.kind == "prior_initialised":
             # after the autoencoder epoch the prior was still untouched; EM has just set it
             seen_at_init = trainer.step
-            assert "EM on 512 codes" in event.message
+            assert "EM on 512 codes (10 restarts" in event.message
     assert seen_at_init == 8  # one epoch of 512 / 64 steps
     evals = [e for e in events if isinstance(e, EvalRecord)]
     assert len(evals) == 2

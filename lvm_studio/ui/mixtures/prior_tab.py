@@ -47,6 +47,7 @@ class PriorTab(QWidget):
         self._timer.timeout.connect(self.refresh)
 
         self.component = QComboBox()
+        self.component.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.component.setToolTip("The component c to sample from: z ~ N(μ_c, σ_c²), then x ~ p(x|z)")
         self.n_samples = QSpinBox(minimum=PICKED_ROWS, maximum=60, value=N_PICKED, singleStep=PICKED_ROWS)
         self.sample_button = button("Sample", "Draw new samples from the chosen component", self.sample)
@@ -56,7 +57,7 @@ class PriorTab(QWidget):
             "One column per component of the model's prior, ordered by the digit it is matched to: "
             "its mean μ_c decoded (framed) and samples z ~ N(μ_c, σ_c²) decoded. Header: c → digit."
         )
-        self.picked = ComponentGallery(min_height=120)
+        self.picked = ComponentGallery(min_height=120, frame_first=False)
         self.picked.set_message("Pick a component and press Sample.")
         self.confusion = ConfusionMatrixView()
         self.confusion.setToolTip(
@@ -113,7 +114,8 @@ class PriorTab(QWidget):
         images = component_samples(self.hub.model, c, n, seed=self._seed)  # (n, D_x)
         colour = self._colours()[c]
         cols = n // PICKED_ROWS
-        self.picked.set_components(images.reshape(cols, PICKED_ROWS, -1), np.repeat(colour[None], cols, 0), [""] * cols)
+        captions = [f"c{c + 1}"] + [""] * (cols - 1)
+        self.picked.set_components(images.reshape(cols, PICKED_ROWS, -1), np.repeat(colour[None], cols, 0), captions)
         self.sampled.emit()
 
     def _colours(self) -> np.ndarray:

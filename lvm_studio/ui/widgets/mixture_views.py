@@ -25,8 +25,9 @@ class ComponentGallery(QWidget):
     """Columns of digit images, one per component: a coloured header with a caption, the mean,
     then samples. Wraps into bands when there are many components; aspect kept, nearest neighbour."""
 
-    def __init__(self, parent=None, min_height: int = 160):
+    def __init__(self, parent=None, min_height: int = 160, frame_first: bool = True):
         super().__init__(parent)
+        self.frame_first = frame_first  # row 0 is the mean, framed; False: every row is a sample
         self._images: np.ndarray | None = None  # (K, R, SIDE, SIDE) uint8
         self._colours: np.ndarray | None = None
         self._captions: list[str] = []
@@ -113,7 +114,7 @@ class ComponentGallery(QWidget):
             for j in range(r):
                 target = QRectF(x + gap / 2, y + head + j * cell + gap / 2, cell - gap, cell - gap)
                 p.drawImage(target, self._qimages[i][j])
-                if j == 0:  # frame the mean in the component's colour
+                if j == 0 and self.frame_first:  # frame the mean in the component's colour
                     p.setPen(QPen(colour, 2))
                     p.setBrush(Qt.BrushStyle.NoBrush)
                     p.drawRect(target.adjusted(-1, -1, 1, 1))
