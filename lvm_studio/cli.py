@@ -407,9 +407,15 @@ def cmd_eval(args) -> int:
     if model.mixture is not None:  # labels only score: Hungarian-matched accuracy and NMI of q(c|x)
         from lvm_studio.core.mixture_prior import cluster_scores
 
+        # one encoder pass per image: cheap, so always the whole split, whatever --n
         _, y = data.split(args.split)
-        scores = cluster_scores(model, x, y[: args.n])
-        result.update(cluster_accuracy=scores.accuracy, cluster_nmi=scores.nmi, components=model.config.components)
+        scores = cluster_scores(model, eval_images(data, args.split, model.config.likelihood, device), y)
+        result.update(
+            cluster_accuracy=scores.accuracy,
+            cluster_nmi=scores.nmi,
+            cluster_n=scores.n,
+            components=model.config.components,
+        )
     result.update(
         checkpoint=str(args.checkpoint),
         model=ckpt.get("name"),
@@ -427,7 +433,8 @@ def cmd_eval(args) -> int:
         if "cluster_accuracy" in result:
             print(
                 f"  clusters   accuracy {result['cluster_accuracy']:.4f}, NMI {result['cluster_nmi']:.4f}  "
-                f"(q(c|x) against the labels, Hungarian matching of {result['components']} components)"
+                f"(q(c|x) of all {result['cluster_n']} {args.split} digits, {result['components']} components matched "
+                "to the labels by the Hungarian method)"
             )
         for j, v in result.get("iw_bounds", {}).items():
             print(f"  IW-{j:<6}   {v:9.3f}")

@@ -40,6 +40,7 @@ TEST_KEYS = (
     "exact",
     "cluster_accuracy",
     "cluster_nmi",
+    "cluster_n",
     "components",
 )
 

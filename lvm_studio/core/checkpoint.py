@@ -49,11 +49,15 @@ class CheckpointError(ValueError):
 
 
 def headline_metrics(history: History) -> dict:
-    """The checkpoint's "metrics": the last evaluation's ELBO, log p(x) and its k; {} before any."""
+    """The checkpoint's "metrics": the last evaluation's ELBO, log p(x) and its k (and a mixture prior's
+    test clustering accuracy and NMI); {} before any."""
     if not history.evals:
         return {}
     e = history.evals[-1]
-    return {"val_elbo": e.elbo, "val_log_px": e.log_px, "k": e.k}
+    clusters = (
+        {"test_cluster_acc": e.cluster_acc, "test_cluster_nmi": e.cluster_nmi} if e.cluster_acc is not None else {}
+    )
+    return {"val_elbo": e.elbo, "val_log_px": e.log_px, "k": e.k, **clusters}
 
 
 def make_checkpoint(

@@ -20,8 +20,9 @@ weights go through `log_weights` (which calls prior_log_prob), naive Monte Carlo
 integrals through sample_prior and prior_log_prob, the ELBO through kl_to_prior.
 
 The VAE (core/vae.py) and the linear-Gaussian model (core/linear_gaussian.py) take p(z) = N(0, I)
-from StandardNormalPrior; a mixture-prior VAE plugs in by giving its own prior members (its
-kl_to_prior may be a Monte Carlo estimate where no closed form exists).
+from StandardNormalPrior; the mixture-prior VAE (VAEConfig(prior="mixture")) gives its own prior
+members from core/mixture_prior.py, its kl_to_prior VaDE's closed-form KL(q(z|x) q(c|x) ‖ p(z, c)),
+an upper bound on KL(q(z|x) ‖ p(z)), so its ELBO stays a lower bound on log p(x).
 See docs/architecture.md, "How to add a model".
 """
 

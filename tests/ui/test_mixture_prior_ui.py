@@ -147,3 +147,14 @@ def test_component_samples_come_from_the_chosen_component():
         expected = model.decode_mean(model.mixture.loc[1]).numpy()
     images = component_samples(model, 1, 4, seed=0)
     np.testing.assert_allclose(images, np.repeat(expected[None], 4, 0), atol=1e-3)
+
+
+def test_file_menu_opens_each_pretrained_model(qtbot, window):
+    from lvm_studio.core.pretrained import model_entries, pretrained_dir
+
+    entries = model_entries()
+    actions = window.pretrained_menu.actions()
+    assert [a.text().split("  (")[0] for a in actions] == [e["name"] for e in entries]
+    actions[0].trigger()
+    assert window.hub.path == pretrained_dir() / entries[0]["file"]
+    assert window.hub.name == entries[0]["name"]
