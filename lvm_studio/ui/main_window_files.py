@@ -33,7 +33,7 @@ from lvm_studio.core.checkpoint import (
     save_checkpoint,
 )
 from lvm_studio.core.data import N_PIXELS, DataError, check_fits
-from lvm_studio.core.pretrained import default_checkpoint_path, is_shipped, model_entries, pretrained_dir
+from lvm_studio.core.pretrained import default_checkpoint_path, is_shipped, pretrained_dir, vae_entries
 from lvm_studio.core.training import resume_lr
 from lvm_studio.core.vae import VAE, VAEConfig
 from lvm_studio.ui.training.new_model_dialog import NewModelDialog
@@ -318,9 +318,9 @@ class CheckpointFiles:
         self.training_panel.pretrain_epochs = dialog.pretrain_epochs()
 
     def fill_pretrained_menu(self, menu) -> None:
-        """File → Open pretrained model: one entry per model in pretrained/manifest.json."""
+        """File → Open pretrained model: one entry per VAE in pretrained/manifest.json."""
         menu.clear()
-        entries = model_entries()
+        entries = vae_entries()  # the VAEs: what this window opens
         for entry in entries:
             scores = [t for t in entry.get("test", []) if "cluster_accuracy" in t]
             note = f"  (test clustering accuracy {scores[0]['cluster_accuracy']:.3f})" if scores else ""

@@ -150,9 +150,9 @@ def test_component_samples_come_from_the_chosen_component():
 
 
 def test_file_menu_opens_each_pretrained_model(qtbot, window):
-    from lvm_studio.core.pretrained import model_entries, pretrained_dir
+    from lvm_studio.core.pretrained import pretrained_dir, vae_entries
 
-    entries = model_entries()
+    entries = vae_entries()
     actions = window.pretrained_menu.actions()
     assert [a.text().split("  (")[0] for a in actions] == [e["name"] for e in entries]
     actions[0].trigger()
