@@ -117,8 +117,9 @@ class LectureController(QObject):
         self.view.reset_requested.connect(self.reset_step)
         self.view.leave_requested.connect(self.leave)
         self._build_menu()
+        # the arrow keys' filter sees every event of the application: installed only while a tour
+        # runs (always on, it cost the GUI thread about 3 % of a core while training; issue 12)
         self._keys = _TourKeys(self)
-        QApplication.instance().installEventFilter(self._keys)
         window.destroyed.connect(self._on_window_destroyed)
         if self.presenter.saved():
             self.presenter.set_enabled(True, remember=False)
@@ -233,6 +234,7 @@ class LectureController(QObject):
             layout=self.window.saveState(LAYOUT_VERSION),
         )
         self.active = True
+        QApplication.instance().installEventFilter(self._keys)
         self.dock.show()
         self.dock.raise_()
         self._sync_actions()
@@ -248,6 +250,7 @@ class LectureController(QObject):
         self._stop_training()
         saved, self._saved = self._saved, None
         self.active = False
+        QApplication.instance().removeEventFilter(self._keys)
         self.index = -1
         self._opened = None
         if saved is not None:
