@@ -177,9 +177,12 @@ class Trainer:
         self._paused = False
         self._stopped = False
         self._lr = self.config.lr  # the base rate; the optimizer runs at it times the warm-up factor
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self._lr)
+        self._params = list(self.model.parameters())  # the step's gradient check walks these
+        self.optimizer, self._fused = _adam(self._params, self._lr)
         if optimizer_state:
             self.optimizer.load_state_dict(optimizer_state)
+            for group in self.optimizer.param_groups:  # a saved state brings its own flag: keep ours
+                group["fused"] = self._fused
             self._lr = check_lr(self.optimizer.param_groups[0]["lr"], "the optimizer state's learning rate")
         warmup = self.config.lr_warmup_steps
         if warmup is None:  # automatic: only a continued run with empty Adam moments needs it
@@ -473,7 +476,7 @@ class Trainer:
                 ok = self._all_ok(bool(torch.isfinite(loss)))
                 if ok:
                     loss.backward()
-                    grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+                    grads = [p.grad for p in self._params if p.grad is not None]
                     # the norm alone (one read of the gradients) catches a non-finite one; scaling
                     # them, another read and write of every gradient, only when clipping is on
                     grad_norm = torch.nn.utils.get_total_norm(grads)
@@ -551,6 +554,16 @@ class Trainer:
         if self._snapshot_interval is not None:  # None: nobody looks at weights
             yield self.snapshot()
         yield Notice("finished", f"finished {c.epochs} epochs at step {self.step}", self.step)
+
+
+def _adam(params: list, lr: float) -> tuple[torch.optim.Adam, bool]:
+    """Adam, fused where torch has it (CPU and CUDA, float32): one kernel per parameter for the whole
+    update instead of about ten. Measured for 784-400-400-20 at batch 128 on one CPU thread: 20.5 ms
+    a step against 22.5–25 ms unfused (interleaved rounds, quiet). Returns (optimizer, fused)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True), True
+    except (RuntimeError, TypeError, ValueError):  # a device or dtype without the fused kernel
+        return torch.optim.Adam(params, lr=lr), False
 
 
 def resume_lr(train_config: dict | None, optimizer_state: dict | None = None, history: History | None = None):
