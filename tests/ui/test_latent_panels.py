@@ -590,3 +590,32 @@ def test_traversal_dimension_boxes_show_their_whole_label(qtbot, hub):
     for box in (panel.dim_a, panel.dim_b):
         # as wide as its longest entry asks for: "z3  (KL 0.00, inactive)" is not cut to "z3 ("
         assert box.width() >= box.sizeHint().width(), (box.width(), box.sizeHint().width())
+
+
+def test_map_view_follows_the_codes_until_the_user_moves_it(qtbot, hub):
+    """A learning model spreads its codes out: the view keeps up until the user pans or zooms it."""
+    from lvm_studio.core.latent_tasks import MapCodes
+    from lvm_studio.ui.latent.map_panel import LatentMapPanel
+
+    hub.set_model(tiny_vae(2, seed=6))
+    panel = LatentMapPanel(hub)
+    add(qtbot, panel)
+    panel.resize(900, 600)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.codes is not None, timeout=WAIT_MS)
+    codes = panel.codes
+
+    def new_codes(scale):
+        panel._pending_version = hub.version  # as request_encode() sets it
+        panel._on_codes_finished(0, MapCodes(codes=codes * scale, projection=None))
+        (x0, x1), _ = panel.vb.viewRange()
+        return x0, x1
+
+    w0 = float(np.subtract(*panel.vb.viewRange()[0][::-1]))  # the view's width, fitted to the first codes
+    x0, x1 = new_codes(10.0)  # re-encoded while training: ten times wider
+    assert x1 - x0 == pytest.approx(10 * w0, rel=0.2)
+    panel.vb.sigRangeChangedManually.emit([True, True])  # the user zoomed
+    assert new_codes(100.0) == (x0, x1)  # the user's view is kept
+    panel._on_fit_clicked()  # Fit view: following again
+    x0, x1 = new_codes(1000.0)
+    assert x1 - x0 == pytest.approx(1000 * w0, rel=0.2)

@@ -142,6 +142,9 @@ class LatentMapPanel(QWidget):
         self.manifold_box.toggled.connect(self._on_manifold_toggled)
         self.size_spin.valueChanged.connect(self._on_size_changed)
         self.vb.sigRangeChanged.connect(self._on_range_changed)
+        # until the user pans or zooms, the view follows the codes: a model learning spreads them out
+        self._view_moved_by_hand = False
+        self.vb.sigRangeChangedManually.connect(self._on_view_moved_by_hand)
         self.target.sigPositionChanged.connect(self._on_target_moved)
         self.plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self.plot.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
@@ -223,7 +226,7 @@ class LatentMapPanel(QWidget):
             self._fill_axes()
             self.axis_x.setCurrentIndex(max(0, self.axis_x.findData(keep[0])))
             self.axis_y.setCurrentIndex(max(0, self.axis_y.findData(keep[1])))
-        self._update_points(fit=first)
+        self._update_points(fit=first or not self._view_moved_by_hand)
         self.recolour()
         n = codes.shape[0]
         self.status.setText(
@@ -457,6 +460,7 @@ class LatentMapPanel(QWidget):
         except Exception:  # no data: the default names stay
             pass
         self.codes, self.projection = None, None
+        self._view_moved_by_hand = False
         self._dim = self.hub.latent_dim
         self._model_generation += 1
         self.cloud.set_points(np.zeros((0, 2)))
@@ -498,7 +502,11 @@ class LatentMapPanel(QWidget):
         if self.manifold_box.isChecked():
             self._manifold_timer.start()
 
+    def _on_view_moved_by_hand(self, *_) -> None:
+        self._view_moved_by_hand = True
+
     def _on_fit_clicked(self) -> None:
+        self._view_moved_by_hand = False  # Fit view: follow the codes again
         xy = self.cloud.points()
         if xy.shape[0] == 0:
             return
