@@ -61,8 +61,9 @@ def headline_metrics(history: History) -> dict:
 
 
 def make_checkpoint(
-    model: VAE,
+    model,
     *,
+    kind: str | None = None,
     name: str | None = None,
     optimizer: dict | None = None,
     train_config: dict | None = None,
@@ -71,9 +72,15 @@ def make_checkpoint(
     history: History | None = None,
     metrics: dict | None = None,
 ) -> dict:
-    return {
+    """The checkpoint dict of `model` (anything with .config.describe/.to_dict and a state_dict).
+
+    kind: None for a VAE (a VAE's checkpoint has no "kind": the default); "made", "classifier", ...
+    for the other models (KINDS). A VAE's history is a History; another kind's is stored as given
+    (a plain dict, or None)."""
+    ckpt = {
         "format": FORMAT,
         "version": VERSION,
+        **({} if kind is None else {"kind": kind}),
         "name": name or model.config.describe(),
         "model_config": model.config.to_dict(),
         "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
@@ -81,10 +88,11 @@ def make_checkpoint(
         "train_config": train_config,
         "step": int(step),
         "epoch": float(epoch),
-        "history": (history or History()).to_dict(),
+        "history": (history or History()).to_dict() if kind is None else history,
         "metrics": dict(metrics or {}),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    return ckpt
 
 
 def _umask() -> int:

@@ -11,7 +11,6 @@ lists it under "classifiers", not "models").
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -19,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from lvm_studio.core.checkpoint import FORMAT, VERSION, CheckpointError
+from lvm_studio.core.checkpoint import CheckpointError, make_checkpoint
 from lvm_studio.core.data import MNIST, N_PIXELS
 from lvm_studio.core.images import SIDE
 
@@ -152,21 +151,7 @@ def make_classifier_checkpoint(
     model: DigitClassifier, *, train_config: dict | None = None, metrics: dict | None = None, epoch: int = 0
 ) -> dict:
     """A core/checkpoint.py dict of kind "classifier" (save it with checkpoint.save_checkpoint)."""
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "kind": KIND,
-        "name": model.config.describe(),
-        "model_config": model.config.to_dict(),
-        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-        "optimizer": None,
-        "train_config": train_config,
-        "step": 0,
-        "epoch": float(epoch),
-        "history": None,
-        "metrics": dict(metrics or {}),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return make_checkpoint(model, kind=KIND, train_config=train_config, epoch=float(epoch), metrics=metrics)
 
 
 def classifier_from_checkpoint(ckpt: dict) -> DigitClassifier:

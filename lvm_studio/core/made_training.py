@@ -13,7 +13,6 @@ A MADE checkpoint is the project's self-describing dict (core/checkpoint.py) wit
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import math
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from lvm_studio.core.checkpoint import FORMAT, VERSION, CheckpointError
+from lvm_studio.core.checkpoint import CheckpointError, make_checkpoint
 from lvm_studio.core.data import MNIST, binarize
 from lvm_studio.core.made import KIND, MADE, MADEConfig
 
@@ -112,21 +111,16 @@ def made_checkpoint(
     history: list[dict] | None = None,
 ) -> dict:
     """The project's checkpoint dict with kind "made" (saved by core.checkpoint.save_checkpoint)."""
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "kind": KIND,
-        "name": name or model.config.describe(),
-        "model_config": model.config.to_dict(),
-        "state_dict": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-        "optimizer": None,
-        "train_config": train_config,
-        "step": int(step),
-        "epoch": float(epoch),
-        "history": {"epochs": list(history or [])},
-        "metrics": dict(metrics or {}),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return make_checkpoint(
+        model,
+        kind=KIND,
+        name=name,
+        train_config=train_config,
+        step=step,
+        epoch=epoch,
+        history={"epochs": list(history or [])},
+        metrics=metrics,
+    )
 
 
 def made_from_checkpoint(ckpt: dict) -> MADE:
