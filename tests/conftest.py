@@ -4,10 +4,11 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import numpy as np
 import pytest
 import torch
 
-from lvm_studio.core.data import load_mnist
+from lvm_studio.core.data import default_data_path, load_mnist
 
 # Tests use tiny models; on a small shared machine torch's extra intra-op threads only spin
 # against other processes (measured: 10x slower under load). One thread is the fast choice.
@@ -21,6 +22,29 @@ BATCH_SEED = 7
 def mnist():
     """The shipped MNIST copy, loaded and validated once per test session."""
     return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def mnist_subset(tmp_path_factory):
+    """mnist_subset(n_train, n_test): the path of an MNIST-style .npz holding the first n_train
+    training and n_test test digits of the shipped copy, written once per size per session."""
+    written: dict[tuple[int, int], object] = {}
+
+    def subset(n_train: int, n_test: int):
+        if (n_train, n_test) not in written:
+            path = tmp_path_factory.mktemp("data") / f"mnist-{n_train}-{n_test}.npz"
+            with np.load(default_data_path()) as f:
+                np.savez(
+                    path,
+                    x_train=f["x_train"][:n_train],
+                    y_train=f["y_train"][:n_train],
+                    x_test=f["x_test"][:n_test],
+                    y_test=f["y_test"][:n_test],
+                )
+            written[n_train, n_test] = path
+        return written[n_train, n_test]
+
+    return subset
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,7 +18,7 @@ from lvm_studio.core.classifier import (
     classifier_from_checkpoint,
     make_classifier_checkpoint,
 )
-from lvm_studio.core.data import default_data_path, load_mnist
+from lvm_studio.core.data import load_mnist
 from lvm_studio.core.pretrained import (
     classifier_entries,
     default_classifier_path,
@@ -61,11 +60,8 @@ def test_a_classifier_checkpoint_round_trips_and_is_never_taken_for_a_vae(tmp_pa
     assert isinstance(VAE(VAEConfig(latent_dim=2, hidden=(8,))), VAE)  # VAE checkpoints are untouched
 
 
-def test_the_command_trains_and_saves_a_classifier(tmp_path, capsys):
-    small = tmp_path / "small.npz"
-    with np.load(default_data_path()) as f:
-        np.savez(small, x_train=f["x_train"][:5200], y_train=f["y_train"][:5200], x_test=f["x_test"][:100],
-                 y_test=f["y_test"][:100])  # fmt: skip
+def test_the_command_trains_and_saves_a_classifier(tmp_path, capsys, mnist_subset):
+    small = mnist_subset(5200, 100)
     out = tmp_path / "clf.pt"
     args = ["train-classifier", "--epochs", "1", "--channels", "2", "4", "--hidden", "8", "--data", str(small)]
     assert main([*args, "--out", str(out), "--json"]) == 0

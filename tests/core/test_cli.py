@@ -13,7 +13,6 @@ import pytest
 
 from lvm_studio.cli import main
 from lvm_studio.core.checkpoint import history_from_checkpoint, load_checkpoint
-from lvm_studio.core.data import default_data_path
 from lvm_studio.core.images import SIDE
 
 N_FIT = 1000  # 6000 − 5000 held out for validation
@@ -22,17 +21,8 @@ TINY_ARGS = ["--hidden", "16", "--latent-dim", "2", "--eval-n", "100", "--eval-k
 
 
 @pytest.fixture(scope="module")
-def small_npz(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
-    with np.load(default_data_path()) as f:
-        np.savez(
-            path,
-            x_train=f["x_train"][:6000],
-            y_train=f["y_train"][:6000],
-            x_test=f["x_test"][:500],
-            y_test=f["y_test"][:500],
-        )
-    return path
+def small_npz(mnist_subset):
+    return mnist_subset(6000, 500)
 
 
 @pytest.fixture(scope="module")

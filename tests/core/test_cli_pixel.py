@@ -5,28 +5,18 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from lvm_studio.cli import main
 from lvm_studio.core.checkpoint import load_checkpoint
-from lvm_studio.core.data import default_data_path, load_mnist
+from lvm_studio.core.data import load_mnist
 from lvm_studio.core.made_training import made_from_checkpoint, mean_log_prob
 
 
 @pytest.fixture(scope="module")
-def small_npz(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
-    with np.load(default_data_path()) as f:
-        np.savez(
-            path,
-            x_train=f["x_train"][:5400],
-            y_train=f["y_train"][:5400],
-            x_test=f["x_test"][:300],
-            y_test=f["y_test"][:300],
-        )
-    return path
+def small_npz(mnist_subset):
+    return mnist_subset(5400, 300)
 
 
 def test_train_made_then_eval_made(small_npz, tmp_path, capsys):

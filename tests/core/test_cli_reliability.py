@@ -7,13 +7,12 @@ from __future__ import annotations
 import hashlib
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from lvm_studio import cli
 from lvm_studio.cli import main
-from lvm_studio.core.data import MNIST, default_data_path
+from lvm_studio.core.data import MNIST
 from lvm_studio.core.training import TrainConfig, Trainer
 from lvm_studio.core.vae import VAE, VAEConfig, copy_state_to_cpu
 
@@ -35,18 +34,9 @@ TINY_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def small_npz(tmp_path_factory):
+def small_npz(mnist_subset):
     """5,100 training digits (5,000 held out for validation: 10 batches of 10 an epoch), 50 test."""
-    path = tmp_path_factory.mktemp("data") / "mnist-5100.npz"
-    with np.load(default_data_path()) as f:
-        np.savez(
-            path,
-            x_train=f["x_train"][:5100],
-            y_train=f["y_train"][:5100],
-            x_test=f["x_test"][:50],
-            y_test=f["y_test"][:50],
-        )
-    return path
+    return mnist_subset(5100, 50)
 
 
 def _nan_from_step(monkeypatch, first_bad: int):

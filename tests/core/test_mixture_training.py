@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from lvm_studio.cli import main
 from lvm_studio.core.checkpoint import history_from_checkpoint, load_checkpoint, model_from_checkpoint
-from lvm_studio.core.data import MNIST, default_data_path
+from lvm_studio.core.data import MNIST
 from lvm_studio.core.history import EvalRecord, History
 from lvm_studio.core.training import Notice, TrainConfig, Trainer
 from lvm_studio.core.vae import VAE, VAEConfig
@@ -92,17 +91,8 @@ def test_a_standard_vae_reports_no_clustering(small):
 
 
 @pytest.fixture(scope="module")
-def small_npz(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
-    with np.load(default_data_path()) as f:
-        np.savez(
-            path,
-            x_train=f["x_train"][:5600],
-            y_train=f["y_train"][:5600],
-            x_test=f["x_test"][:300],
-            y_test=f["y_test"][:300],
-        )
-    return path
+def small_npz(mnist_subset):
+    return mnist_subset(5600, 300)
 
 
 def test_cli_trains_a_mixture_prior_and_eval_reports_accuracy_and_nmi(small_npz, tmp_path, capsys):
