@@ -56,6 +56,22 @@ def log_joint(joint: PixelJoint, x: torch.Tensor, missing: torch.Tensor, x_m: to
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
+@torch.no_grad()
+def log_joint_images(joint: PixelJoint, xs: torch.Tensor, missing: torch.Tensor, x_m: torch.Tensor) -> torch.Tensor:
+    """log p(x_o, x_m) of the same completions x_m (k, M) for each image xs (n, D) with the same mask,
+    in chunks; (k, n) float64. The joints' fast paths share the completions' work across images."""
+    fast = getattr(joint, "log_prob_completions", None)
+    parts = []
+    for i in range(0, x_m.shape[0], CHUNK_ROWS):
+        chunk = x_m[i : i + CHUNK_ROWS]  # (c, M)
+        if fast is not None:
+            lp = fast(xs, missing, chunk)  # (c, n)
+        else:
+            lp = torch.stack([joint.log_prob(complete(x, missing, chunk)) for x in xs], 1)  # (c, n)
+        parts.append(lp.to(torch.float64))
+    return torch.cat(parts) if parts else torch.zeros(0, len(xs), dtype=torch.float64)
+
+
 def log_q(x_m: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     """log q(x_m; φ) = Σ_i x_i log φ_i + (1 − x_i) log(1 − φ_i), (k, M) → (k,); 0·log 0 = 0."""
     phi = phi.to(torch.float64)
@@ -120,11 +136,12 @@ def exact_log_marginal(joint: PixelJoint, x: torch.Tensor, missing: torch.Tensor
     return None
 
 
-def _naive_chunks(joint, x, missing, k, generator) -> Iterator[torch.Tensor]:
+def _naive_chunks(joint, xs, missing, k, generator) -> Iterator[torch.Tensor]:
+    """log |Z| p(x_o, u) for uniform completions u, the same for each image xs (n, D); chunks (c, n)."""
     m = int(missing.sum())
     for i in range(0, k, CHUNK_ROWS):
         u = torch.bernoulli(torch.full((min(CHUNK_ROWS, k - i), m), 0.5), generator=generator)  # (c, M) uniform
-        yield log_joint(joint, x, missing, u)[:, None] + m * LOG2  # (c, 1) log |Z| p(x_o, u)
+        yield log_joint_images(joint, xs, missing, u) + m * LOG2  # (c, n)
 
 
 def _importance_chunks(joint, x, missing, phi, k, generator) -> Iterator[torch.Tensor]:
@@ -139,7 +156,18 @@ def naive_log_marginal(
 ) -> float:
     """log p̂(x_o) = M log 2 + log (1/k) Σ_j p(x_o, u_j), u_j uniform: unbiased in p(x_o), and useless
     for large M ("works in theory but not in practice")."""
-    return float(_chunked_log_mean_exp(_naive_chunks(joint, x, missing, k, generator), k)[0])
+    return float(_chunked_log_mean_exp(_naive_chunks(joint, x[None], missing, k, generator), k)[0])
+
+
+@torch.no_grad()
+def naive_log_marginals(
+    joint: PixelJoint, xs: torch.Tensor, missing: torch.Tensor, k: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """naive_log_marginal for each image xs (n, D) with the same mask, (n,) float64, with the same k
+    uniform completions for every image (common random numbers): each entry is the same estimator
+    as naive_log_marginal with that generator, and the completions' share of the joint's work is
+    done once for all n (MADE.log_prob_completions). Only the errors are correlated across images."""
+    return _chunked_log_mean_exp(_naive_chunks(joint, xs, missing, k, generator), k)
 
 
 @torch.no_grad()
@@ -191,7 +219,9 @@ def pixel_sweep(
     result = None
     for r in range(runs):
         lw_n, lw_q = [], []
-        chunks = zip(_naive_chunks(joint, x, missing, k_max, g), _importance_chunks(joint, x, missing, phi, k_max, g))
+        chunks = zip(
+            _naive_chunks(joint, x[None], missing, k_max, g), _importance_chunks(joint, x, missing, phi, k_max, g)
+        )
         for a, b in chunks:
             lw_n.append(a[:, 0])
             lw_q.append(b[:, 0])

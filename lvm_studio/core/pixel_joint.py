@@ -94,12 +94,14 @@ class MixtureJoint:
         return torch.logsumexp(self._log_lik_pixels(x) + self.log_pi, 1).to(x.dtype)
 
     def log_prob_completions(self, x: torch.Tensor, missing: torch.Tensor, x_m: torch.Tensor) -> torch.Tensor:
-        """log p(x_o, x_m) for many completions x_m (k, M) of one image x (D,), (k,): the observed
-        pixels' part is computed once (the fast path of pixel_inference.log_joint)."""
+        """log p(x_o, x_m) for many completions x_m (k, M) of one image x (D,), (k,), or of each of
+        the images x (n, D) with the same mask, (k, n): the observed pixels' part is computed once
+        (the fast path of pixel_inference.log_joint)."""
         observed = ~missing
-        log_o = self._log_lik_pixels(x[observed][None], observed)  # (1, K)
+        log_o = self._log_lik_pixels(x.reshape(-1, self.n_pixels)[:, observed], observed)  # (n, K)
         log_m = self._log_lik_pixels(x_m, missing)  # (k, K)
-        return torch.logsumexp(log_o + log_m + self.log_pi, 1)  # (k,)
+        lp = torch.logsumexp(log_o[None] + log_m[:, None] + self.log_pi, -1)  # (k, n)
+        return lp[:, 0] if x.dim() == 1 else lp
 
     def log_responsibilities_observed(self, x: torch.Tensor, missing: torch.Tensor) -> tuple[torch.Tensor, float]:
         """log p(k | x_o) (K,) and log p(x_o) for one image x (D,): the missing pixels marginalise

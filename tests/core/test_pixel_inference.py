@@ -149,6 +149,20 @@ def test_naive_monte_carlo_is_unbiased_in_p_of_x_o():
     assert imp == pytest.approx(exact, abs=0.05)
 
 
+@pytest.mark.parametrize("make", [tiny_mixture, tiny_made], ids=["mixture", "made"])
+def test_naive_of_several_images_is_each_images_naive_and_the_chunks_combine_exactly(make):
+    joint = make()
+    xs = torch.stack([X, 1 - X, X.flip(0)])  # (n, D)
+    k = pi.CHUNK_ROWS + 100  # two chunks of draws
+    many = pi.naive_log_marginals(joint, xs, MISSING, k, torch.Generator().manual_seed(7))  # (n,)
+    g = torch.Generator().manual_seed(7)
+    u = torch.cat([torch.bernoulli(torch.full((c, 4), 0.5), generator=g) for c in (pi.CHUNK_ROWS, 100)])  # (k, M)
+    for i, x in enumerate(xs):
+        one = pi.naive_log_marginal(joint, x, MISSING, k, torch.Generator().manual_seed(7))
+        unchunked = float(torch.logsumexp(pi.log_joint(joint, x, MISSING, u), 0)) - math.log(k) + 4 * math.log(2)
+        assert float(many[i]) == pytest.approx(one, abs=1e-6) and one == pytest.approx(unchunked, abs=1e-6)
+
+
 def test_sweep_and_conditional_samples():
     joint = tiny_made()
     sweep = pi.pixel_sweep(None, joint, X, MISSING, torch.full((4,), 0.5), k_max=2000, runs=2)
