@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lvm_studio.core.adam import Adam
 from lvm_studio.core.estimators import (
     DEFAULT_MAX_ROWS,
     iwae_log_px,
@@ -195,8 +196,8 @@ def optimise_phi(
         loc0, scale0 = init if init is not None else model.encode(x)
     mu = loc0.detach().clone().requires_grad_(True)  # (batch, latent)
     log_sigma = scale0.detach().log().clamp(MIN_LOG_SCALE, MAX_LOG_SCALE).clone().requires_grad_(True)
-    opt = torch.optim.Adam([mu, log_sigma], lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps), eta_min=lr / 10)
+    opt = Adam([mu, log_sigma], lr=lr)  # core.adam: torch.optim's first use imports torch._dynamo (seconds)
+    lr_min, t_max = lr / 10, max(1, steps)
     trace = []
     done = 0
     with torch.enable_grad():
@@ -208,8 +209,9 @@ def optimise_phi(
             trace.append(obj.detach().clone())
             # gradients for φ only: autograd.grad leaves the model's parameters (and their .grad) alone
             mu.grad, log_sigma.grad = torch.autograd.grad(-obj.sum(), [mu, log_sigma])
+            # cosine annealing (Loshchilov & Hutter 2017, eq. 5), torch's CosineAnnealingLR in closed form
+            opt.param_groups[0]["lr"] = lr_min + (lr - lr_min) * (1 + math.cos(math.pi * t / t_max)) / 2
             opt.step()
-            sched.step()
             with torch.no_grad():
                 log_sigma.clamp_(MIN_LOG_SCALE, MAX_LOG_SCALE)
             done = t + 1

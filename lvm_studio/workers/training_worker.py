@@ -32,6 +32,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 from shiboken6 import isValid
 
 from lvm_studio.core import threads
+from lvm_studio.core.adam import Adam
 from lvm_studio.core.autosave import AUTOSAVE_EVERY_S, Autosaver
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.device import choose_device
@@ -78,17 +79,16 @@ def shutdown_all(timeout_s: float = 2.0) -> bool:
 
 
 def warm_up() -> None:
-    """Run one tiny training step and evaluation here and now, at start-up.
+    """Run one tiny training step and evaluation here and now, at start-up, when the user is idle.
 
-    The first torch.optim.Adam imports torch._dynamo, sympy and ~800 more modules (2 s here);
-    done in the training thread, those imports and the full garbage collections they cause hold
-    the GIL for 100+ ms at a time and stall the window. Done once before gc.freeze(), they are
-    paid at start-up and their objects never scanned again.
+    The first calls of the ops a run uses (autograd, Adam's kernel, the evaluation) pay one-off
+    set-up costs; paid here, before gc.freeze(), their objects are never scanned again. (The first
+    torch.optim.Adam imported torch._dynamo and ~800 modules, 3 s: core.adam does without it.)
     """
     from lvm_studio.core import estimators as est
 
     model = VAE(VAEConfig(latent_dim=2, hidden=(4,)))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = Adam(model.parameters(), lr=1e-3)
     x = torch.bernoulli(torch.full((2, model.config.x_dim), 0.5))  # (2, N_PIXELS)
     loss = -est.elbo(model, x).elbo.mean()
     loss.backward()

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from lvm_studio.core import estimators as est
+from lvm_studio.core.adam import Adam
 from lvm_studio.core.checkpoint import history_from_checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.evaluation import evaluate, evaluation_steps
@@ -878,14 +879,14 @@ def test_resume_lr_prefers_the_optimizer_then_the_last_record_then_the_settings(
 
 def test_grad_clip_bounds_the_global_norm_and_no_clip_leaves_gradients_alone(small, monkeypatch):
     norms = []
-    original = torch.optim.Adam.step
+    original = Adam.step
 
     def step(self, *args, **kwargs):
         grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
         norms.append(torch.nn.utils.get_total_norm(grads).item())
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    monkeypatch.setattr(Adam, "step", step)
     list(make_trainer(small, epochs=1, grad_clip=0.5).run())
     assert max(norms) <= 0.5 * (1 + 1e-5)
     norms.clear()
