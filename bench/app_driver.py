@@ -326,8 +326,12 @@ def idle_scenario(w, args) -> dict:
     }
 
 
-def startup_marks() -> dict:
-    """Install an application-wide event filter that stamps the start-up milestones, then run the app."""
+def startup_marks(settle_s: float = 0.0) -> dict:
+    """Install an application-wide event filter that stamps the start-up milestones, then run the app.
+
+    settle_s > 0: after usable, keep the window open this long with a 10 ms gap meter: `settled` is
+    the end of the last event-loop stall over 50 ms (what start-up still does after usable), and
+    `after_usable` the stalls' summary."""
     from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication, QWidget
 
@@ -338,7 +342,10 @@ def startup_marks() -> dict:
     threads.configure_process()
     t_app0 = time.time()
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    from bench.common import GapMeter
+
     marks: dict[str, float] = {"process": T_PROCESS, "qapplication": t_app0}
+    after: dict = {}
     show, paint = QEvent.Type.Show, QEvent.Type.Paint
 
     class Stamps(QObject):
@@ -378,9 +385,27 @@ def startup_marks() -> dict:
             marks["usable"] = time.time()  # this tick ran: the loop answers
             app.removeEventFilter(stamps)
             poll.stop()
-            w.ask_before_closing = False
-            w.close()
-            app.quit()
+            if settle_s > 0:  # and then: how long the loop stays stalled by what start-up does after usable
+                meter = GapMeter().start()
+                QTimer.singleShot(int(1000 * settle_s), lambda: settled(w, meter))
+            else:
+                finish(w)
+
+    def settled(w, meter):
+        meter.stop()
+        after["stalls"] = meter.summary()
+        t, last = 0.0, 0.0
+        for gap in meter.gaps:  # the end of the last gap over 50 ms, in seconds after usable
+            t += gap
+            if gap > 0.050:
+                last = t
+        marks["settled"] = marks["usable"] + last
+        finish(w)
+
+    def finish(w):
+        w.ask_before_closing = False
+        w.close()
+        app.quit()
 
     poll.timeout.connect(check)
     poll.start()
@@ -388,7 +413,7 @@ def startup_marks() -> dict:
 
     rc = cli.main([])
     tmp.cleanup()
-    return {"mode": "startup", "marks": marks, "app_exit_code": rc}
+    return {"mode": "startup", "marks": marks, "after_usable": after, "app_exit_code": rc}
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
@@ -414,10 +439,11 @@ def main(argv=None) -> int:
     i.add_argument("--settle", type=float, default=10.0, help="seconds after the window is ready, before measuring")
     i.add_argument("--fits", type=int, default=10)
     i.add_argument("--single-start", action="store_true", help="inpainting fits with 'several starts' off")
-    sub.add_parser("startup", help="start-up milestones (wall-clock stamps)")
+    s = sub.add_parser("startup", help="start-up milestones (wall-clock stamps)")
+    s.add_argument("--settle", type=float, default=0.0, help="seconds to keep measuring stalls after usable")
     args = p.parse_args(argv)
     if args.mode == "startup":
-        result = startup_marks()
+        result = startup_marks(args.settle)
     elif args.mode == "train":
         result = drive(lambda w: train_scenario(w, args))
     else:
