@@ -159,6 +159,9 @@ def plain_loop(args) -> dict:
     from lvm_studio.core.training import eval_images
     from lvm_studio.core.vae import VAE, VAEConfig
 
+    # torch.optim's first use imports torch._dynamo (3 s): paid before the clock, as the cli run's imports are
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
     eval_steps = {int(s) for s in json.loads(args.eval_steps)}
     t0 = time.perf_counter()
     data = load_mnist()
