@@ -33,6 +33,7 @@ REPORT_ENV = "LVM_STUDIO_STARTUP_REPORT"  # "1": print the start-up times as one
 IDLE_S = 0.4  # after usable, a panel behind a tab is built only once the user has been idle this long
 WAIT_MS = 100  # how often a waiting start-up looks again
 MAX_WAIT_S = 20.0
+FIRST_PAINT_WAIT_S = 1.0  # the longest the loading window waits to be painted before torch's import blocks
 _INPUT = {
     QEvent.Type.MouseButtonPress,
     QEvent.Type.MouseButtonRelease,
@@ -138,7 +139,7 @@ class Startup(QObject):
         try:
             label = next(self._steps, None)
             more = label is not None
-            if more and label not in ("panel", "wait"):
+            if more and label not in ("panel", "wait", "poll"):
                 self.times[f"{label}_done_s"] = time.time() - self.launched_at  # each step's end, for the report
         except Exception as e:  # a broken install: say so in the window, not only on the terminal
             import traceback
@@ -147,7 +148,7 @@ class Startup(QObject):
             self._fail(f"LVM Studio could not start:\n{type(e).__name__}: {e}", 1)
             return
         if more:
-            QTimer.singleShot(WAIT_MS if label == "wait" else 0, self._tick)
+            QTimer.singleShot({"wait": WAIT_MS, "poll": 5}.get(label, 0), self._tick)
 
     def _fail(self, message: str, code: int) -> None:
         from PySide6.QtWidgets import QMessageBox
@@ -162,6 +163,11 @@ class Startup(QObject):
     def _load(self):
         self.loader.set_status("Loading PyTorch…", 5)
         yield "shown"
+        # on a real X server the window manager maps the window first, and only then can it paint:
+        # seen on Xvfb + openbox, the loader stayed unpainted through torch's import (8 s under load)
+        deadline = time.monotonic() + FIRST_PAINT_WAIT_S
+        while self.loader.first_paint_at is None and time.monotonic() < deadline:
+            yield "poll"
         import torch  # noqa: F401  (the long import, timed here)
 
         from lvm_studio.core import threads
