@@ -96,8 +96,11 @@ def latent_stats(
     return latent_stats_from_codes(z_loc, z_scale, threshold)
 
 
-def latent_stats_task(ctx, model: LatentVariableModel, x_val: torch.Tensor) -> LatentStats:
-    """A background task (workers.tasks context `ctx`): the KL statistics of `model` on x_val."""
+def latent_stats_task(ctx, model: LatentVariableModel, x_val: torch.Tensor | Callable[[], torch.Tensor]) -> LatentStats:
+    """A background task (workers.tasks context `ctx`): the KL statistics of `model` on x_val, or on
+    what x_val() returns (called here: making the images, e.g. binarizing, stays off the GUI thread)."""
+    if callable(x_val):
+        x_val = x_val()
     z_loc, z_scale = encode_loc_scale(model, x_val, 1000, should_stop=ctx.cancelled)
     ctx.check()
     return latent_stats_from_codes(z_loc, z_scale)

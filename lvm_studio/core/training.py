@@ -29,7 +29,11 @@ from lvm_studio.core.adam import Adam
 from lvm_studio.core.checkpoint import headline_metrics, make_checkpoint, save_checkpoint
 from lvm_studio.core.data import MNIST, check_fits
 from lvm_studio.core.device import StateCopier
-from lvm_studio.core.evaluation import EvalProgress, evaluation_steps  # noqa: F401  (EvalProgress: one of run()'s events)
+from lvm_studio.core.evaluation import (  # noqa: F401  (EvalProgress: one of run()'s events; eval_images: its home was here)
+    EvalProgress,
+    eval_images,
+    evaluation_steps,
+)
 from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.mixture_prior import cluster_scores
 from lvm_studio.core.mixture_training import autoencoder_loss, init_prior_by_em
@@ -50,13 +54,6 @@ def check_lr(lr: float, what: str = "learning rate") -> float:
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= MAX_LR):
         raise ValueError(f"{what} must be in (0, {MAX_LR:g}], got {lr}")
     return float(lr)
-
-
-def eval_images(data: MNIST, split: str, likelihood: str, device="cpu") -> torch.Tensor:
-    """The images every evaluation uses: one fixed binarization for Bernoulli models, grey levels otherwise."""
-    if likelihood == "bernoulli":
-        return data.binarized(split, device=device)  # (N, 784)
-    return data.float_images(split, device)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import shiboken6
@@ -76,10 +77,11 @@ class LatentStatsService(QObject):
 
     def refresh(self) -> None:
         try:
-            x_val = self._hub.eval_x("val")
+            images = self._hub.eval_images
         except Exception as e:  # no data: panels keep the natural order
             self.failed.emit(str(e))
             return
+        x_val = functools.partial(images.get, "val", self._hub.config.likelihood)  # made by the task
         self._timer.stop()
         self._stale = False
         self._last_t = time.monotonic()

@@ -19,9 +19,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from lvm_studio.core.data import MNIST, load_mnist
+from lvm_studio.core.evaluation import EvalImages
 from lvm_studio.core.history import History
 from lvm_studio.core.snapshots import frozen_replica, replica_with_state
-from lvm_studio.core.training import eval_images
 from lvm_studio.core.vae import VAE, VAEConfig
 from lvm_studio.ui.state.latent_cursor import LatentCursor
 from lvm_studio.ui.state.latent_stats import LatentStatsService
@@ -46,7 +46,7 @@ class ModelHub(QObject):
         super().__init__(parent)
         self._data = data
         self._data_path = data_path
-        self._eval_x: dict[tuple, torch.Tensor] = {}
+        self._eval_images: EvalImages | None = None  # made for the current dataset on first use
         self._model: VAE = frozen_replica(VAE(VAEConfig()))
         self._name = "untrained " + self._model.config.describe()
         self._history = History()
@@ -130,12 +130,17 @@ class ModelHub(QObject):
         """The .npz the current dataset came from; None for the shipped MNIST."""
         return Path(self._data_path) if self._data_path else None
 
+    @property
+    def eval_images(self) -> EvalImages:
+        """The current dataset's evaluation images (core.evaluation.EvalImages): background tasks
+        take this and make the images they need off the GUI thread."""
+        if self._eval_images is None:
+            self._eval_images = EvalImages(self.data)
+        return self._eval_images
+
     def eval_x(self, split: str = "test") -> torch.Tensor:
         """The evaluation images of a split for the current likelihood, (N, N_PIXELS); cached."""
-        key = (split, self.config.likelihood)
-        if key not in self._eval_x:
-            self._eval_x[key] = eval_images(self.data, split, self.config.likelihood)
-        return self._eval_x[key]
+        return self.eval_images.get(split, self.config.likelihood)
 
     def labels(self, split: str = "test"):
         return self.data.split(split)[1]
@@ -164,7 +169,7 @@ class ModelHub(QObject):
         old model cannot take the new images). Both are in place before the first signal."""
         self._data = data
         self._data_path = path
-        self._eval_x.clear()
+        self._eval_images = None
         if model is not None:
             self.set_model(model, name=model_name)
         self.data_changed.emit()
