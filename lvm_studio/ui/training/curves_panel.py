@@ -144,10 +144,8 @@ class CurvesPanel(QWidget):
         self._gap_key = pg.PlotDataItem([], [], pen=None, fillLevel=0, fillBrush=pg.mkBrush(c["gap"]))
         self._gap_key.visibleChanged.connect(self._on_gap_key_toggled)
         legend.addItem(self._gap_key, "gap ≈ KL(q‖p(z|x)), average")
-        # the gap's value, in a corner the rising curves leave free (pixel coordinates of the view)
-        self.gap_label = pg.TextItem("", color=c["log_px"], anchor=(0.0, 0.0))
-        self.gap_label.setParentItem(self.bounds_plot.vb)
-        self.gap_label.setPos(6, 4)
+        # the gap's latest value is in the summary line above the plots: a text inside the view
+        # overlapped the curves in the narrow left column, and a longer title widened the plot
         self._iw_curves: dict[int, pg.PlotDataItem] = {}
         self._bounds_legend = legend
 
@@ -322,7 +320,6 @@ class CurvesPanel(QWidget):
             label = self._bounds_legend.getLabel(self.log_px_curve)
             if label is not None:
                 label.setText(f"val log p(x), IWAE-{b.eval_k}" if b.eval_k else "val log p(x), IWAE-k")
-        self._update_gap_label()
         self._update_summary()
         if self.follow.isChecked():
             self._follow_y()
@@ -383,17 +380,6 @@ class CurvesPanel(QWidget):
             self._iw_curves[k] = curve
         return curve
 
-    def _update_gap_label(self) -> None:
-        b = self.buffers
-        if b.log_px.n == 0:
-            self.gap_label.setText("")
-            return
-        lo, hi = b.val_elbo.ys[-1], b.log_px.ys[-1]
-        self.gap_label.setText(
-            f"shaded: log p(x) − ELBO ≈ KL(q‖p(z|x)) on average\n"
-            f"latest: {hi - lo:.2f} nats at epoch {b.log_px.xs[-1]:.2f}"
-        )
-
     def _update_summary(self) -> None:
         b = self.buffers
         parts = []
@@ -402,7 +388,7 @@ class CurvesPanel(QWidget):
         if b.log_px.n:
             parts.append(
                 f"val ELBO {b.val_elbo.ys[-1]:.2f}   log p(x) ≈ {b.log_px.ys[-1]:.2f} "
-                f"(IWAE-{b.eval_k})   gap {b.log_px.ys[-1] - b.val_elbo.ys[-1]:.2f} nats"
+                f"(IWAE-{b.eval_k})   gap (shaded) {b.log_px.ys[-1] - b.val_elbo.ys[-1]:.2f} nats"
             )
         if self.clusters.latest is not None:
             parts.append(self.clusters.summary())
@@ -530,4 +516,3 @@ class CurvesPanel(QWidget):
     def _on_gap_key_toggled(self) -> None:
         visible = self._gap_key.isVisible()
         self.gap_fill.setVisible(visible)
-        self.gap_label.setVisible(visible)
