@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -89,16 +90,41 @@ class InpaintResult:
 DEFAULT_FILL = "prior_mean"  # see amortized_guess
 
 
+_PRIOR_MEAN_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _weights_key(model) -> tuple:
+    """Changes whenever the model's weights do: in place (an optimizer step, load_state_dict) bumps a
+    tensor's _version, a new tensor has a new address."""
+    try:
+        return tuple((p.data_ptr(), p._version) for p in model.parameters())
+    except (AttributeError, RuntimeError):  # no parameters, or inference tensors (no version counter)
+        return (id(model), time.monotonic())  # never equal twice: no cache
+
+
 @torch.no_grad()
 def prior_mean_image(model, n: int = 512, seed: int = 0) -> torch.Tensor:
     """E_{p(z)}[E[x|z]] by n prior samples, (784,): the model's own idea of the average digit.
 
     For a well-trained model this is close to the training-set mean image (the aggregate posterior
-    is close to the prior), and it needs no data.
+    is close to the prior), and it needs no data. Remembered per model until its weights change
+    (it costs a 512-row decode, more than the encoder's guess it serves).
     """
+    key = (n, seed, _weights_key(model))
+    try:
+        cached = _PRIOR_MEAN_CACHE.get(model)
+    except TypeError:  # not weak-referenceable: no cache
+        cached = None
+    if cached is not None and cached[0] == key:
+        return cached[1]
     device = model_device(model)
     z = model.sample_prior((n,), generator=torch.Generator(device=device).manual_seed(seed))  # (n, latent)
-    return model.decode_mean(z).mean(0)
+    image = model.decode_mean(z).mean(0)
+    try:
+        _PRIOR_MEAN_CACHE[model] = (key, image)
+    except TypeError:
+        pass
+    return image
 
 
 @torch.no_grad()
@@ -161,6 +187,179 @@ def _generator(seed: int | None, device) -> torch.Generator:
     return g
 
 
+class AdamFit:
+    """fit_q's state: Adam on φ = (φ_μ, log φ_σ) for `rows` copies of q, resumable, and able to keep
+    only some rows midway (core.inpainting_starts fits several starts for a few steps together,
+    then only the best one per digit).
+
+    Rows are start-major, row g·B + b = group g of digit b (groups = 1 for a plain fit). The S noise
+    draws of each step are shared by the groups of a digit (common random numbers: the starts of a
+    digit see the same ε, so their per-step ELBO estimates compare without that noise). Per step
+    everything is updated in place in preallocated buffers: the matrices are small (S · rows × 512),
+    so a step's cost is as much the number of torch calls as their arithmetic.
+    """
+
+    def __init__(
+        self,
+        model,
+        x: torch.Tensor,
+        missing: torch.Tensor,
+        init_loc: torch.Tensor,
+        init_scale: torch.Tensor,
+        cfg: InpaintConfig,
+        gen: torch.Generator,
+        groups: int = 1,
+        n_samples: int | None = None,
+    ):
+        self.model, self.cfg, self.gen, self.groups = model, cfg, gen, groups
+        S = cfg.n_samples if n_samples is None else n_samples
+        self.x, self.missing = x, missing  # (groups·batch, 784), (1 | groups·batch, 784)
+        R, L = init_loc.shape
+        self.B = R // groups  # digits
+        self.lik = ObservedLikelihood(model, x, missing)
+        # φ = (φ_μ, log φ_σ) stacked so that Adam updates both in one call; mu, log_sigma, grad_* are
+        # views that stay valid because everything is updated in place
+        self.phi = torch.stack([init_loc, init_scale.log().clamp(MIN_LOG_SCALE, MAX_LOG_SCALE)])  # (2, rows, latent)
+        self.adam_m, self.adam_v = torch.zeros_like(self.phi), torch.zeros_like(self.phi)
+        self.adam_t = torch.zeros((), dtype=torch.float32)  # Adam's step count, a tensor for torch._fused_adam_
+        self.grad = torch.empty_like(self.phi)
+        self.sigma = torch.empty_like(init_loc)  # (rows, latent) exp(log φ_σ), refreshed after each update
+        self.eps = torch.empty((S, 1, self.B, L), dtype=self.phi.dtype)  # (S, 1, batch, latent)
+        self.z = torch.empty((S, groups, self.B, L), dtype=self.phi.dtype)  # (S, groups, batch, latent)
+        # per step: the mean of log p(x_o|z_s) and the φ it was taken at; the KL half of the ELBO trace
+        # is computed from φ afterwards, in one vectorized pass, which keeps small ops out of the loop
+        self.lp_hist = torch.empty((cfg.steps + 1, R), dtype=self.phi.dtype)
+        self.phi_hist = torch.empty((cfg.steps + 1, 2, R, L), dtype=self.phi.dtype)
+        self.t = 0  # Adam steps done
+        self._bind()
+
+    def _bind(self):
+        self.mu, self.log_sigma = self.phi[0], self.phi[1]
+        self.grad_mu, self.grad_log_sigma = self.grad[0], self.grad[1]
+        torch.exp(self.log_sigma, out=self.sigma)
+
+    def keep(
+        self,
+        rows: torch.Tensor,
+        x: torch.Tensor,
+        missing: torch.Tensor,
+        groups: int = 1,
+        n_samples: int | None = None,
+    ) -> AdamFit:
+        """This fit with only `rows` (new_rows,) of it, in `groups` groups (start-major as before), for the
+        digits x (new_rows, 784), missing, and n_samples z samples per step from now on (default
+        cfg.n_samples); φ, the traces so far and (for the same n_samples) Adam's moments carried over,
+        so the kept rows continue as if they had been fitted alone."""
+        new = object.__new__(AdamFit)
+        new.model, new.cfg, new.gen, new.groups = self.model, self.cfg, self.gen, groups
+        new.x, new.missing, new.B = x, missing, rows.numel() // groups
+        new.lik = ObservedLikelihood(self.model, x, missing)
+        new.phi = self.phi[:, rows].clone()
+        new.adam_m, new.adam_v = self.adam_m[:, rows].clone(), self.adam_v[:, rows].clone()
+        new.adam_t = self.adam_t.clone()
+        if n_samples is not None and n_samples != self.eps.shape[0]:
+            # a different number of samples per step changes the gradient's noise, and Adam's second
+            # moment (β₂ = 0.999) would remember the old noise level for hundreds of steps (measured: a
+            # 1-sample shared phase left the kept fit 0.1 nat short on average): its moments restart
+            new.adam_m.zero_()
+            new.adam_v.zero_()
+            new.adam_t.zero_()
+        new.grad = torch.empty_like(new.phi)
+        new.sigma = torch.empty_like(new.phi[0])
+        S, L = (self.cfg.n_samples if n_samples is None else n_samples), new.phi.shape[-1]
+        new.eps = torch.empty((S, 1, new.B, L), dtype=new.phi.dtype)
+        new.z = torch.empty((S, groups, new.B, L), dtype=new.phi.dtype)
+        new.lp_hist = self.lp_hist[:, rows].clone()
+        new.phi_hist = self.phi_hist[:, :, rows].clone()
+        new.t = self.t
+        new._bind()
+        return new
+
+    def _gradient(self, t: int):
+        """lp_hist[t] = one MC estimate of E_q[log p(x_o|z)] at φ_t, and ∂L/∂φ into grad (K&W 2014, §2.4)."""
+        G, B = self.groups, self.B
+        L = self.phi.shape[-1]
+        eps = self.eps
+        torch.randn(eps.shape, generator=self.gen, out=eps)
+        torch.addcmul(self.mu.view(G, B, L), self.sigma.view(G, B, L), eps, out=self.z)  # (S, groups, batch, latent)
+        S = eps.shape[0]
+        lp, gz = self.lik.value_and_grad(self.z.view(S, G * B, L))  # (S, rows), (S, rows, latent)
+        torch.mean(lp, 0, out=self.lp_hist[t])
+        self.phi_hist[t].copy_(self.phi)
+        # ∂/∂μ E[log p] = E[g_z], ∂/∂log σ E[log p] = E[g_z ε] σ; ∂KL/∂μ = μ, ∂KL/∂log σ = σ² − 1 (App. B)
+        torch.mean(gz, 0, out=self.grad_mu)
+        self.grad_mu.sub_(self.mu)
+        gz.view(S, G, B, L).mul_(eps)
+        torch.mean(gz, 0, out=self.grad_log_sigma)
+        self.grad_log_sigma.sub_(self.sigma).mul_(self.sigma).add_(1.0)  # σ (E[g_z ε] − σ) + 1
+
+    def _adam(self, t: int):
+        """One Adam step ascending (Kingma & Ba 2015, Alg. 1, torch's fused kernel); the step size follows
+        a cosine from lr down to lr · lr_final."""
+        cfg = self.cfg
+        lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
+        self.adam_t.add_(1.0)
+        torch._fused_adam_(
+            [self.phi],
+            [self.grad],
+            [self.adam_m],
+            [self.adam_v],
+            [],
+            [self.adam_t],
+            lr=lr,
+            beta1=0.9,
+            beta2=0.999,
+            weight_decay=0.0,
+            eps=1e-8,
+            amsgrad=False,
+            maximize=True,
+        )
+        self.log_sigma.clamp_(MIN_LOG_SCALE, MAX_LOG_SCALE)
+        torch.exp(self.log_sigma, out=self.sigma)
+
+    def elbo_trace(self, upto: int) -> torch.Tensor:
+        """(upto + 1, rows): E_q[log p(x_o|z)] estimates minus the closed-form KL at each step's φ."""
+        R, L = self.phi.shape[1:]
+        m, ls = self.phi_hist[: upto + 1, 0], self.phi_hist[: upto + 1, 1]  # (upto + 1, rows, latent) each
+        kl = self.model.kl_to_prior(m.reshape(-1, L), ls.exp().reshape(-1, L)).view(upto + 1, R)
+        return self.lp_hist[: upto + 1] - kl
+
+    def run(
+        self,
+        until: int,
+        report: Callable[[int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Adam steps until `until` are done (then φ_until is not yet estimated), or, with until =
+        cfg.steps, until the last step's ELBO estimate; report(t) every report_every steps and at
+        the end. should_stop() before every step ends the fit (reported). Returns True if stopped."""
+        cfg = self.cfg
+        with torch.no_grad():
+            while True:
+                t = self.t
+                self._gradient(t)  # the ELBO estimate at φ after t Adam steps, and its gradient
+                reported = False
+                if report is not None and (
+                    t == cfg.steps or (cfg.report_every > 0 and t > 0 and t % cfg.report_every == 0)
+                ):
+                    report(t)
+                    reported = True
+                if t == cfg.steps:
+                    return False
+                if should_stop is not None and should_stop():
+                    if report is not None and not reported:
+                        report(t)
+                    return True
+                self._adam(t)
+                self.t = t + 1
+                if self.t == until < cfg.steps:
+                    return False
+
+    def q(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The current (z_loc, z_scale), (rows, latent), copies."""
+        return self.mu.clone(), self.log_sigma.exp()
+
+
 def fit_q(
     model,
     x,
@@ -169,78 +368,65 @@ def fit_q(
     callback: Callable[[InpaintProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    amortized: Completion | None = None,
 ) -> InpaintResult:
     """Fit q(z; φ) to the observed pixels of one digit or a batch (each digit its own φ, its own mask).
 
     callback(progress) is called every config.report_every steps and at the end; should_stop() is
     checked before every Adam step and ends the fit at once (the result then has stopped=True and
     the φ reached so far; the callback has seen that φ). init = (z_loc, z_scale) overrides the
-    encoder's guess (amortized_guess with the default fill). The model is only read, never changed.
+    encoder's guess (amortized_guess with the default fill); amortized: its completion, if the
+    caller has it already (else it is computed). The model is only read, never changed.
     """
     cfg = config or InpaintConfig()
     device = model_device(model)
     x, missing = prepare(x, missing, device)
-    B = x.shape[0]
     gen = _generator(cfg.seed, device)
     init_loc, init_scale = init if init is not None else amortized_guess(model, x, missing)
     init_loc, init_scale = init_loc.detach().to(device), init_scale.detach().to(device)
-    L = init_loc.shape[-1]
-    lik = ObservedLikelihood(model, x, missing)
+    fit = AdamFit(model, x, missing, init_loc, init_scale, cfg, gen)
+    reporter = LiveReports(fit, cfg, callback) if callback is not None else None
+    t0 = time.perf_counter()
+    stopped = fit.run(cfg.steps, reporter, should_stop)
+    return fit_result(fit, init_loc, init_scale, stopped, time.perf_counter() - t0, amortized)
 
-    # φ = (φ_μ, log φ_σ) stacked so that Adam updates both with one set of ops; mu, log_sigma and
-    # the grad_* are views that stay valid because everything is updated in place
-    phi = torch.stack([init_loc, init_scale.log().clamp(MIN_LOG_SCALE, MAX_LOG_SCALE)])  # (2, batch, latent)
-    mu, log_sigma = phi[0], phi[1]
-    grad = torch.empty_like(phi)
-    grad_mu, grad_log_sigma = grad[0], grad[1]
-    adam_m, adam_v = torch.zeros_like(phi), torch.zeros_like(phi)
-    beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
-    eps = torch.empty((cfg.n_samples, B, L), device=device, dtype=phi.dtype)  # (S, batch, latent)
-    # per step: the mean of log p(x_o|z_s) and the φ it was taken at; the KL half of the ELBO trace is
-    # computed from φ afterwards, in one vectorized pass, which keeps small ops out of the loop
-    lp_hist = torch.empty((cfg.steps + 1, B), device=device, dtype=phi.dtype)
-    phi_hist = torch.empty((cfg.steps + 1, 2, B, L), device=device, dtype=phi.dtype)
-    # the live sample grid reuses one noise draw, so it moves smoothly; its own generator keeps the
-    # fit itself identical with or without a callback
-    report_eps = (
-        torch.randn(
-            (cfg.n_completion_samples, B, L),
-            device=device,
-            dtype=phi.dtype,
-            generator=_generator(None if cfg.seed is None else cfg.seed + 1, device),
-        )
-        if callback is not None
-        else None
-    )
 
-    def step_gradient(t: int):
-        """lp_hist[t] = one MC estimate of E_q[log p(x_o|z)], and ∂L/∂φ into grad (K&W 2014, §2.4)."""
-        sigma = log_sigma.exp()  # (batch, latent)
-        torch.randn(eps.shape, generator=gen, out=eps)
-        z = torch.addcmul(mu, sigma, eps)  # (S, batch, latent)
-        lp, gz = lik.value_and_grad(z)  # (S, batch), (S, batch, latent)
-        torch.mean(lp, 0, out=lp_hist[t])
-        phi_hist[t].copy_(phi)
-        # ∂/∂μ E[log p] = E[g_z], ∂/∂log σ E[log p] = E[g_z ε] σ; ∂KL/∂μ = μ, ∂KL/∂log σ = σ² − 1 (App. B)
-        torch.mean(gz, 0, out=grad_mu)
-        grad_mu.sub_(mu)
-        torch.mean(gz.mul_(eps), 0, out=grad_log_sigma)
-        grad_log_sigma.mul_(sigma).addcmul_(sigma, sigma, value=-1.0).add_(1.0)
+class LiveReports:
+    """The callback side of a fit: InpaintProgress with plain CPU copies. The live sample grid reuses
+    one noise draw, so it moves smoothly; its own generator keeps the fit itself identical with or
+    without a callback. rows(t) picks the rows reported (default all), e.g. the leading start; eps
+    (n_completion_samples, batch, latent): that noise (to carry it on to a later fit)."""
 
-    def elbo_trace(upto: int) -> torch.Tensor:
-        """(upto + 1, batch): E_q[log p(x_o|z)] estimates minus the closed-form KL at each step's φ."""
-        m, ls = phi_hist[: upto + 1, 0], phi_hist[: upto + 1, 1]  # (upto + 1, batch, latent) each
-        kl = model.kl_to_prior(m.reshape(-1, L), ls.exp().reshape(-1, L)).view(upto + 1, B)  # (upto + 1, batch)
-        return lp_hist[: upto + 1] - kl
+    def __init__(
+        self,
+        fit: AdamFit,
+        cfg: InpaintConfig,
+        callback,
+        rows: Callable[[int], torch.Tensor] | None = None,
+        eps: torch.Tensor | None = None,
+    ):
+        self.fit, self.cfg, self.callback, self.rows = fit, cfg, callback, rows
+        B, L = fit.B, fit.phi.shape[-1]
+        if eps is None:
+            g = _generator(None if cfg.seed is None else cfg.seed + 1, fit.phi.device)
+            eps = torch.randn((cfg.n_completion_samples, B, L), dtype=fit.phi.dtype, generator=g)
+        self.eps = eps
 
-    def report(step: int):
-        z_loc, z_scale = mu.clone(), log_sigma.exp()
-        comp = complete(model, x, missing, z_loc, z_scale, eps=report_eps, n_keep=cfg.n_completion_samples)
-        callback(
+    def __call__(self, step: int):
+        fit = self.fit
+        trace = fit.elbo_trace(step)
+        z_loc, z_scale = fit.mu, fit.sigma
+        x, missing = fit.x, fit.missing
+        if self.rows is not None:
+            r = self.rows(step)  # (batch,)
+            trace, z_loc, z_scale, x = trace[:, r], z_loc[r], z_scale[r], x[r]
+            missing = missing if missing.shape[0] == 1 else missing[r]
+        comp = complete(self.fit.model, x, missing, z_loc, z_scale, eps=self.eps, n_keep=self.cfg.n_completion_samples)
+        self.callback(
             InpaintProgress(
                 step=step,
-                steps=cfg.steps,
-                elbo_trace=elbo_trace(step).cpu().clone(),
+                steps=self.cfg.steps,
+                elbo_trace=trace.cpu().clone(),
                 z_loc=z_loc.cpu().clone(),
                 z_scale=z_scale.cpu().clone(),
                 completion=Completion(
@@ -249,42 +435,27 @@ def fit_q(
             )
         )
 
-    stopped = False
-    done = 0
-    t0 = time.perf_counter()
+
+def fit_result(
+    fit: AdamFit,
+    init_loc: torch.Tensor,
+    init_scale: torch.Tensor,
+    stopped: bool,
+    seconds: float,
+    amortized: Completion | None = None,
+) -> InpaintResult:
+    """The InpaintResult of a finished (or stopped) AdamFit; amortized: the guess's completion, if computed."""
+    cfg = fit.cfg
     with torch.no_grad():
-        for t in range(cfg.steps + 1):
-            done = t
-            step_gradient(t)  # the ELBO estimate at φ after t Adam steps, and its gradient
-            reported = False
-            if callback is not None and (
-                t == cfg.steps or (cfg.report_every > 0 and t > 0 and t % cfg.report_every == 0)
-            ):
-                report(t)
-                reported = True
-            if t == cfg.steps:
-                break
-            if should_stop is not None and should_stop():
-                stopped = True
-                if callback is not None and not reported:
-                    report(t)
-                break
-            # Adam ascending (Kingma & Ba 2015, Alg. 1, with the bias corrections folded into the step
-            # size as in their §2); the step size follows a cosine from lr down to lr · lr_final
-            n = t + 1
-            lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
-            root_bc2 = math.sqrt(1 - beta2**n)
-            adam_m.lerp_(grad, 1 - beta1)
-            adam_v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            phi.addcdiv_(adam_m, adam_v.sqrt().add_(adam_eps * root_bc2), value=lr * root_bc2 / (1 - beta1**n))
-            log_sigma.clamp_(MIN_LOG_SCALE, MAX_LOG_SCALE)
-        seconds = time.perf_counter() - t0
-        z_loc, z_scale = mu.clone(), log_sigma.exp()
+        z_loc, z_scale = fit.q()
         n_keep = cfg.n_completion_samples
         n_mean = max(cfg.n_mean_samples, n_keep)
-        completion = complete(model, x, missing, z_loc, z_scale, n=n_mean, n_keep=n_keep, generator=gen)
-        amortized = complete(model, x, missing, init_loc, init_scale, n=n_mean, n_keep=n_keep, generator=gen)
-        trace = elbo_trace(done).clone()
+        completion = complete(fit.model, fit.x, fit.missing, z_loc, z_scale, n=n_mean, n_keep=n_keep, generator=fit.gen)
+        if amortized is None:
+            amortized = complete(
+                fit.model, fit.x, fit.missing, init_loc, init_scale, n=n_mean, n_keep=n_keep, generator=fit.gen
+            )
+        trace = fit.elbo_trace(fit.t).clone()
     return InpaintResult(
         z_loc=z_loc,
         z_scale=z_scale,
@@ -293,7 +464,7 @@ def fit_q(
         elbo_trace=trace,
         completion=completion,
         amortized=amortized,
-        steps_done=done,
+        steps_done=fit.t,
         stopped=stopped,
         seconds=seconds,
     )

@@ -162,16 +162,20 @@ def complete(
 # --- importance sampling with q as the proposal ----------------------------------------------
 
 
-def _log_weights_and_z(lik: ObservedLikelihood, q_loc, q_scale, k, generator):
-    """z_j ~ q and log w_j = log p(x_o|z_j) + log p(z_j) − log q(z_j); (k, batch, latent), (k, batch)."""
+def _log_weights_and_z(lik: ObservedLikelihood, q_loc, q_scale, k, generator, keep_hidden: bool):
+    """z_j ~ q and log w_j = log p(x_o|z_j) + log p(z_j) − log q(z_j); (k, batch, latent), (k, batch), and
+    the decoder's last hidden layer of every z_j, (k, batch, hidden), if keep_hidden and it has one."""
     B = q_loc.shape[0]
     step = max(1, MAX_ROWS // B)
-    zs, log_ws = [], []
+    zs, log_ws, hs = [], [], []
     for s in range(0, k, step):
         z = reparameterize(q_loc, q_scale, min(step, k - s), generator)  # (c, batch, latent)
         zs.append(z)
-        log_ws.append(log_weights(lik.value(z), z, q_loc, q_scale, lik.model))  # (c, batch)
-    return torch.cat(zs), torch.cat(log_ws)
+        lp, h = lik.value_and_hidden(z)  # (c, batch), (c·batch, hidden) | None
+        log_ws.append(log_weights(lp, z, q_loc, q_scale, lik.model))  # (c, batch)
+        if keep_hidden and h is not None:
+            hs.append(h.view(z.shape[0], B, -1))
+    return torch.cat(zs), torch.cat(log_ws), (torch.cat(hs) if hs else None)
 
 
 @torch.no_grad()
@@ -190,24 +194,40 @@ def importance_resample(
     k proposals z_j ~ q get weights w_j = p(x_o|z_j) p(z_j) / q(z_j); n of them are drawn with
     replacement with probabilities w̃_j = w_j / Σ w (Rubin 1988). As k grows the draws tend to
     p(z|x_o); the ESS says how many independent samples the weights are worth.
+
+    For an MLP decoder the completions come from the last hidden layer the weights computed
+    (core.observed_likelihood), so the decoder's first layers run once per proposal, and with one
+    mask for all digits only the missing pixels are decoded (the observed ones are x's). (Leaving
+    out the proposals of negligible weight does not pay: measured, it takes 1,500–1,990 of 2,000
+    proposals to leave out less than 1e-3 of the weight, even at an ESS of 1.)
     """
     if k < 1 or n < 0:
         raise ValueError("k ≥ 1 and n ≥ 0 are required")
     x, missing = prepare(x, missing, q_loc.device)
     lik = ObservedLikelihood(model, x, missing)
-    z, log_w = _log_weights_and_z(lik, q_loc, q_scale, k, generator)  # (k, batch, latent), (k, batch)
+    B = x.shape[0]
+    keep_hidden = lik.manual and k * B <= MAX_ROWS  # (k·batch, hidden) floats kept: bounded memory
+    z, log_w, h = _log_weights_and_z(lik, q_loc, q_scale, k, generator, keep_hidden)  # (k, batch, ·)
     w_norm = torch.softmax(log_w, 0)  # (k, batch) self-normalised weights
     ess = effective_sample_size(log_w)  # (batch,)
-    B = x.shape[0]
+
+    def decode(rows: slice | tuple) -> torch.Tensor:
+        """E[x|z] for the proposals z[rows] (m, batch): (m, batch, 784), only the missing pixels right."""
+        if h is None:
+            return model.decode_mean(z[rows])
+        hh = h[rows]  # (m, batch, hidden)
+        return lik.decode_missing(hh.reshape(-1, hh.shape[-1])).view(*hh.shape[:2], N_PIXELS)
+
     # Σ_j w̃_j E[x|z_j], chunked over k
     mean = torch.zeros(B, N_PIXELS, device=x.device, dtype=x.dtype)
     step = max(1, MAX_ROWS // B)
     for s in range(0, k, step):
-        mean += (w_norm[s : s + step, :, None] * model.decode_mean(z[s : s + step])).sum(0)  # (batch, 784)
+        mean += (w_norm[s : s + step, :, None] * decode(slice(s, s + step))).sum(0)  # (batch, 784)
     if n > 0:
         idx = torch.multinomial(w_norm.T, n, replacement=True, generator=generator).T  # (n, batch)
         z_post = z.gather(0, idx[..., None].expand(-1, -1, z.shape[-1]))  # (n, batch, latent)
-        completions = keep_observed(x, missing, model.decode_mean(z_post))  # (n, batch, 784)
+        digits = torch.arange(B, device=x.device).expand(n, B)
+        completions = keep_observed(x, missing, decode((idx, digits)))  # (n, batch, 784)
     else:
         z_post = z.new_zeros((0, B, z.shape[-1]))
         completions = x.new_zeros((0, B, N_PIXELS))

@@ -8,23 +8,27 @@ of a digit that could be a 1, a 4, a 7 or a 9). So the fit starts from several p
     the best state of a short Metropolis-within-Gibbs run (core.mwg: draws of the exact p(z | x_o))
     a few draws from the prior (widened, to reach its tails): the most probable of K = 256, by p(x_o, z)
 
-each with the guess's scale, all fitted in ONE batched fit_q (starts × digits rows: the decoder's
-matrices are taller, the number of sequential steps is the same), and keeps, per digit, the start
-whose fitted q has the best observed-pixel ELBO (one set of noise for all starts: common random
-numbers). Starts that end in different places with ELBOs close to the best are reported: that is
+each with the guess's scale. All of them take the first `shared_steps` Adam steps together, in
+ONE batched fit (core.inpainting.AdamFit, starts × digits rows, one z sample per start and step,
+the same noise for the starts of a digit); then, per digit, the start whose q has the best
+observed-pixel ELBO (common random numbers) continues alone for the remaining steps, with its
+Adam state, as if it had been fitted alone from the start. A one-start fit's step costs the same
+as ever, so the whole costs little more than one fit (docs/benchmarks.md, issue 16). Starts that
+are in different places after the shared phase with ELBOs close to the best are reported: that is
 information, the seen pixels are ambiguous.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from lvm_studio.core import inpainting as ip
-from lvm_studio.core.inpainting_completion import Completion, model_device, prepare
+from lvm_studio.core.inpainting_completion import Completion, complete, model_device, prepare
 from lvm_studio.core.mwg import ChainConfig, run_chains
 from lvm_studio.core.observed_likelihood import ObservedLikelihood
 
@@ -39,12 +43,16 @@ class StartsConfig:
     pool_scale: float = 2.0  # the pool is drawn from the prior widened by this factor (for N(0, I): N(0, 4 I))
     mwg_chains: int = 4  # the short MwG run that proposes one start
     mwg_steps: int = 15
-    elbo_k: int = 128  # z samples of the ELBO that ranks the fitted starts
+    shared_steps: int = 20  # Adam steps all starts take together before only the best one continues
+    shared_samples: int = 1  # z samples per start and step in the shared phase (common to a digit's starts)
+    elbo_k: int = 64  # z samples of the ELBO that ranks the starts after the shared phase
     seed: int = 0
 
     def __post_init__(self):
-        if self.n_prior < 0 or self.mwg_chains < 0 or self.mwg_steps < 0 or self.elbo_k < 1:
-            raise ValueError("n_prior, mwg_chains and mwg_steps ≥ 0 and elbo_k ≥ 1 are required")
+        if self.n_prior < 0 or self.mwg_chains < 0 or self.mwg_steps < 0 or self.shared_steps < 0:
+            raise ValueError("n_prior, mwg_chains, mwg_steps and shared_steps ≥ 0 are required")
+        if self.elbo_k < 1 or self.shared_samples < 1:
+            raise ValueError("elbo_k ≥ 1 and shared_samples ≥ 1 are required")
 
     @property
     def uses_mwg(self) -> bool:
@@ -53,14 +61,15 @@ class StartsConfig:
 
 @dataclass(frozen=True)
 class StartsReport:
-    """What the starts did, per digit."""
+    """What the starts did, per digit, when they were ranked (after `ranked_at` Adam steps together)."""
 
     labels: tuple[str, ...]  # (starts,) "encoder", "MwG", "draw 1", ...
-    elbo: torch.Tensor  # (starts, batch) observed-pixel ELBO of each fitted start (common random numbers)
-    z_loc: torch.Tensor  # (starts, batch, latent) the fitted means
+    elbo: torch.Tensor  # (starts, batch) observed-pixel ELBO of each start's q then (common random numbers)
+    z_loc: torch.Tensor  # (starts, batch, latent) their means then
     z_scale: torch.Tensor  # (starts, batch, latent)
     best: torch.Tensor  # (batch,) index of the start kept
     n_modes: torch.Tensor  # (batch,) distinct optima within MODE_NATS of the best (1: the starts agree)
+    ranked_at: int = 0  # Adam steps the starts took together before the best one continued alone
 
     def disagree(self, b: int = 0) -> bool:
         return int(self.n_modes[b]) > 1
@@ -69,7 +78,8 @@ class StartsReport:
         """One line for digit b: which start won, and whether others found competing optima."""
         e = self.elbo[:, b]
         best = int(self.best[b])
-        text = f"best of {len(self.labels)} starts: {self.labels[best]} ({float(e[best]):.1f} nats)"
+        when = f" after {self.ranked_at} steps" if self.ranked_at else ""
+        text = f"best of {len(self.labels)} starts{when}: {self.labels[best]} ({float(e[best]):.1f} nats)"
         if not self.disagree(b):
             return text + "; the starts agree"
         others = [i for i in mode_representatives(self, b) if i != best]
@@ -119,11 +129,6 @@ def _elbo_common_noise(lik: ObservedLikelihood, model, z_loc, z_scale, k: int, S
     return ((total / k).to(z_loc.dtype) - kl).view(S, B)
 
 
-def _pick(t: torch.Tensor, idx: torch.Tensor, dim: int) -> torch.Tensor:
-    """Rows idx (batch,) of the (starts·batch) axis `dim` of t, start-major."""
-    return t.index_select(dim, idx)
-
-
 def multi_start_fit(
     model,
     x,
@@ -133,12 +138,13 @@ def multi_start_fit(
     callback: Callable[[ip.InpaintProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     guess: tuple[torch.Tensor, torch.Tensor] | None = None,
+    amortized: Completion | None = None,
 ) -> MultiStartResult:
-    """fit_q from several starts at once (see the module's notes); the result is the best start's per digit.
+    """fit_q from several starts (see the module's notes); the result is the best start's per digit.
 
-    callback receives fit_q's InpaintProgress re-indexed to the start that leads (per digit, by its
-    latest ELBO estimate), so a live view shows one q per digit as before. guess: the encoder's
-    guess if already computed."""
+    callback receives fit_q's InpaintProgress for one q per digit: during the shared phase the start
+    that leads (by its latest ELBO estimate), then the one kept. guess: the encoder's guess if
+    already computed; amortized: its completion, if computed (else it is)."""
     cfg = config or ip.InpaintConfig()
     sc = starts or StartsConfig()
     device = model_device(model)
@@ -180,53 +186,45 @@ def multi_start_fit(
     init_scale = scale0.repeat(S, 1)
     x_rep = x.repeat(S, 1)
     m_rep = missing if missing.shape[0] == 1 else missing.repeat(S, 1)
+    digits = torch.arange(B, device=device)
+    gen = ip._generator(cfg.seed, device)
 
-    def relay(p: ip.InpaintProgress):
-        last = p.elbo_trace[-1].view(S, B)  # (starts, batch) the latest one-step estimates
-        rows = last.argmax(0) * B + torch.arange(B)  # (batch,)
-        c = p.completion
-        callback(
-            dataclasses.replace(
-                p,
-                elbo_trace=_pick(p.elbo_trace, rows, 1),
-                z_loc=_pick(p.z_loc, rows, 0),
-                z_scale=_pick(p.z_scale, rows, 0),
-                completion=Completion(_pick(c.mean, rows, 0), _pick(c.samples, rows, 1), _pick(c.pixel_std, rows, 0)),
-            )
-        )
+    # the shared phase: all starts together, one noise draw per digit and step for all its starts
+    shared = ip.AdamFit(model, x_rep, m_rep, init_loc, init_scale, cfg, gen, groups=S, n_samples=sc.shared_samples)
 
-    res = ip.fit_q(
-        model,
-        x_rep,
-        m_rep,
-        cfg,
-        callback=relay if callback is not None else None,
-        should_stop=should_stop,
-        init=(init_loc, init_scale),
-    )
-    lik = ObservedLikelihood(model, x_rep, m_rep)
-    elbo = _elbo_common_noise(lik, model, res.z_loc, res.z_scale, sc.elbo_k, S, g)  # (starts, batch)
+    def leader(t: int) -> torch.Tensor:  # (batch,) rows of the start with the best latest ELBO estimate
+        last = shared.elbo_trace(t)[-1].view(S, B)  # (starts, batch)
+        return last.argmax(0) * B + digits
+
+    live = ip.LiveReports(shared, cfg, callback, rows=leader) if callback is not None else None
+    t0 = time.perf_counter()
+    n_shared = min(sc.shared_steps, cfg.steps)
+    stopped = shared.run(n_shared, live, should_stop)
+    # rank the starts' q now, with the same noise for all starts of a digit
+    z_loc, z_scale = shared.q()  # (starts·batch, latent)
+    elbo = _elbo_common_noise(shared.lik, model, z_loc, z_scale, sc.elbo_k, S, g)  # (starts, batch)
     best = elbo.argmax(0)  # (batch,)
-    rows = best * B + torch.arange(B, device=device)
-    c, a = res.completion, res.amortized
-    kept = dataclasses.replace(
-        res,
-        z_loc=res.z_loc[rows],
-        z_scale=res.z_scale[rows],
-        init_loc=res.init_loc[rows],
-        init_scale=res.init_scale[rows],
-        elbo_trace=res.elbo_trace[:, rows],
-        completion=Completion(c.mean[rows], c.samples[:, rows], c.pixel_std[rows]),
-        amortized=Completion(a.mean[:B], a.samples[:, :B], a.pixel_std[:B]),  # start 0 is the encoder's guess
-    )
+    rows = best * B + digits
+    # the best start per digit continues alone, with cfg.n_samples samples per step
+    fit = shared.keep(rows, x, missing, n_samples=cfg.n_samples)
+    if not stopped and fit.t < cfg.steps:
+        live = ip.LiveReports(fit, cfg, callback, eps=live.eps) if live is not None else None
+        stopped = fit.run(cfg.steps, live, should_stop)
+    if amortized is None:
+        n_keep = cfg.n_completion_samples
+        amortized = complete(
+            model, x, missing, loc0, scale0, n=max(cfg.n_mean_samples, n_keep), n_keep=n_keep, generator=gen
+        )
+    kept = ip.fit_result(fit, init_loc[rows], init_scale[rows], stopped, time.perf_counter() - t0, amortized)
     L = init_loc.shape[-1]
     report = StartsReport(
         labels=tuple(labels),
         elbo=elbo.cpu(),
-        z_loc=res.z_loc.view(S, B, L).cpu(),
-        z_scale=res.z_scale.view(S, B, L).cpu(),
+        z_loc=z_loc.view(S, B, L).cpu(),
+        z_scale=z_scale.view(S, B, L).cpu(),
         best=best.cpu(),
         n_modes=torch.zeros(B, dtype=torch.long),
+        ranked_at=n_shared if n_shared < cfg.steps else 0,
     )
     n_modes = torch.tensor([len(mode_representatives(report, b)) for b in range(B)])
     return MultiStartResult(result=kept, starts=dataclasses.replace(report, n_modes=n_modes))

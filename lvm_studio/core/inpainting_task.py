@@ -180,10 +180,14 @@ def fit_task(
     relay = lambda p: ctx.report(p.step / steps, p if frame is None else frame.report(p))
     starts_report = None
     if starts is not None:
-        multi = multi_start_fit(model, xt, mt, config, starts, callback=relay, should_stop=ctx.cancelled, guess=guess)
+        multi = multi_start_fit(
+            model, xt, mt, config, starts, callback=relay, should_stop=ctx.cancelled, guess=guess, amortized=amortized
+        )
         res, starts_report = multi.result, multi.starts
     else:
-        res = ip.fit_q(model, xt, mt, config, callback=relay, should_stop=ctx.cancelled, init=guess)
+        res = ip.fit_q(
+            model, xt, mt, config, callback=relay, should_stop=ctx.cancelled, init=guess, amortized=amortized
+        )
     if res.stopped:
         ctx.check()  # should_stop is ctx.cancelled: this raises the runner's cancellation
     # common random numbers: the guess and the fit are scored with the same noise

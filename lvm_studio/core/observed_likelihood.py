@@ -21,34 +21,39 @@ from lvm_studio.core.data import N_PIXELS
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _activation_backward(act: nn.Module) -> Callable | None:
-    """g ↦ g · d post/d pre for an activation, from (g, pre, post); None if unknown (autograd is used).
+def _activation(act: nn.Module) -> tuple[Callable, Callable] | None:
+    """(forward, backward) for an activation, or None if unknown (autograd is used then).
 
-    The fused aten backward kernels do it in one pass (the same kernels autograd calls).
+    forward(pre) -> post may overwrite pre (in place) where the backward needs only the result;
+    backward(g, pre, post) -> g · d post / d pre (pre may then be post). The fused aten backward
+    kernels do it in one pass (the same kernels autograd calls). In place saves an allocation and a
+    pass over memory per layer and step: the fit's matrices are small, so that shows.
     """
     aten = torch.ops.aten
     if isinstance(act, nn.ELU):
         a = float(act.alpha)
-        return lambda g, pre, post: aten.elu_backward(g, a, 1, 1, True, post)
+        return (lambda t: F.elu_(t, a)), (lambda g, pre, post: aten.elu_backward(g, a, 1, 1, True, post))
     if isinstance(act, nn.ReLU):
-        return lambda g, pre, post: aten.threshold_backward(g, post, 0)
+        return torch.relu_, (lambda g, pre, post: aten.threshold_backward(g, post, 0))
     if isinstance(act, nn.LeakyReLU):
         s = float(act.negative_slope)
-        return lambda g, pre, post: aten.leaky_relu_backward(g, pre, s, False)
+        if s > 0:  # the sign of the result is the sign of the input: the backward can read the result
+            return (lambda t: F.leaky_relu_(t, s)), (lambda g, pre, post: aten.leaky_relu_backward(g, post, s, False))
+        return (lambda t: F.leaky_relu(t, s)), (lambda g, pre, post: aten.leaky_relu_backward(g, pre, s, False))
     if isinstance(act, nn.Tanh):
-        return lambda g, pre, post: aten.tanh_backward(g, post)
+        return torch.tanh_, (lambda g, pre, post: aten.tanh_backward(g, post))
     if isinstance(act, nn.Sigmoid):
-        return lambda g, pre, post: aten.sigmoid_backward(g, post)
+        return torch.sigmoid_, (lambda g, pre, post: aten.sigmoid_backward(g, post))
     if isinstance(act, nn.Softplus):
         b, th = float(act.beta), float(act.threshold)
-        return lambda g, pre, post: aten.softplus_backward(g, pre, b, th)
+        return (lambda t: F.softplus(t, b, th)), (lambda g, pre, post: aten.softplus_backward(g, pre, b, th))
     if isinstance(act, nn.Identity):
-        return lambda g, pre, post: g
+        return (lambda t: t), (lambda g, pre, post: g)
     return None
 
 
 def _mlp_layers(decoder) -> list | None:
-    """[(linear, activation or None, derivative or None), ...] for a Linear/activation stack, else None."""
+    """[(linear, (forward, backward) or None), ...] for a Linear/activation stack, else None."""
     if not isinstance(decoder, nn.Sequential):
         return None
     mods = list(decoder)
@@ -60,13 +65,13 @@ def _mlp_layers(decoder) -> list | None:
             return None
         act = mods[i + 1] if i + 1 < len(mods) else None
         if act is None:
-            layers.append((lin, None, None))
+            layers.append((lin, None))
             i += 1
             continue
-        d = _activation_backward(act)
-        if d is None:
+        fb = _activation(act)
+        if fb is None:
             return None
-        layers.append((lin, act, d))
+        layers.append((lin, fb))
         i += 2
     if not layers or layers[-1][1] is not None:
         return None
@@ -78,7 +83,8 @@ class ObservedLikelihood:
 
     For a VAE with a plain MLP decoder the backward pass is written out (no autograd graph and
     no parameter gradients: the cost is one forward and one input-gradient pass). When one mask
-    is shared by the whole batch, only the observed rows of the last layer are evaluated.
+    is shared by the whole batch, only the observed rows of the last layer are evaluated, and for
+    Bernoulli pixels Σ_i x_i l_i is folded into the last layer (x_oᵀ(W_o h + b_o) = h·(W_oᵀx_o) + b_o·x_o).
     Other models use autograd through model.log_px_given_z_pixels.
     """
 
@@ -93,21 +99,30 @@ class ObservedLikelihood:
         if self.likelihood not in ("bernoulli", "gaussian"):
             layers = None
         self.manual = layers is not None
+        self.folded = False
         if not self.manual:
             self.observed = (~missing).to(x.dtype)  # (batch | 1, 784)
             return
+        # (weight (out, in), bias, forward, backward); forward reads weight.t(), backward weight: one copy in cache
         self.hidden = [
-            (lin.weight.detach(), lin.bias.detach() if lin.bias is not None else None, act, d)
-            for lin, act, d in layers[:-1]
+            (lin.weight.detach(), lin.bias.detach() if lin.bias is not None else None, fwd, bwd)
+            for lin, (fwd, bwd) in layers[:-1]
         ]
         last = layers[-1][0]
         w, b = last.weight.detach(), (last.bias.detach() if last.bias is not None else None)
+        self.w_last, self.b_last = w, b  # every pixel's row, for decoding from the last hidden layer
+        self.miss_idx = missing[0].nonzero().squeeze(1) if missing.shape[0] == 1 else None  # (n_miss,)
         if missing.shape[0] == 1:
             obs_idx = (~missing[0]).nonzero().squeeze(1)  # (n_obs,)
             rows = obs_idx if self.likelihood == "bernoulli" else torch.cat([obs_idx, obs_idx + N_PIXELS])
             self.w_out, self.b_out = w[rows], (b[rows] if b is not None else None)  # (n_out, hidden)
             self.x_obs = x[:, obs_idx]  # (batch, n_obs)
             self.observed = None  # every evaluated pixel is observed
+            if self.likelihood == "bernoulli":
+                self.folded = True
+                self.xw = self.x_obs @ self.w_out  # (batch, hidden) W_oᵀ x_o per digit
+                self.xb = self.x_obs @ self.b_out if self.b_out is not None else None  # (batch,)
+                self._xw_rows: dict[int, torch.Tensor] = {}
         else:
             self.w_out, self.b_out = w, b
             self.x_obs = x
@@ -136,15 +151,52 @@ class ObservedLikelihood:
                 dout = dout * (self.observed if self.likelihood == "bernoulli" else self.observed.repeat(1, 2))
         return lp.sum(-1), dout
 
+    def _hidden(self, z: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+        """z (S, batch, latent) -> the last hidden layer (S·batch, hidden); cache gets (pre, post) per layer."""
+        h = z.reshape(-1, z.shape[-1])
+        for w, b, fwd, _ in self.hidden:
+            pre = torch.addmm(b, h, w.t()) if b is not None else torch.mm(h, w.t())  # (S·batch, fan-out)
+            h = fwd(pre)  # in place where the backward reads only the result
+            if cache is not None:
+                cache.append((pre, h))
+        return h
+
+    def _folded_value(self, h: torch.Tensor, out: torch.Tensor, S: int) -> torch.Tensor:
+        """Σ_i x_i l_i − softplus(l_i) over the observed pixels, with x_oᵀ l = h·(W_oᵀx_o) + b_o·x_o; (S, batch)."""
+        B = self.x_obs.shape[0]
+        lp = torch.linalg.vecdot(h.view(S, B, -1), self.xw) - F.softplus(out).sum(-1).view(S, B)
+        return lp if self.xb is None else lp.add_(self.xb)
+
     @torch.no_grad()
     def value(self, z: torch.Tensor) -> torch.Tensor:
         """z (S, batch, latent) -> log p(x_o|z) (S, batch)."""
+        return self.value_and_hidden(z)[0]
+
+    @torch.no_grad()
+    def value_and_hidden(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """log p(x_o|z) (S, batch) and the decoder's last hidden layer (S·batch, hidden) (None if not manual),
+        from which decode_missing gives E[x|z] without running the decoder again."""
         if not self.manual:
-            return (self.model.log_px_given_z_pixels(self.x, z) * self.observed).sum(-1)
-        h = z
-        for w, b, act, _ in self.hidden:
-            h = act(F.linear(h, w, b))
-        return self._lik(F.linear(h, self.w_out, self.b_out), need_grad=False)[0]
+            return (self.model.log_px_given_z_pixels(self.x, z) * self.observed).sum(-1), None
+        S = z.shape[0]
+        h = self._hidden(z)
+        out = F.linear(h, self.w_out, self.b_out)  # (S·batch, n_out)
+        if self.folded:
+            return self._folded_value(h, out, S), h
+        return self._lik(out.view(S, z.shape[1], -1), need_grad=False)[0], h
+
+    @torch.no_grad()
+    def decode_missing(self, h: torch.Tensor) -> torch.Tensor:
+        """E[x|z] (n, 784) from the last hidden layer (n, hidden) of value_and_hidden, as the model's
+        decode_mean gives it, on the missing pixels; with one mask for all digits only those are
+        decoded (the others are 0: callers keep the observed pixels of x)."""
+        if self.miss_idx is None:
+            out = F.linear(h, self.w_last[:N_PIXELS], None if self.b_last is None else self.b_last[:N_PIXELS])
+            return torch.sigmoid(out)  # Bernoulli p, or the Gaussian's loc = σ(u): the first 784 outputs
+        w, b = self.w_last[self.miss_idx], None if self.b_last is None else self.b_last[self.miss_idx]
+        full = h.new_zeros((h.shape[0], N_PIXELS))
+        full[:, self.miss_idx] = torch.sigmoid(F.linear(h, w, b))  # (n, n_miss)
+        return full
 
     def value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (S, batch, latent) -> log p(x_o|z) (S, batch) and ∂/∂z (S, batch, latent)."""
@@ -156,15 +208,19 @@ class ObservedLikelihood:
             return lp.detach(), g
         with torch.no_grad():
             S, B, L = z.shape
-            h = z.reshape(S * B, L)
-            cache = []
-            for w, b, act, _ in self.hidden:
-                pre = F.linear(h, w, b)  # (S·batch, hidden)
-                h = act(pre)
-                cache.append((pre, h))
-            out = F.linear(h, self.w_out, self.b_out).view(S, B, -1)  # (S, batch, n_out)
-            lp, dout = self._lik(out, need_grad=True)
-            g = dout.view(S * B, -1) @ self.w_out  # (S·batch, hidden)
+            cache: list = []
+            h = self._hidden(z, cache)  # (S·batch, hidden)
+            out = torch.addmm(self.b_out, h, self.w_out.t()) if self.b_out is not None else h @ self.w_out.t()
+            if self.folded:
+                lp = self._folded_value(h, out, S)
+                # ∂lp/∂h = W_oᵀ(x_o − σ(l)) = W_oᵀx_o − W_oᵀσ(l): one matrix product
+                xw = self._xw_rows.get(S)
+                if xw is None:
+                    xw = self._xw_rows[S] = self.xw.repeat(S, 1)  # (S·batch, hidden)
+                g = torch.addmm(xw, torch.sigmoid(out), self.w_out, alpha=-1.0)  # (S·batch, hidden)
+            else:
+                lp, dout = self._lik(out.view(S, B, -1), need_grad=True)
+                g = dout.view(S * B, -1) @ self.w_out  # (S·batch, hidden)
             for (w, _, _, backward), (pre, post) in zip(reversed(self.hidden), reversed(cache)):
-                g = backward(g, pre, post) @ w  # (S·batch, fan-in)
+                g = torch.mm(backward(g, pre, post), w)  # (S·batch, fan-in)
             return lp, g.view(S, B, L)

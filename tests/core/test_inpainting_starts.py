@@ -1,9 +1,10 @@
 """The multi-start fit finds the mode a one-start fit misses (issue 16): with the shipped 2-D model and
 the top half hidden, its observed-pixel ELBO comes within 0.5 nats of a fit started at the exact
-posterior's mode (found on a grid). The digits: test indices 0, 2 and 5 (labels 7, 1, 1: the issue's
-"test digits 0, 2 and 5", where the one-start fit ends 12–19 nats below log p(x_o)) and the first
-test digits of the classes 0, 2 and 5 (indices 3, 1, 8). The claim on 200 (and 1,000) test digits
-is measured by `python -m bench.inpainting_mwg` (docs/benchmarks.md), too slow for a unit test."""
+posterior's mode (found on a grid) on at least 95 % of the first 200 test digits, and on each of
+test indices 0, 2 and 5 (labels 7, 1, 1: the issue's "test digits 0, 2 and 5", where the one-start
+fit ends 12–19 nats below) and the first test digits of the classes 0, 2 and 5 (indices 3, 1, 8).
+All 200 digits go through one batched grid search, one batched mode-started fit and one batched
+multi-start fit; the ELBOs are Gauss–Hermite quadratures (deterministic)."""
 
 from __future__ import annotations
 
@@ -40,50 +41,63 @@ def vae2():
     return model
 
 
+N_DIGITS = 200  # the issue's "200 test digits": the first 200 of the test set
+
+
 @pytest.fixture(scope="module")
 def fits(vae2):
     data = load_mnist()
-    idx = ISSUE_DIGITS + FIRST_OF_CLASSES
     assert [int(data.y_test[i]) for i in FIRST_OF_CLASSES] == [0, 2, 5]
-    x = data.binarized("test")[idx]  # (6, 784)
+    x = data.binarized("test")[:N_DIGITS]  # (200, 784)
     missing = torch.from_numpy(masks.top_half().reshape(1, -1))
     cfg = ip.InpaintConfig()
     guess = ip.amortized_guess(vae2, x, missing)
-    mode = grid_mode_2d(vae2, x, missing)  # (6, 2)
+    mode = grid_mode_2d(vae2, x, missing)  # (200, 2)
     at_mode = ip.fit_q(vae2, x, missing, cfg, init=(mode, guess[1]))
-    one = ip.fit_q(vae2, x, missing, cfg, init=guess)
     multi = multi_start_fit(vae2, x, missing, cfg, StartsConfig(), guess=guess)
-    om = ObservedModel(vae2, x, missing)
+    named = ISSUE_DIGITS + FIRST_OF_CLASSES
+    one = ip.fit_q(vae2, x[named], missing, cfg, init=(guess[0][named], guess[1][named]))
 
-    def elbo(loc, scale):  # deterministic: Gauss–Hermite quadrature of the observed-pixel ELBO
-        return elbo_for_q(om, x, loc, scale, method="quadrature", n=24).elbo
+    def elbo(x, loc, scale):  # deterministic: Gauss–Hermite quadrature of the observed-pixel ELBO
+        return elbo_for_q(ObservedModel(vae2, x, missing), x, loc, scale, method="quadrature", n=16).elbo
 
     return {
-        "at_mode": elbo(at_mode.z_loc, at_mode.z_scale),
-        "one": elbo(one.z_loc, one.z_scale),
-        "multi": elbo(multi.result.z_loc, multi.result.z_scale),
+        "at_mode": elbo(x, at_mode.z_loc, at_mode.z_scale),
+        "multi": elbo(x, multi.result.z_loc, multi.result.z_scale),
+        "one_named": elbo(x[named], one.z_loc, one.z_scale),
+        "named": named,
         "multi_result": multi,
+        "guess": guess,
     }
 
 
-def test_multi_start_reaches_the_mode_where_one_start_does_not(fits):
-    gap_multi = fits["at_mode"] - fits["multi"]  # (6,)
-    assert torch.all(gap_multi < 0.5), gap_multi
-    gap_one = fits["at_mode"] - fits["one"]
+def test_multi_start_reaches_the_mode_on_95_percent_of_200_digits(fits):
+    gap = fits["at_mode"] - fits["multi"]  # (200,) nats below the mode-started fit
+    within = gap < 0.5
+    assert within.sum() >= 0.95 * N_DIGITS, (int(within.sum()), gap.topk(12).values)
+    assert torch.all(within[fits["named"]]), gap[fits["named"]]
+
+
+def test_one_start_misses_the_mode_on_the_issues_digits(fits):
+    gap_one = fits["at_mode"][fits["named"]] - fits["one_named"]  # (6,)
     assert torch.all(gap_one[:3] > 5.0), gap_one  # the failure the issue measured, on its three digits
 
 
 def test_the_report_keeps_the_best_start(fits):
     res = fits["multi_result"]
     rep = res.starts
-    S = len(rep.labels)
+    S, B = len(rep.labels), N_DIGITS
     assert rep.labels[:2] == ("encoder", "MwG") and S == 2 + StartsConfig().n_prior
-    assert rep.elbo.shape == (S, 6) and rep.z_loc.shape == (S, 6, 2)
+    assert rep.elbo.shape == (S, B) and rep.z_loc.shape == (S, B, 2)
+    assert rep.ranked_at == StartsConfig().shared_steps
     assert torch.equal(rep.best, rep.elbo.argmax(0))
-    b = torch.arange(6)
-    assert torch.allclose(res.result.z_loc, rep.z_loc[rep.best, b])
-    assert res.result.completion.mean.shape == (6, 784) and res.result.elbo_trace.shape[1] == 6
-    assert all(rep.summary(i).startswith(f"best of {S} starts") for i in range(6))
+    # the kept start went on from where it was ranked: its final ELBO is not below its ELBO then
+    assert torch.all(fits["multi"] > rep.elbo[rep.best, torch.arange(B)] - 1.0)
+    assert torch.equal(res.result.init_scale, fits["guess"][1])  # every start begins at the guess's scale
+    won_by_encoder = rep.best == 0
+    assert torch.equal(res.result.init_loc[won_by_encoder], fits["guess"][0][won_by_encoder])
+    assert res.result.completion.mean.shape == (B, 784) and res.result.elbo_trace.shape == (201, B)
+    assert all(rep.summary(i).startswith(f"best of {S} starts after {rep.ranked_at} steps") for i in range(3))
 
 
 def test_distinct_optima_close_in_elbo_are_reported_as_ambiguous():
