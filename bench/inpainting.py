@@ -1,5 +1,8 @@
 """Inpainting speed and quality: `python -m bench.inpainting [--checkpoint PATH] [--n 1000] [--threads N]`.
 
+`--fit-task [--rounds 15]`: the panel's whole background task (fit_task: the multi-start fit,
+ELBO numbers, importance resampling at k = 2,000) against one fit_q, interleaved (bench_fit_task).
+
 Prints one JSON object. Speed: a 200-step fit of one digit (top half missing), median wall time,
 beside a plain autograd + torch.optim.Adam fit of the same objective measured in the same run.
 Quality: the first n binarized test digits with the top half missing; the log-likelihood of the
@@ -35,6 +38,7 @@ from lvm_studio.core import masks
 from lvm_studio.core.data import MNIST, load_mnist
 from lvm_studio.core.inpainting_completion import prepare
 from lvm_studio.core.inpainting_scores import mean_field_log_likelihood, missing_pixel_scores
+from lvm_studio.core.inpainting_task import SAMPLE_ROWS, GuessReport, fit_task
 
 OWN_MODEL = Path(tempfile.gettempdir()) / "lvm_studio_bench_inpainting_vae.pt"
 
@@ -169,6 +173,90 @@ def bench_fit_time(
     return out
 
 
+class _TimedCtx:
+    """A TaskRunner ctx for fit_task headless: records when the guess and the last Adam step were reported."""
+
+    def __init__(self, steps: int):
+        self.steps, self.t0 = steps, time.perf_counter()
+        self.c0 = time.process_time()
+        self.t_guess = self.t_last_step = self.c_last_step = None
+
+    def report(self, fraction, payload):
+        if isinstance(payload, GuessReport) and self.t_guess is None:
+            self.t_guess = time.perf_counter() - self.t0
+        if isinstance(payload, ip.InpaintProgress) and payload.step == self.steps:
+            self.t_last_step = time.perf_counter() - self.t0
+            self.c_last_step = time.process_time() - self.c0
+
+    def cancelled(self) -> bool:
+        return False
+
+    def check(self):
+        pass
+
+
+def _stats(v: list[float]) -> dict:
+    v = sorted(v)
+    p95 = v[min(len(v) - 1, math.ceil(0.95 * len(v)) - 1)]
+    return {"median": round(1000 * statistics.median(v), 1), "p95": round(1000 * p95, 1), "min": round(1000 * v[0], 1)}
+
+
+def bench_fit_task(model, data: MNIST | None = None, rounds: int = 15, importance_k: int = 2000) -> dict:
+    """The inpainting panel's background task headless (core.inpainting_task.fit_task with the panel's
+    InpaintConfig, importance k and the default StartsConfig), against one fit_q, interleaved.
+
+    Per round (test digit r, top half hidden), in this order: fit_q from the encoder's guess with
+    a callback every 10 steps (one start, as the panel reports it); fit_task with one start;
+    fit_task with the default multi-start. Wall and process CPU time of each (ms: median, p95,
+    min over rounds), and for the multi-start task the time to its last Adam step's report (what
+    the app's bench calls fit_ms). Ratios of medians, same run."""
+    from lvm_studio.core.inpainting_starts import StartsConfig
+
+    model = _freeze(model)
+    data = data or load_mnist()
+    xs = data.binarized("test")[:rounds]
+    missing = masks.top_half()
+    cfg = ip.InpaintConfig(n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=10, seed=0)  # the panel's
+    runs = {
+        "fit_q_one_start": lambda x: ip.fit_q(model, x, missing, cfg, callback=lambda p: None),
+        "fit_task_one_start": lambda x: fit_task(_TimedCtx(cfg.steps), model, x, missing, cfg, importance_k, False, 0),
+        "fit_task_multi_start": None,
+    }
+    wall: dict[str, list] = {k: [] for k in runs}
+    cpu: dict[str, list] = {k: [] for k in runs}
+    to_last_step, cpu_to_last_step = [], []
+    fit_task(_TimedCtx(cfg.steps), model, xs[0], missing, cfg, importance_k, False, 0, None, StartsConfig())  # warm-up
+    for r in range(rounds):
+        for name, fn in runs.items():
+            ctx = _TimedCtx(cfg.steps)
+            c0, t0 = time.process_time(), time.perf_counter()
+            if fn is None:
+                fit_task(ctx, model, xs[r], missing, cfg, importance_k, False, 0, None, StartsConfig())
+                to_last_step.append(ctx.t_last_step)
+                cpu_to_last_step.append(ctx.c_last_step)
+            else:
+                fn(xs[r])
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    out = {
+        "rounds": rounds,
+        "steps": cfg.steps,
+        "n_samples": cfg.n_samples,
+        "importance_k": importance_k,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "wall_ms": {k: _stats(v) for k, v in wall.items()},
+        "cpu_ms": {k: _stats(v) for k, v in cpu.items()},
+        "multi_start_to_last_step_ms": {"wall": _stats(to_last_step), "cpu": _stats(cpu_to_last_step)},
+    }
+    one = statistics.median(cpu["fit_q_one_start"])
+    out["cpu_ratio_to_one_fit_q"] = {
+        k: round(statistics.median(v) / one, 2) for k, v in cpu.items() if k != "fit_q_one_start"
+    }
+    out["cpu_ratio_to_one_fit_q"]["multi_start_to_last_step"] = round(statistics.median(cpu_to_last_step) / one, 2)
+    return out
+
+
 # --- quality --------------------------------------------------------------------------------
 
 
@@ -279,6 +367,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=11)
     p.add_argument("--skip-quality", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
+    p.add_argument(
+        "--fit-task",
+        action="store_true",
+        help="time the panel's whole fit task (multi-start, importance resampling) against one fit, then exit",
+    )
+    p.add_argument("--rounds", type=int, default=15, help="interleaved rounds of --fit-task")
     p.add_argument("--train-seconds", type=float, default=170.0)
     a = p.parse_args(argv)
     if a.threads:
@@ -286,6 +380,10 @@ def main(argv=None) -> int:
     data = load_mnist()
     model, desc = find_model(data, a.checkpoint, a.train_seconds)
     out = {"model": desc, "torch": torch.__version__, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if a.fit_task:
+        out["fit_task"] = bench_fit_task(model, data, rounds=a.rounds, importance_k=a.k_importance)
+        print(json.dumps(out, indent=2))
+        return 0
     if not a.skip_speed:
         _log("speed ...")
         out["speed"] = bench_fit_time(model, data, repeats=a.repeats)

@@ -421,7 +421,9 @@ class LiveReports:
             r = self.rows(step)  # (batch,)
             trace, z_loc, z_scale, x = trace[:, r], z_loc[r], z_scale[r], x[r]
             missing = missing if missing.shape[0] == 1 else missing[r]
-        comp = complete(self.fit.model, x, missing, z_loc, z_scale, eps=self.eps, n_keep=self.cfg.n_completion_samples)
+        comp = complete(
+            fit.model, x, missing, z_loc, z_scale, eps=self.eps, n_keep=self.cfg.n_completion_samples, lik=fit.lik
+        )
         self.callback(
             InpaintProgress(
                 step=step,
@@ -450,7 +452,9 @@ def fit_result(
         z_loc, z_scale = fit.q()
         n_keep = cfg.n_completion_samples
         n_mean = max(cfg.n_mean_samples, n_keep)
-        completion = complete(fit.model, fit.x, fit.missing, z_loc, z_scale, n=n_mean, n_keep=n_keep, generator=fit.gen)
+        completion = complete(
+            fit.model, fit.x, fit.missing, z_loc, z_scale, n=n_mean, n_keep=n_keep, generator=fit.gen, lik=fit.lik
+        )
         if amortized is None:
             amortized = complete(
                 fit.model, fit.x, fit.missing, init_loc, init_scale, n=n_mean, n_keep=n_keep, generator=fit.gen

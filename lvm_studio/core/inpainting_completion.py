@@ -128,30 +128,45 @@ def complete(
     n_keep: int = 16,
     eps: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    lik: ObservedLikelihood | None = None,
 ) -> Completion:
     """The completion under q = N(z_loc, diag z_scale²) from n samples; the first n_keep are returned as samples.
 
     eps (n, batch, latent) fixes the noise (z = z_loc + z_scale · eps), e.g. to animate a fit smoothly.
+    lik: an ObservedLikelihood of this model with the same kind of mask (one for all digits, or one
+    per digit), to decode only the missing pixels (ObservedLikelihood.decode_missing; a live fit
+    reports one every few steps).
     """
     x, missing = prepare(x, missing, z_loc.device)
     B, L = z_loc.shape
     if eps is None:
         eps = torch.randn((n, B, L), generator=generator, device=z_loc.device, dtype=z_loc.dtype)
     n = eps.shape[0]
-    total = torch.zeros(B, N_PIXELS, device=x.device, dtype=torch.float64)  # Σ_j E[x|z_j]
-    total_sq = torch.zeros_like(total)
-    kept = []
     step = max(1, MAX_ROWS // max(B, 1))
-    for s in range(0, n, step):
-        z = z_loc + z_scale * eps[s : s + step]  # (c, batch, latent)
-        mean_x = model.decode_mean(z)  # (c, batch, 784)
-        total += mean_x.sum(0, dtype=torch.float64)
-        total_sq += (mean_x.double() ** 2).sum(0)
-        if sum(k.shape[0] for k in kept) < n_keep:
-            kept.append(mean_x[: n_keep - sum(k.shape[0] for k in kept)])
-    mean = (total / n).to(x.dtype)  # (batch, 784)
-    var = (total_sq / n - (total / n) ** 2).clamp_min(0).to(x.dtype)
-    samples = torch.cat(kept, 0) if kept else x.new_zeros((0, B, N_PIXELS))
+    fast = lik is not None and lik.manual and (lik.miss_idx is None) == (missing.shape[0] > 1)
+
+    def decode(z: torch.Tensor) -> torch.Tensor:  # (c, batch, latent) -> E[x|z] (c, batch, 784) on the missing pixels
+        if not fast:
+            return model.decode_mean(z)
+        return lik.decode_missing(lik._hidden(z)).view(*z.shape[:2], N_PIXELS)
+
+    if n <= step:  # one chunk: the moments in one stable pass
+        mean_x = decode(z_loc + z_scale * eps)  # (n, batch, 784)
+        var, mean = torch.var_mean(mean_x, 0, correction=0)  # (batch, 784) each
+        samples = mean_x[:n_keep]
+    else:
+        total = torch.zeros(B, N_PIXELS, device=x.device, dtype=torch.float64)  # Σ_j E[x|z_j]
+        total_sq = torch.zeros_like(total)
+        kept = []
+        for s in range(0, n, step):
+            mean_x = decode(z_loc + z_scale * eps[s : s + step])  # (c, batch, 784)
+            total += mean_x.sum(0, dtype=torch.float64)
+            total_sq += (mean_x.double() ** 2).sum(0)
+            if sum(k.shape[0] for k in kept) < n_keep:
+                kept.append(mean_x[: n_keep - sum(k.shape[0] for k in kept)])
+        mean = (total / n).to(x.dtype)  # (batch, 784)
+        var = (total_sq / n - (total / n) ** 2).clamp_min(0).to(x.dtype)
+        samples = torch.cat(kept, 0) if kept else x.new_zeros((0, B, N_PIXELS))
     return Completion(
         mean=keep_observed(x, missing, mean),
         samples=keep_observed(x, missing, samples),

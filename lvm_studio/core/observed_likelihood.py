@@ -100,6 +100,7 @@ class ObservedLikelihood:
             layers = None
         self.manual = layers is not None
         self.folded = False
+        self.w_aug = self.b_aug = None
         if not self.manual:
             self.observed = (~missing).to(x.dtype)  # (batch | 1, 784)
             return
@@ -123,6 +124,14 @@ class ObservedLikelihood:
                 self.xw = self.x_obs @ self.w_out  # (batch, hidden) W_oᵀ x_o per digit
                 self.xb = self.x_obs @ self.b_out if self.b_out is not None else None  # (batch,)
                 self._xw_rows: dict[int, torch.Tensor] = {}
+                if x.shape[0] == 1:
+                    # one digit: x_oᵀl is one more output row of the last layer, so one matrix product
+                    # gives the logits and x_oᵀl (the fit's steps are small: the number of calls counts)
+                    b_out = self.b_out if self.b_out is not None else w.new_zeros(rows.numel())
+                    xb = self.xb if self.xb is not None else w.new_zeros(1)
+                    self.w_aug = torch.cat([self.w_out, self.xw])  # (n_obs + 1, hidden)
+                    self.b_aug = torch.cat([b_out, xb])  # (n_obs + 1,)
+                    self.w_out = self.w_aug[:-1]
         else:
             self.w_out, self.b_out = w, b
             self.x_obs = x
@@ -198,6 +207,13 @@ class ObservedLikelihood:
         full[:, self.miss_idx] = torch.sigmoid(F.linear(h, w, b))  # (n, n_miss)
         return full
 
+    def _xw(self, S: int) -> torch.Tensor:
+        """W_oᵀx_o for each of the S·batch rows, (S·batch, hidden), made once per S."""
+        xw = self._xw_rows.get(S)
+        if xw is None:
+            xw = self._xw_rows[S] = self.xw.repeat(S, 1)
+        return xw
+
     def value_and_grad(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (S, batch, latent) -> log p(x_o|z) (S, batch) and ∂/∂z (S, batch, latent)."""
         if not self.manual:
@@ -210,15 +226,18 @@ class ObservedLikelihood:
             S, B, L = z.shape
             cache: list = []
             h = self._hidden(z, cache)  # (S·batch, hidden)
-            out = torch.addmm(self.b_out, h, self.w_out.t()) if self.b_out is not None else h @ self.w_out.t()
-            if self.folded:
+            if self.w_aug is not None:
+                out_aug = torch.addmm(self.b_aug, h, self.w_aug.t())  # (S, n_obs + 1): the logits, then x_oᵀl
+                out = out_aug[:, :-1]
+                lp = (out_aug[:, -1] - F.softplus(out).sum(-1)).view(S, B)  # Σ_i x_i l_i − softplus(l_i)
+                g = torch.addmm(self._xw(S), torch.sigmoid(out), self.w_out, alpha=-1.0)  # as below
+            elif self.folded:
+                out = torch.addmm(self.b_out, h, self.w_out.t()) if self.b_out is not None else h @ self.w_out.t()
                 lp = self._folded_value(h, out, S)
                 # ∂lp/∂h = W_oᵀ(x_o − σ(l)) = W_oᵀx_o − W_oᵀσ(l): one matrix product
-                xw = self._xw_rows.get(S)
-                if xw is None:
-                    xw = self._xw_rows[S] = self.xw.repeat(S, 1)  # (S·batch, hidden)
-                g = torch.addmm(xw, torch.sigmoid(out), self.w_out, alpha=-1.0)  # (S·batch, hidden)
+                g = torch.addmm(self._xw(S), torch.sigmoid(out), self.w_out, alpha=-1.0)  # (S·batch, hidden)
             else:
+                out = F.linear(h, self.w_out, self.b_out)  # (S·batch, n_out)
                 lp, dout = self._lik(out.view(S, B, -1), need_grad=True)
                 g = dout.view(S * B, -1) @ self.w_out  # (S·batch, hidden)
             for (w, _, _, backward), (pre, post) in zip(reversed(self.hidden), reversed(cache)):

@@ -100,18 +100,23 @@ def exact_posterior_observed(model, x, missing):
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("activation", ["elu", "relu", "tanh", "softplus"])
-@pytest.mark.parametrize("shared_mask", [True, False])
-def test_manual_gradient_matches_autograd(likelihood, activation, shared_mask):
+@pytest.mark.parametrize("mask", ["shared", "per_digit", "one_digit"])
+def test_manual_gradient_matches_autograd(likelihood, activation, mask):
+    """Every path of the hand-written backward: one mask for all (Bernoulli: x_oᵀl folded into the last
+    layer), one per digit, and one digit (Bernoulli: x_oᵀl an extra output row)."""
     torch.manual_seed(1)
     model = VAE(VAEConfig(latent_dim=3, hidden=(16, 8), likelihood=likelihood, activation=activation))
-    x = torch.rand(4, 784)
+    B = 1 if mask == "one_digit" else 4
+    x = torch.rand(B, 784)
     if likelihood == "bernoulli":
         x = torch.bernoulli(x)
-    missing = masks.top_half() if shared_mask else np.stack([masks.random_pixels(0.3, seed=s) for s in range(4)])
+    missing = (
+        np.stack([masks.random_pixels(0.3, seed=s) for s in range(B)]) if mask == "per_digit" else masks.top_half()
+    )
     xb, m = prepare(x, missing)
     lik = ObservedLikelihood(model, xb, m)
-    assert lik.manual
-    z = torch.randn(5, 4, 3)  # (S, batch, latent)
+    assert lik.manual and (lik.w_aug is not None) == (mask == "one_digit" and likelihood == "bernoulli")
+    z = torch.randn(5, B, 3)  # (S, batch, latent)
     lp, g = lik.value_and_grad(z)
 
     zz = z.clone().requires_grad_(True)
