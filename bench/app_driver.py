@@ -55,8 +55,10 @@ def main_window():
     return None
 
 
-def window_ready(w) -> bool:
-    """Visible, no loading state (if the window has one), and the start-up model adopted."""
+def window_ready(w, every_panel: bool = True) -> bool:
+    """Visible, no loading state (if the window has one), the start-up model adopted, and its panels
+    built: every one (a scenario drives panels behind tabs too), or with every_panel=False those on
+    screen (what "usable" waits for: the staged start-up builds the others once the user is idle)."""
     if w is None or not w.isVisible():
         return False
     for name in ("is_loading", "loading"):
@@ -65,7 +67,8 @@ def window_ready(w) -> bool:
             v = v()
         if v:
             return False
-    if getattr(w, "_pending_specs", None):  # the staged start-up (ui/startup.py) is still docking panels
+    pending = w.pending_on_screen() if not every_panel else getattr(w, "pending_panels", 0)
+    if pending:  # the staged start-up (ui/startup.py) is still building panels
         return False
     from lvm_studio.core.pretrained import default_checkpoint_path
 
@@ -377,7 +380,7 @@ def startup_marks(settle_s: float = 0.0) -> dict:
             return
         if w is not None and w.isVisible():
             marks.setdefault("main_window_shown", time.time())
-        if "ready" not in marks and window_ready(w):
+        if "ready" not in marks and window_ready(w, every_panel=False):
             marks["ready"] = time.time()
             w.update()  # nothing new to draw is fine: a ready window that was painted before counts then
             QTimer.singleShot(1000, lambda: marks.setdefault("painted_after_ready", marks["ready"]))
