@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="mixture prior: autoencoder epochs before EM on the codes initialises the prior (default 0)",
     )
+    t.add_argument(
+        "--pretrain-augment",
+        action="store_const",
+        const=True,
+        help="mixture prior: pre-train on randomly shifted (±10 %%) and rotated (±10°) digits (DEC-DA)",
+    )
     t.add_argument("--epochs", type=int, default=20, help="train until this many epochs in all (default 20)")
     # None marks "not given": a new run takes TrainConfig's default, a resumed run keeps the checkpoint's
     t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
@@ -197,6 +203,7 @@ TRAIN_OPTIONS = {
     "eval_n": "eval_n",
     "log_every": "log_every",
     "pretrain_epochs": "pretrain_epochs",
+    "pretrain_augment": "pretrain_augment",
 }
 
 

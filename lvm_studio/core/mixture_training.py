@@ -1,6 +1,11 @@
 """Training a mixture-prior VAE as VaDE does (Jiang et al. 2017, §3.3 and §4.1), in core.Trainer:
 
 1. pre-training as an autoencoder: the loss is −log p(x | z = μ_φ(x)), no prior, no sampling;
+   optionally (TrainConfig.pretrain_augment) on randomly shifted and rotated digits, as DEC-DA
+   pre-trains its autoencoder (Guo et al. 2018, "Deep Embedded Clustering with Data Augmentation":
+   shifts of up to 10 % of the side, rotations of up to 10°): a digit moved by two pixels is the
+   same digit, so codes that ignore the move cluster by shape (no labels: the prior knowledge is
+   the invariance);
 2. the prior initialised by the project's own EM (core/gmm.py, diagonal covariances, k-means++
    seeds, the best of a few restarts by log-likelihood) on the codes μ_φ(x) of the training images;
 3. joint training of the ELBO with the mixture prior's closed-form KL (core/mixture_prior.py).
@@ -10,9 +15,11 @@ Labels play no part in any of this: they only score (core.mixture_prior.cluster_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from lvm_studio.core.gmm import GaussianMixture, GMMConfig
 
@@ -27,6 +34,63 @@ def autoencoder_loss(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     with torch.no_grad():
         kl = model.kl_to_prior(z_loc, z_scale)  # (b,)
     return -recon.mean(), (recon - kl).mean().detach(), recon.mean().detach(), kl.mean()
+
+
+MAX_SHIFT = 0.1  # of the image side (DEC-DA, Guo et al. 2018: Keras width/height_shift_range=0.1)
+MAX_ROTATION_DEG = 10.0  # DEC-DA's rotation_range=10
+
+
+def _warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Output pixel p of each square image reads the input at θ (p, 1) (affine_grid's coordinates:
+    the side spans 2, pixel centres at (2i + 1)/side − 1, align_corners=False); bilinear, zeros
+    outside. x (b, side²), θ (b, 2, 3) -> (b, side²)."""
+    b, n = x.shape
+    side = math.isqrt(n)
+    if side * side != n:
+        raise ValueError(f"augmentation needs square images, got {n} pixels")
+    grid = F.affine_grid(theta, (b, 1, side, side), align_corners=False)  # (b, side, side, 2)
+    out = F.grid_sample(x.view(b, 1, side, side), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.reshape(b, n).clamp(0.0, 1.0)  # (b, side²)
+
+
+def _theta(angle: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """θ = (R(angle) | t): (b,) and (b, 2) -> (b, 2, 3)."""
+    cos, sin = angle.cos(), angle.sin()
+    return torch.stack([torch.stack([cos, -sin, t[:, 0]], -1), torch.stack([sin, cos, t[:, 1]], -1)], 1)
+
+
+def affine(x: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Square images (b, side²) rotated by `angle` (b,) radians about their centre (clockwise on the
+    screen, where y points down), then moved by `shift` (b, 2) pixels (x to the right, y down).
+
+    The output point p reads the input at R(−a)(p − s) with s = 2·shift/side in affine_grid's
+    coordinates, θ = (R(−a) | −R(−a) s).
+    """
+    side = math.isqrt(x.shape[1])
+    s = 2.0 * shift / side  # (b, 2)
+    cos, sin = angle.cos(), angle.sin()
+    t = -torch.stack([cos * s[:, 0] + sin * s[:, 1], -sin * s[:, 0] + cos * s[:, 1]], -1)  # (b, 2) −R(−a) s
+    return _warp(x, _theta(-angle, t))
+
+
+def augment(
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    max_shift: float = MAX_SHIFT,
+    max_rotation_deg: float = MAX_ROTATION_DEG,
+) -> torch.Tensor:
+    """Each square image moved by up to ±max_shift of its side along each axis, then turned about
+    its centre by up to ±max_rotation_deg, uniformly and independently per image (DEC-DA's
+    pre-training): (b, side²) -> (b, side²).
+
+    With u ~ U(−1, 1)³ the output point p reads the input at R(a) p + t, a = u₀·max_rotation,
+    t = 2·max_shift·(u₁, u₂): the content at q goes to R(−a)(q − t), a move by −t·side/2 pixels
+    and then a turn by −a, which are distributed as a move by +t·side/2 and a turn by +a.
+    """
+    b = x.shape[0]
+    u = torch.rand((b, 3), generator=generator, device=x.device, dtype=x.dtype) * 2 - 1  # (b, 3) in [-1, 1]
+    angle = u[:, 0] * math.radians(max_rotation_deg)  # (b,)
+    return _warp(x, _theta(angle, 2 * max_shift * u[:, 1:]))
 
 
 @dataclass(frozen=True)

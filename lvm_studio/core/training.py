@@ -36,7 +36,7 @@ from lvm_studio.core.evaluation import (  # noqa: F401  (EvalProgress: one of ru
 )
 from lvm_studio.core.history import EvalRecord, History, StepRecord
 from lvm_studio.core.mixture_prior import cluster_scores
-from lvm_studio.core.mixture_training import autoencoder_loss, init_prior_by_em
+from lvm_studio.core.mixture_training import augment, autoencoder_loss, init_prior_by_em
 from lvm_studio.core.snapshots import copy_into, copy_optimizer_state
 from lvm_studio.core.vae import VAE, copy_state_to_cpu
 
@@ -89,6 +89,7 @@ class TrainConfig:
     # a mixture prior (core/mixture_training.py): autoencoder epochs before EM initialises the prior,
     # and the test images whose clustering (labels only score) each evaluation reports
     pretrain_epochs: int = 0
+    pretrain_augment: bool = False  # those epochs on randomly shifted and rotated digits (DEC-DA)
     cluster_n: int = 10000
 
     def __post_init__(self):
@@ -432,8 +433,14 @@ class Trainer:
 
     def _train_batch(self, idx: torch.Tensor) -> torch.Tensor:
         """The images of one step, (b, N_PIXELS): a Bernoulli model's binarized afresh."""
-        x = self.x_train[idx]  # (b, 784)
+        x = self._pretrain_view(self.x_train[idx])  # (b, 784)
         return torch.bernoulli(x, generator=self.generator) if self.binarize else x  # dynamic binarization
+
+    def _pretrain_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The autoencoder epochs' images: shifted and rotated when config.pretrain_augment, else x."""
+        if self._pretraining and self.config.pretrain_augment:
+            return augment(x, self.generator)  # (b, 784)
+        return x
 
     def _all_ok(self, ok: bool) -> bool:
         """Whether every process may take the step (one process: its own finite loss)."""

@@ -6,6 +6,7 @@ Tiny model (784-16-2, three components) on a 512-image slice of MNIST, seeded.
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from lvm_studio.cli import main
 from lvm_studio.core.checkpoint import history_from_checkpoint, load_checkpoint, model_from_checkpoint
 from lvm_studio.core.data import MNIST
 from lvm_studio.core.history import EvalRecord, History
+from lvm_studio.core.mixture_training import affine, augment
 from lvm_studio.core.training import Notice, TrainConfig, Trainer
 from lvm_studio.core.vae import VAE, VAEConfig
 
@@ -81,6 +83,70 @@ def test_pretraining_alone_never_changes_the_prior(small):
         assert torch.equal(v, start[k]), k
 
 
+def test_affine_moves_and_rotates_whole_pixels_exactly():
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(3, 28, 28)
+    x[:, 4:24, 4:24] = torch.rand(3, 20, 20, generator=g)  # a blank border: nothing leaves the image
+    flat = x.reshape(3, 784)
+    zero = torch.zeros(3)
+    right, down = torch.tensor([[2.0, 0.0]] * 3), torch.tensor([[0.0, 1.0]] * 3)
+    assert torch.allclose(affine(flat, zero, torch.zeros(3, 2)), flat, atol=1e-5)
+    assert torch.allclose(affine(flat, zero, right).view(3, 28, 28), torch.roll(x, 2, dims=2), atol=1e-5)
+    assert torch.allclose(affine(flat, zero, down).view(3, 28, 28), torch.roll(x, 1, dims=1), atol=1e-5)
+    quarter = torch.full((3,), math.pi / 2)  # clockwise on the screen: rot90 with k = -1 on (row, column)
+    assert torch.allclose(
+        affine(flat, quarter, torch.zeros(3, 2)).view(3, 28, 28), torch.rot90(x, -1, (1, 2)), atol=1e-5
+    )
+    # rotate first, then move
+    both = affine(flat, quarter, down).view(3, 28, 28)
+    assert torch.allclose(both, torch.roll(torch.rot90(x, -1, (1, 2)), 1, dims=1), atol=1e-5)
+
+
+def _dot_centres(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centre of mass of each image (n, 28, 28), in pixels from the image centre (13.5, 13.5)."""
+    grid = torch.arange(28.0)
+    mass = y.sum((1, 2))  # (n,)
+    return (y.sum(1) * grid).sum(1) / mass - 13.5, (y.sum(2) * grid).sum(1) / mass - 13.5
+
+
+def test_augment_moves_digits_by_at_most_a_tenth_of_the_side_then_turns_them_by_at_most_10_degrees():
+    x = torch.zeros(200, 28, 28)
+    x[:, 13:15, 13:15] = 1.0  # a dot at the centre: its move is the shift, turned by the rotation
+    flat = x.reshape(200, 784)
+    y = augment(flat, torch.Generator().manual_seed(1)).view(200, 28, 28)
+    assert torch.equal(y, augment(flat, torch.Generator().manual_seed(1)).view(200, 28, 28))  # seeded
+    mass = y.sum((1, 2))
+    assert torch.allclose(mass, torch.full_like(mass, 4.0), atol=0.02)  # bilinear about keeps an interior mass
+    cx, cy = _dot_centres(y)
+    reach = 2.8 * (math.cos(math.radians(10)) + math.sin(math.radians(10)))  # 10 % of 28 pixels, turned by 10°
+    assert cx.abs().max() <= reach and cy.abs().max() <= reach and torch.hypot(cx, cy).max() <= 2.8 * math.sqrt(2)
+    assert cx.abs().max() > 2.0 and cy.abs().max() > 2.0  # spread over the whole range
+    # no shift: a dot 8 pixels right of the centre keeps its distance and turns by at most 10°
+    x = torch.zeros(200, 28, 28)
+    x[:, 13:15, 21:23] = 1.0
+    y = augment(x.reshape(200, 784), torch.Generator().manual_seed(2), max_shift=0.0).view(200, 28, 28)
+    cx, cy = _dot_centres(y)
+    turn = torch.rad2deg(torch.atan2(cy, cx))  # (200,)
+    assert torch.allclose(torch.hypot(cx, cy), torch.full((200,), 8.0), atol=0.05)
+    assert turn.abs().max() <= 10.0 + 0.05 and turn.abs().max() > 8.0
+    assert torch.allclose(augment(flat, None, 0.0, 0.0), flat, atol=1e-5)  # nothing to draw from: the identity
+
+
+def test_pretrain_augment_changes_only_the_autoencoder_epochs_batches(small):
+    torch.manual_seed(0)
+    config = TrainConfig(epochs=1, batch_size=64, pretrain_epochs=1, pretrain_augment=True, eval_n=20, eval_k=2)
+    trainer = Trainer(VAE(MIXTURE), small, config)
+    x = trainer.x_train[:64]
+    trainer._pretraining = True
+    assert not torch.equal(trainer._pretrain_view(x), x)
+    trainer._pretraining = False  # joint training sees the digits as they are
+    assert torch.equal(trainer._pretrain_view(x), x)
+    assert TrainConfig.from_dict(config.to_dict()).pretrain_augment is True
+    plain = Trainer(VAE(MIXTURE), small, TrainConfig(epochs=1, pretrain_epochs=1))
+    plain._pretraining = True
+    assert torch.equal(plain._pretrain_view(x), x)
+
+
 def test_a_standard_vae_reports_no_clustering(small):
     torch.manual_seed(0)
     config = TrainConfig(epochs=1, batch_size=128, eval_n=20, eval_k=2)
@@ -99,7 +165,8 @@ def test_cli_trains_a_mixture_prior_and_eval_reports_accuracy_and_nmi(small_npz,
     out = tmp_path / "vade.pt"
     args = ["--hidden", "16", "--latent-dim", "2", "--eval-n", "50", "--eval-k", "2", "--quiet", "--device", "cpu"]
     code = main(
-        ["train", *args, "--prior", "mixture", "--components", "4", "--pretrain-epochs", "1", "--epochs", "2"]
+        ["train", *args, "--prior", "mixture", "--components", "4", "--pretrain-epochs", "1", "--pretrain-augment"]
+        + ["--epochs", "2"]
         + ["--data", str(small_npz), "--out", str(out)]
     )
     assert code == 0
@@ -107,6 +174,7 @@ def test_cli_trains_a_mixture_prior_and_eval_reports_accuracy_and_nmi(small_npz,
     assert "mixture prior initialised by EM" in err and "test acc" in err
     ckpt = load_checkpoint(out)
     assert ckpt["model_config"]["prior"] == "mixture" and ckpt["train_config"]["pretrain_epochs"] == 1
+    assert ckpt["train_config"]["pretrain_augment"] is True
     assert model_from_checkpoint(ckpt).mixture.n_components == 4
     assert history_from_checkpoint(ckpt).evals[-1].cluster_acc is not None
     assert main(["eval", str(out), "--json", "--k", "4", "--n", "100", "--data", str(small_npz)]) == 0
