@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--components", type=int, default=10, help="components of the mixture prior (default 10)")
     t.add_argument(
+        "--weight-floor",
+        type=float,
+        help="mixture prior: every π_c ≥ F / K (default 0.25); 1 fixes π_c = 1/K, clusters of equal size. "
+        "With --resume: only before EM has initialised the prior",
+    )
+    t.add_argument(
         "--pretrain-epochs",
         type=int,
         help="mixture prior: autoencoder epochs before EM on the codes initialises the prior (default 0)",
@@ -139,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         log_every=count(1),
         seed=SEED,
         components=count(1, 100),
+        weight_floor=real(0, 1),
         pretrain_epochs=count(0, 10**6),
     )
 
@@ -207,6 +214,23 @@ TRAIN_OPTIONS = {
 }
 
 
+def _set_weight_floor(model, ckpt: dict, floor: float, given: dict) -> None:
+    """--weight-floor on a resumed mixture-prior model that is still pre-training: the autoencoder
+    epochs never touch the prior, so the model is the one a run with this floor from the start
+    would have at this epoch. Once EM has set the prior, changing the floor would change the model."""
+    if model.mixture is None:
+        raise ValueError("--weight-floor applies to a mixture prior only")
+    pretrain = given.get("pretrain_epochs", (ckpt.get("train_config") or {}).get("pretrain_epochs", 0))
+    if float(ckpt.get("epoch", 0.0)) > pretrain + 1e-9:  # EM runs as epoch `pretrain` begins
+        raise ValueError(
+            f"--weight-floor: the prior of {ckpt.get('name') or 'this model'} is already trained "
+            f"(epoch {float(ckpt.get('epoch', 0.0)):g}, pre-training {pretrain} epochs)"
+        )
+    mixture = type(model.mixture)(model.mixture.n_components, model.latent_dim, model.mixture.min_scale, floor)
+    model.mixture = mixture
+    model.config.weight_floor = float(floor)
+
+
 def _fail(message: str) -> int:
     print(f"lvm-studio: error: {message}", file=sys.stderr)
     return 2
@@ -253,6 +277,8 @@ def _cmd_train(args) -> int:
                 )
             model = model_from_checkpoint(ckpt)
             check_fits(model.config.x_dim, data)
+            if args.weight_floor is not None:
+                _set_weight_floor(model, ckpt, args.weight_floor, given)
             history = history_from_checkpoint(ckpt)
             # where the run ended (after decay), not where its settings began; a warm-up follows
             # automatically when the checkpoint has no optimizer state
@@ -284,6 +310,7 @@ def _cmd_train(args) -> int:
                     x_dim=data.n_pixels,  # 784 for MNIST; an imported dataset's side²
                     prior=args.prior,
                     components=args.components,
+                    **({} if args.weight_floor is None else {"weight_floor": args.weight_floor}),
                 )
             )
             config = TrainConfig(epochs=args.epochs, snapshot_interval_s=0.0, seed=args.seed, **given)

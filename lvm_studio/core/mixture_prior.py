@@ -13,7 +13,10 @@ E_q[KL(q(c|x) ‖ p(c|z))]); the importance-sampled log p(x) uses the marginal l
 Collapse guard: a floor on the mixing weights, π_c = f/K + (1 − f) softmax(ℓ)_c with f =
 `weight_floor` (0.25 by default, so every π_c ≥ 0.025 for K = 10). A component whose weight
 heads for zero keeps a prior mass that still pulls codes near it, and log π_c stays finite;
-σ_c ≥ min_scale keeps a component from shrinking onto one code.
+σ_c ≥ min_scale keeps a component from shrinking onto one code. f = 1 fixes π_c = 1/K: the
+prior then says the clusters are of equal size (MNIST's ten digits are each 9–11 % of the
+data), and neither EM (core/mixture_training.py) nor the joint training may trade a small
+cluster's weight for a second component on a large one.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ class MixturePrior(nn.Module):
         super().__init__()
         if n_components < 1:
             raise ValueError(f"a mixture prior needs at least one component, got {n_components}")
-        if not 0.0 <= weight_floor < 1.0:
-            raise ValueError(f"weight_floor must lie in [0, 1), got {weight_floor}")
+        if not 0.0 <= weight_floor <= 1.0:
+            raise ValueError(f"weight_floor must lie in [0, 1], got {weight_floor}")
         self.n_components = int(n_components)
         self.min_scale = float(min_scale)
         self.weight_floor = float(weight_floor)
@@ -53,10 +56,12 @@ class MixturePrior(nn.Module):
 
     # --- parameters --------------------------------------------------------------------
     def log_pi(self) -> torch.Tensor:
-        """log π_c with the floor: π = f/K + (1 − f) softmax(ℓ), (K,)."""
+        """log π_c with the floor: π = f/K + (1 − f) softmax(ℓ), (K,); f = 1: log(1/K), ℓ unused."""
         k, f = self.n_components, self.weight_floor
         if f == 0.0:
             return F.log_softmax(self.logits, -1)
+        if f == 1.0:  # equal weights: no gradient reaches ℓ
+            return torch.full_like(self.logits, -math.log(k))
         return torch.log(f / k + (1.0 - f) * F.softmax(self.logits, -1))
 
     def scale(self) -> torch.Tensor:
@@ -68,14 +73,18 @@ class MixturePrior(nn.Module):
         """Take π (K,), μ (K, D) and diagonal variances σ² (K, D), e.g. from an EM fit.
 
         π is first raised to the floor (then renormalised) so that it can be represented; σ to min_scale.
+        With weight_floor = 1, π stays 1/K whatever is given.
         """
         k, f = self.n_components, self.weight_floor
+        if f == 1.0:
+            self.logits.zero_()
         w = weights.to(self.logits).clamp_min(0)
         w = w / w.sum()
         w = torch.maximum(w, torch.full_like(w, f / k + 1e-6))
         w = w / w.sum()
-        soft = ((w - f / k) / (1.0 - f)).clamp_min(1e-12)  # softmax(ℓ) that gives w
-        self.logits.copy_(soft.log() - soft.log().mean())
+        if f < 1.0:
+            soft = ((w - f / k) / (1.0 - f)).clamp_min(1e-12)  # softmax(ℓ) that gives w
+            self.logits.copy_(soft.log() - soft.log().mean())
         self.loc.copy_(loc.to(self.loc))
         s = variances.to(self.loc).clamp_min(0).sqrt() - self.min_scale
         s = s.clamp_min(1e-4)

@@ -8,6 +8,8 @@
    the invariance);
 2. the prior initialised by the project's own EM (core/gmm.py, diagonal covariances, k-means++
    seeds, the best of a few restarts by log-likelihood) on the codes μ_φ(x) of the training images;
+   for a prior with equal weights (weight_floor = 1) EM fits that model: π stays 1/K and the
+   M-step updates μ and σ² only (PRML §9.2.2; each M-step still raises the likelihood);
 3. joint training of the ELBO with the mixture prior's closed-form KL (core/mixture_prior.py).
 
 Labels play no part in any of this: they only score (core.mixture_prior.cluster_scores).
@@ -110,6 +112,17 @@ def encode_means(model, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor
     return torch.cat([model.encode(x[s : s + batch_size])[0] for s in range(0, x.shape[0], batch_size)])
 
 
+class EqualWeightsGaussianMixture(GaussianMixture):
+    """A Gaussian mixture with π fixed at 1/K: EM's M-step for μ and Σ (which do not depend on π),
+    then π reset to 1/K. The model the mixture prior is when weight_floor = 1."""
+
+    def m_step(self, x, log_resp) -> GaussianMixture:
+        super().m_step(x, log_resp)
+        self.weights = torch.full_like(self.weights, 1.0 / self.n_components)  # (K,)
+        self._update_cache()
+        return self
+
+
 @torch.no_grad()
 def init_prior_by_em(
     model, x: torch.Tensor, seed: int = 0, restarts: int = 10, max_iter: int = 300, tol: float = 1e-5
@@ -117,7 +130,8 @@ def init_prior_by_em(
     """Fit a diagonal Gaussian mixture to the codes μ_φ(x) by EM and copy it into model.mixture.
 
     EM in float64 (PRML §9.2.2); `restarts` k-means++ seeds (seed, seed + 1, ...), the one with the
-    highest log-likelihood kept, as scikit-learn's n_init.
+    highest log-likelihood kept, as scikit-learn's n_init. A prior with equal weights
+    (weight_floor = 1) is fitted as such (EqualWeightsGaussianMixture).
     """
     mixture = model.mixture
     if mixture is None:
@@ -129,10 +143,9 @@ def init_prior_by_em(
     finally:
         model.train(was_training)
     best: tuple[float, GaussianMixture] | None = None
+    mixture_class = EqualWeightsGaussianMixture if mixture.weight_floor >= 1.0 else GaussianMixture
     for r in range(max(1, restarts)):
-        gmm = GaussianMixture(
-            GMMConfig(n_components=mixture.n_components, covariance="diag", ridge=1e-6, seed=seed + r)
-        )
+        gmm = mixture_class(GMMConfig(n_components=mixture.n_components, covariance="diag", ridge=1e-6, seed=seed + r))
         trace = gmm.fit(codes, max_iter=max_iter, tol=tol)
         if best is None or trace[-1] > best[0]:
             best = (trace[-1], gmm)

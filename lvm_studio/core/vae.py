@@ -35,7 +35,7 @@ class VAEConfig:
     min_scale: float = 1e-3  # floor on σ_φ and on a Gaussian decoder's σ_θ, so densities stay finite
     prior: str = "normal"  # 'normal' N(0, I) or 'mixture' Σ_c π_c N(μ_c, σ_c²) (core/mixture_prior.py)
     components: int = 10  # K of the mixture prior (ignored by 'normal')
-    weight_floor: float = 0.25  # mixture: π_c ≥ weight_floor / K, the guard against collapsing components
+    weight_floor: float = 0.25  # mixture: π_c ≥ weight_floor / K, the guard against collapsing components; 1: π = 1/K
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)

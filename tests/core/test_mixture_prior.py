@@ -15,8 +15,9 @@ from torch import distributions as D
 
 from lvm_studio.core import estimators as est
 from lvm_studio.core.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint, save_checkpoint
+from lvm_studio.core.gmm import GaussianMixture, GMMConfig
 from lvm_studio.core.mixture_prior import MixturePrior, cluster_probs, cluster_scores
-from lvm_studio.core.mixture_training import init_prior_by_em
+from lvm_studio.core.mixture_training import EqualWeightsGaussianMixture, init_prior_by_em
 from lvm_studio.core.posterior_grid import posterior_grid
 from lvm_studio.core.vae import VAE, VAEConfig
 
@@ -80,6 +81,50 @@ def test_the_weight_floor_keeps_every_component_alive():
     pi = prior.log_pi().exp()
     assert pi.sum().item() == pytest.approx(1.0)
     assert pi.min().item() >= 0.025 - 1e-12
+
+
+def test_a_floor_of_one_fixes_equal_weights_whatever_the_logits_or_em_say():
+    prior = MixturePrior(4, 2, weight_floor=1.0).double()
+    with torch.no_grad():
+        prior.logits.copy_(torch.tensor([3.0, -1.0, 0.5, 2.0], dtype=torch.float64))
+    assert torch.equal(prior.log_pi(), torch.full((4,), -math.log(4), dtype=torch.float64))
+    w = torch.tensor([0.7, 0.1, 0.1, 0.1], dtype=torch.float64)
+    loc = torch.arange(8, dtype=torch.float64).view(4, 2)
+    prior.set_parameters(w, loc, torch.ones(4, 2, dtype=torch.float64))
+    torch.testing.assert_close(prior.log_pi().exp(), torch.full((4,), 0.25, dtype=torch.float64), rtol=0, atol=0)
+    torch.testing.assert_close(prior.loc.detach(), loc)
+    z = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    prior.log_prob(z).sum().backward()
+    assert prior.logits.grad is None or torch.all(prior.logits.grad == 0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        MixturePrior(4, 2, weight_floor=1.5)
+
+
+def test_equal_weights_em_keeps_pi_at_one_over_k_and_climbs_its_own_likelihood():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(300, 2, generator=g) * 0.5, torch.randn(100, 2, generator=g) * 0.5 + 4.0]).double()
+    gmm = EqualWeightsGaussianMixture(GMMConfig(n_components=2, covariance="diag", seed=0))
+    trace = gmm.fit(x, max_iter=200, tol=1e-10)
+    assert all(b >= a - 1e-12 for a, b in zip(trace[:-1], trace[1:]))  # EM never lowers the likelihood
+    torch.testing.assert_close(gmm.weights, torch.full((2,), 0.5, dtype=torch.float64), rtol=0, atol=0)
+    # its likelihood is log(½ N(x; μ₁, σ₁²) + ½ N(x; μ₂, σ₂²)) from its own parameters, by hand
+    p = gmm.get_parameters()
+    comps = D.Independent(D.Normal(p.means, p.covariances.sqrt()), 1)
+    by_hand = torch.logsumexp(comps.log_prob(x.unsqueeze(1)) + math.log(0.5), 1).mean()
+    assert trace[-1] == pytest.approx(float(by_hand), abs=1e-9)
+    found = p.means[torch.argsort(p.means[:, 0])]
+    torch.testing.assert_close(found, torch.tensor([[0.0, 0.0], [4.0, 4.0]], dtype=torch.float64), rtol=0, atol=0.15)
+    free = GaussianMixture(GMMConfig(n_components=2, covariance="diag", seed=0))
+    free_trace = free.fit(x, max_iter=200, tol=1e-10)
+    assert free_trace[-1] > trace[-1]  # the free weights (¾, ¼) fit these unequal clusters better
+    # and the prior of a model with weight_floor = 1 is initialised by that EM
+    model = VAE(VAEConfig(latent_dim=2, hidden=(4,), prior="mixture", components=2, weight_floor=1.0))
+    model.encode = lambda xs: (x[xs[:, 0].long()].float(), torch.ones(len(xs), 2))
+    rows = torch.zeros(400, 784)
+    rows[:, 0] = torch.arange(400, dtype=torch.float32)
+    fit = init_prior_by_em(model, rows, seed=0, restarts=2)
+    assert fit.weights == (0.5, 0.5)
+    assert fit.log_likelihood == pytest.approx(trace[-1], abs=1e-4)
 
 
 def test_set_parameters_round_trips_weights_means_and_variances():

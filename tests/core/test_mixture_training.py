@@ -185,6 +185,28 @@ def test_cli_trains_a_mixture_prior_and_eval_reports_accuracy_and_nmi(small_npz,
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_cli_weight_floor_for_a_new_model_and_for_one_still_pre_training_only(small_npz, tmp_path, capsys):
+    out = tmp_path / "vade.pt"
+    args = ["--eval-n", "50", "--eval-k", "2", "--quiet", "--device", "cpu", "--data", str(small_npz)]
+    new = ["--hidden", "16", "--latent-dim", "2", "--prior", "mixture", "--components", "3"]
+    assert main(["train", *new, "--weight-floor", "0.5", "--epochs", "1", *args, "--out", str(out)]) == 0
+    assert load_checkpoint(out)["model_config"]["weight_floor"] == 0.5
+    assert main(["train", *new, "--pretrain-epochs", "1", "--epochs", "1", *args, "--out", str(out)]) == 0
+    capsys.readouterr()
+    # still pre-training: the prior is untouched, so a floor of 1 (equal weights) may be set for EM
+    assert main(["train", "--resume", str(out), "--weight-floor", "1", "--epochs", "2", *args, "--out", str(out)]) == 0
+    assert "mixture prior initialised by EM" in capsys.readouterr().err
+    model = model_from_checkpoint(load_checkpoint(out))
+    assert model.config.weight_floor == 1.0
+    torch.testing.assert_close(model.mixture.log_pi().exp(), torch.full((3,), 1 / 3))
+    # now the prior is trained: changing its floor would change the model, so it is refused
+    code = main(["train", "--resume", str(out), "--weight-floor", "0.5", "--epochs", "3", *args, "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "already trained" in err and "Traceback" not in err
+    assert main(["train", *new, "--weight-floor", "1.5", "--epochs", "1", *args, "--out", str(out)]) == 2
+
+
 def test_cli_refuses_a_bad_number_of_components(capsys):
     assert main(["train", "--prior", "mixture", "--components", "0", "--out", "x.pt"]) == 2
     assert "--components" in capsys.readouterr().err
