@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         help="mixture prior: pre-train on randomly shifted (±10 %%) and rotated (±10°) digits (DEC-DA)",
     )
+    t.add_argument(
+        "--joint-augment",
+        action="store_const",
+        const=True,
+        help="mixture prior: the joint training on shifted and rotated digits too",
+    )
     t.add_argument("--epochs", type=int, default=20, help="train until this many epochs in all (default 20)")
     # None marks "not given": a new run takes TrainConfig's default, a resumed run keeps the checkpoint's
     t.add_argument("--objective", choices=["elbo", "iwae"], help="training objective (default elbo)")
@@ -211,6 +217,7 @@ TRAIN_OPTIONS = {
     "log_every": "log_every",
     "pretrain_epochs": "pretrain_epochs",
     "pretrain_augment": "pretrain_augment",
+    "joint_augment": "joint_augment",
 }
 
 

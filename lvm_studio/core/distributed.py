@@ -126,7 +126,7 @@ class DistributedTrainer(Trainer):
         self._flag = torch.zeros(1, device=info.device)
 
     def _train_batch(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self._pretrain_view(self.x_train[idx])  # (B, 784) the global batch, the same on every process
+        x = self._augmented_view(self.x_train[idx])  # (B, 784) the global batch, the same on every process
         if self.binarize:
             x = torch.bernoulli(x, generator=self.generator)  # the same draws on every process
         n = len(idx)

@@ -90,6 +90,7 @@ class TrainConfig:
     # and the test images whose clustering (labels only score) each evaluation reports
     pretrain_epochs: int = 0
     pretrain_augment: bool = False  # those epochs on randomly shifted and rotated digits (DEC-DA)
+    joint_augment: bool = False  # the joint epochs of a mixture prior too (DEC-DA's clustering phase)
     cluster_n: int = 10000
 
     def __post_init__(self):
@@ -433,12 +434,15 @@ class Trainer:
 
     def _train_batch(self, idx: torch.Tensor) -> torch.Tensor:
         """The images of one step, (b, N_PIXELS): a Bernoulli model's binarized afresh."""
-        x = self._pretrain_view(self.x_train[idx])  # (b, 784)
+        x = self._augmented_view(self.x_train[idx])  # (b, 784)
         return torch.bernoulli(x, generator=self.generator) if self.binarize else x  # dynamic binarization
 
-    def _pretrain_view(self, x: torch.Tensor) -> torch.Tensor:
-        """The autoencoder epochs' images: shifted and rotated when config.pretrain_augment, else x."""
-        if self._pretraining and self.config.pretrain_augment:
+    def _augmented_view(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch shifted and rotated (core/mixture_training.augment) in a mixture prior's
+        autoencoder epochs with config.pretrain_augment, in its joint ones with config.joint_augment;
+        else x as it is."""
+        c = self.config
+        if self.mixture and (c.pretrain_augment if self._pretraining else c.joint_augment):
             return augment(x, self.generator)  # (b, 784)
         return x
 

@@ -132,19 +132,23 @@ def test_augment_moves_digits_by_at_most_a_tenth_of_the_side_then_turns_them_by_
     assert torch.allclose(augment(flat, None, 0.0, 0.0), flat, atol=1e-5)  # nothing to draw from: the identity
 
 
-def test_pretrain_augment_changes_only_the_autoencoder_epochs_batches(small):
+def test_pretrain_augment_and_joint_augment_change_only_their_own_epochs_batches(small):
     torch.manual_seed(0)
     config = TrainConfig(epochs=1, batch_size=64, pretrain_epochs=1, pretrain_augment=True, eval_n=20, eval_k=2)
     trainer = Trainer(VAE(MIXTURE), small, config)
     x = trainer.x_train[:64]
     trainer._pretraining = True
-    assert not torch.equal(trainer._pretrain_view(x), x)
+    assert not torch.equal(trainer._augmented_view(x), x)
     trainer._pretraining = False  # joint training sees the digits as they are
-    assert torch.equal(trainer._pretrain_view(x), x)
+    assert torch.equal(trainer._augmented_view(x), x)
     assert TrainConfig.from_dict(config.to_dict()).pretrain_augment is True
-    plain = Trainer(VAE(MIXTURE), small, TrainConfig(epochs=1, pretrain_epochs=1))
-    plain._pretraining = True
-    assert torch.equal(plain._pretrain_view(x), x)
+    joint = Trainer(VAE(MIXTURE), small, TrainConfig(epochs=1, pretrain_epochs=1, joint_augment=True))
+    joint._pretraining = True
+    assert torch.equal(joint._augmented_view(x), x)
+    joint._pretraining = False
+    assert not torch.equal(joint._augmented_view(x), x)
+    standard = Trainer(VAE(VAEConfig(latent_dim=2, hidden=(8,))), small, TrainConfig(epochs=1, joint_augment=True))
+    assert torch.equal(standard._augmented_view(x), x)  # the options belong to a mixture prior's schedule
 
 
 def test_a_standard_vae_reports_no_clustering(small):
