@@ -1,6 +1,6 @@
 """Training throughput and log p(x) evaluation speed, each against a baseline in the same run.
 
-    python -m bench.core_speed [--steps 200] [--rounds 2] [--k 1000] [--n 50] [--only training log_px]
+    python -m bench.core_speed [--steps 200] [--rounds 2] [--k 1000] [--n 50] [--only training log_px adam]
 
 (bench.run runs both as its 'training' and 'log_px' sections.) Prints JSON.
 """
@@ -123,13 +123,53 @@ def bench_log_px(data: MNIST, k: int = 1000, n: int = 50, model: VAE | None = No
     }
 
 
+def bench_adam(steps: int = 40, rounds: int = 4, batch_size: int = 128) -> dict:
+    """core.adam.Adam against torch.optim.Adam(fused=True) on the same model and batches, interleaved:
+    the optimizer step's CPU time (median, first 5 steps left out), and whether both end bit-identical."""
+    import numpy as np
+
+    from lvm_studio.core import estimators as est
+    from lvm_studio.core.adam import Adam
+
+    x = torch.bernoulli(torch.full((batch_size, N_PIXELS), 0.2), generator=torch.Generator().manual_seed(0))
+
+    def run(make):
+        torch.manual_seed(0)
+        model = VAE(BENCH_CONFIG)
+        opt = make(list(model.parameters()))
+        times = []
+        for _ in range(steps):
+            loss = -est.elbo(model, x, generator=torch.Generator().manual_seed(1)).elbo.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            t = time.process_time()
+            opt.step()
+            times.append(time.process_time() - t)
+        return 1e3 * float(np.median(times[5:])), [p.detach().clone() for p in model.parameters()]
+
+    ours, theirs, identical = [], [], True
+    for _ in range(rounds):
+        a, pa = run(lambda ps: Adam(ps, lr=1e-3))
+        b, pb = run(lambda ps: torch.optim.Adam(ps, lr=1e-3, fused=True))
+        ours.append(a)
+        theirs.append(b)
+        identical = identical and all(torch.equal(u, v) for u, v in zip(pa, pb, strict=True))
+    return {
+        "adam_step_cpu_ms": {
+            "core.adam": round(float(np.median(ours)), 3),
+            "torch.optim fused": round(float(np.median(theirs)), 3),
+        },
+        "adam_identical_parameters": identical,
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=200, help="timed training steps per round")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of both training loops")
     p.add_argument("--k", type=int, default=1000, help="importance samples per image for log p(x)")
     p.add_argument("--n", type=int, default=50, help="test images for log p(x)")
-    p.add_argument("--only", nargs="*", default=None, choices=("training", "log_px"))
+    p.add_argument("--only", nargs="*", default=None, choices=("training", "log_px", "adam"))
     a = p.parse_args(argv)
     data = load_mnist()
     out = {}
@@ -137,6 +177,8 @@ def main(argv=None) -> int:
         out.update(bench_training(data, a.steps, a.rounds))
     if a.only is None or "log_px" in a.only:
         out.update(bench_log_px(data, a.k, a.n))
+    if a.only is None or "adam" in a.only:
+        out.update(bench_adam())
     print(json.dumps(out, indent=1))
     return 0
 
