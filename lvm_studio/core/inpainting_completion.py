@@ -150,9 +150,13 @@ def complete(
             return model.decode_mean(z)
         return lik.decode_missing(lik._hidden(z)).view(*z.shape[:2], N_PIXELS)
 
-    if n <= step:  # one chunk: the moments in one stable pass
+    if n <= step:  # one chunk: the moments in two passes (mean, then centred squares), as matrix products
         mean_x = decode(z_loc + z_scale * eps)  # (n, batch, 784)
-        var, mean = torch.var_mean(mean_x, 0, correction=0)  # (batch, 784) each
+        flat = mean_x.view(n, -1)  # (n, batch·784)
+        w = flat.new_full((1, n), 1.0 / n)
+        mean = torch.mm(w, flat)  # (1, batch·784); torch.var_mean over dim 0 is 10-20x slower here
+        var = torch.mm(w, (flat - mean).square_()).view(B, N_PIXELS)
+        mean = mean.view(B, N_PIXELS)
         samples = mean_x[:n_keep]
     else:
         total = torch.zeros(B, N_PIXELS, device=x.device, dtype=torch.float64)  # Σ_j E[x|z_j]

@@ -113,6 +113,7 @@ class ObservedLikelihood:
         w, b = last.weight.detach(), (last.bias.detach() if last.bias is not None else None)
         self.w_last, self.b_last = w, b  # every pixel's row, for decoding from the last hidden layer
         self.miss_idx = missing[0].nonzero().squeeze(1) if missing.shape[0] == 1 else None  # (n_miss,)
+        self._w_miss = self._b_miss = None
         if missing.shape[0] == 1:
             obs_idx = (~missing[0]).nonzero().squeeze(1)  # (n_obs,)
             rows = obs_idx if self.likelihood == "bernoulli" else torch.cat([obs_idx, obs_idx + N_PIXELS])
@@ -202,9 +203,11 @@ class ObservedLikelihood:
         if self.miss_idx is None:
             out = F.linear(h, self.w_last[:N_PIXELS], None if self.b_last is None else self.b_last[:N_PIXELS])
             return torch.sigmoid(out)  # Bernoulli p, or the Gaussian's loc = σ(u): the first 784 outputs
-        w, b = self.w_last[self.miss_idx], None if self.b_last is None else self.b_last[self.miss_idx]
+        if self._w_miss is None:  # the missing pixels' rows, gathered once
+            self._w_miss = self.w_last[self.miss_idx]  # (n_miss, hidden)
+            self._b_miss = None if self.b_last is None else self.b_last[self.miss_idx]
         full = h.new_zeros((h.shape[0], N_PIXELS))
-        full[:, self.miss_idx] = torch.sigmoid(F.linear(h, w, b))  # (n, n_miss)
+        full[:, self.miss_idx] = torch.sigmoid(F.linear(h, self._w_miss, self._b_miss))  # (n, n_miss)
         return full
 
     def _xw(self, S: int) -> torch.Tensor:
