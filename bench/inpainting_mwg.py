@@ -14,7 +14,10 @@ from the MwG chains' class mix, from the one-start and multi-start mean completi
 whole test digit (the classifier's own accuracy on these digits). MwG's acceptance rate and ESS.
 --speed: ESS per second of the panel's run (16 chains, 400 sweeps, one digit) on a few digits.
 --modes: with the 2-D model, how often the multi-start fit comes within 0.5 nats of the fit
-started at the grid posterior's mode (the issue's check, on --modes-n digits).
+started at the grid posterior's mode (the issue's check, on --modes-n digits; also
+tests/core/test_inpainting_starts.py).
+Shards: `--first F --n N --raw shard.pt` runs digits F … F + N − 1 and saves every digit's values;
+`--merge shard1.pt shard2.pt …` prints the table of all of them (exact: medians included).
 """
 
 from __future__ import annotations
@@ -60,9 +63,23 @@ def _freeze(model):
     return model
 
 
-def quality(model, classifier, data, n: int, chunk: int, chains: int, sweeps: int, burn_in: int, k: int) -> dict:
-    x_all = data.binarized("test")[:n]
-    y_all = torch.from_numpy(data.y_test[:n].astype("int64"))
+def quality(
+    model,
+    classifier,
+    data,
+    n: int,
+    chunk: int,
+    chains: int,
+    sweeps: int,
+    burn_in: int,
+    k: int,
+    first: int = 0,
+    raw: str | None = None,
+) -> dict:
+    """The figures on test digits first … first + n − 1 (see the module's notes); raw: also save every
+    digit's values there (torch.save), so that shards run side by side merge exactly (--merge)."""
+    x_all = data.binarized("test")[first : first + n]
+    y_all = torch.from_numpy(data.y_test[first : first + n].astype("int64"))
     missing = masks.top_half()
     p_mean = training_mean(data)
     cfg = ip.InpaintConfig()
@@ -75,7 +92,7 @@ def quality(model, classifier, data, n: int, chunk: int, chains: int, sweeps: in
     mwg_seconds = 0.0
     for start in range(0, n, chunk):
         x, y = x_all[start : start + chunk], y_all[start : start + chunk]
-        g = torch.Generator().manual_seed(start)
+        g = torch.Generator().manual_seed(first + start)
         add("train_mean", mean_field_log_likelihood(x, missing, p_mean))
         guess = ip.amortized_guess(model, x, missing)
         add("encoder", missing_pixel_scores(model, x, missing, *guess, k=k, generator=g).mean_field)
@@ -92,7 +109,9 @@ def quality(model, classifier, data, n: int, chunk: int, chains: int, sweeps: in
         add("multi_start_won_by_other_than_encoder", (multi.starts.best != 0).double())
         add("multi_start_disagree", (multi.starts.n_modes > 1).double())
         for method in ("mwg", "pseudo_gibbs"):
-            cc = ChainConfig(n_chains=chains, steps=sweeps, burn_in=burn_in, method=method, report_every=0, seed=start)
+            cc = ChainConfig(
+                n_chains=chains, steps=sweeps, burn_in=burn_in, method=method, report_every=0, seed=first + start
+            )
             init = res.z_loc[None] + res.z_scale[None] * torch.randn((chains, *res.z_loc.shape), generator=g)
             ch = run_chains(model, x, missing, cc, init_z=init)
             thin = ch.z_trace[::5]  # (kept / 5, chains, batch, latent)
@@ -112,8 +131,23 @@ def quality(model, classifier, data, n: int, chunk: int, chains: int, sweeps: in
             add("class_correct.one_start_mean", (classifier.probs(one.completion.mean).argmax(-1) == y).double())
             add("class_correct.multi_start_mean", (classifier.probs(res.completion.mean).argmax(-1) == y).double())
             add("class_correct.whole_digit", (classifier.probs(x).argmax(-1) == y).double())
-        _log(f"  {min(start + chunk, n)}/{n} digits, {time.perf_counter() - t0:.0f} s")
+        _log(f"  {min(start + chunk, n)}/{n} digits, {time.perf_counter() - t0:.0f} s, CPU {time.process_time():.0f} s")
     cat = {key: torch.cat(v) for key, v in parts.items()}
+    meta = {
+        "n": n,
+        "first": first,
+        "chains": {"n_chains": chains, "sweeps": sweeps, "burn_in": burn_in, "rao_blackwell_thinning": 5},
+        "k_mean_field": k,
+        "mwg_seconds_total": mwg_seconds,
+        "seconds_total": time.perf_counter() - t0,
+    }
+    if raw:
+        torch.save({"values": cat, "meta": meta}, raw)
+    return summarize(cat, meta)
+
+
+def summarize(cat: dict, meta: dict) -> dict:
+    """The table from every digit's values (cat: key -> (digits,) tensor)."""
     nats = [
         "train_mean",
         "encoder",
@@ -124,10 +158,11 @@ def quality(model, classifier, data, n: int, chunk: int, chains: int, sweeps: in
         "importance",
     ]
     return {
-        "n": n,
+        "n": len(cat["train_mean"]),
+        "first": meta["first"],
         "mask": "top_half",
-        "chains": {"n_chains": chains, "sweeps": sweeps, "burn_in": burn_in, "rao_blackwell_thinning": 5},
-        "k_mean_field": k,
+        "chains": meta["chains"],
+        "k_mean_field": meta["k_mean_field"],
         "k_importance": 2000,
         "nats_true_hidden_pixels": {key: _summary(cat[key]) for key in nats},
         "class_accuracy": {
@@ -139,13 +174,28 @@ def quality(model, classifier, data, n: int, chunk: int, chains: int, sweeps: in
         },
         "mwg_ess_min_median": round(cat["mwg_ess_min"].median().item(), 1),
         "mwg_ess_median_median": round(cat["mwg_ess_median"].median().item(), 1),
-        "mwg_seconds_total": round(mwg_seconds, 1),
+        "mwg_seconds_total": round(meta["mwg_seconds_total"], 1),
         "multi_start": {
             "best_not_the_encoder": round(cat["multi_start_won_by_other_than_encoder"].mean().item(), 4),
             "starts_disagree": round(cat["multi_start_disagree"].mean().item(), 4),
         },
-        "seconds_total": round(time.perf_counter() - t0, 1),
+        "seconds_total": round(meta["seconds_total"], 1),
     }
+
+
+def merge(paths: list[str]) -> dict:
+    """One table from the --raw files of shards (their digits concatenated, in the order given)."""
+    shards = [torch.load(p, weights_only=True) for p in paths]
+    cat = {key: torch.cat([sh["values"][key] for sh in shards]) for key in shards[0]["values"]}
+    metas = [sh["meta"] for sh in shards]
+    meta = {
+        **metas[0],
+        "mwg_seconds_total": sum(m["mwg_seconds_total"] for m in metas),
+        "seconds_total": sum(m["seconds_total"] for m in metas),
+    }
+    out = summarize(cat, meta)
+    out["shards"] = [{"first": m["first"], "n": m["n"], "seconds": round(m["seconds_total"], 1)} for m in metas]
+    return out
 
 
 def speed(model, data, digits: int = 5) -> dict:
@@ -213,7 +263,13 @@ def main(argv=None) -> int:
     p.add_argument("--modes", action="store_true")
     p.add_argument("--modes-n", type=int, default=200)
     p.add_argument("--modes-first", type=int, default=0, help="the first test digit of the --modes check")
+    p.add_argument("--first", type=int, default=0, help="the first test digit of the quality figures")
+    p.add_argument("--raw", help="also save every digit's values here (for --merge)")
+    p.add_argument("--merge", nargs="+", metavar="RAW", help="print the table of these --raw shards and exit")
     a = p.parse_args(argv)
+    if a.merge:
+        print(json.dumps({"quality": merge(a.merge)}, indent=2))
+        return 0
     torch.set_num_threads(1)
     data = load_mnist()
     model = _freeze(load_model(pretrained_path(32))[0])
@@ -226,7 +282,9 @@ def main(argv=None) -> int:
         if a.speed:
             out["speed"] = speed(model, data)
         if not a.skip_quality:
-            out["quality"] = quality(model, classifier, data, a.n, a.chunk, a.chains, a.sweeps, a.burn_in, a.k)
+            out["quality"] = quality(
+                model, classifier, data, a.n, a.chunk, a.chains, a.sweeps, a.burn_in, a.k, a.first, a.raw
+            )
     print(json.dumps(out, indent=2))
     return 0
 
