@@ -1,7 +1,8 @@
 """Inpainting speed and quality: `python -m bench.inpainting [--checkpoint PATH] [--n 1000] [--threads N]`.
 
-`--fit-task [--rounds 15]`: the panel's whole background task (fit_task: the multi-start fit,
-ELBO numbers, importance resampling at k = 2,000) against one fit_q, interleaved (bench_fit_task).
+`--fit-task [--rounds 15] [--before GIT_REF]`: the panel's whole background task (fit_task: the
+multi-start fit, ELBO numbers, importance resampling at k = 2,000) against one fit_q, interleaved,
+optionally beside an older revision's code in the same rounds (bench_fit_task).
 
 Prints one JSON object. Speed: a 200-step fit of one digit (top half missing), median wall time,
 beside a plain autograd + torch.optim.Adam fit of the same objective measured in the same run.
@@ -201,7 +202,35 @@ def _stats(v: list[float]) -> dict:
     return {"median": round(1000 * statistics.median(v), 1), "p95": round(1000 * p95, 1), "min": round(1000 * v[0], 1)}
 
 
-def bench_fit_task(model, data: MNIST | None = None, rounds: int = 15, importance_k: int = 2000) -> dict:
+_CORE = "lvm_studio/core/"
+_OLD_MODULES = ("observed_likelihood", "inpainting_completion", "inpainting", "inpainting_starts", "inpainting_task")
+
+
+def load_core_at(ref: str) -> dict:
+    """The inpainting modules of git revision `ref` (observed_likelihood … inpainting_task), loaded beside
+    the current ones under other names (their imports of each other rewired), for a before/after in one run."""
+    import subprocess
+    import types
+
+    root = Path(__file__).resolve().parent.parent
+    mods: dict = {}
+    for name in _OLD_MODULES:
+        src = subprocess.run(
+            ["git", "show", f"{ref}:{_CORE}{name}.py"], cwd=root, check=True, capture_output=True, text=True
+        ).stdout
+        for other in _OLD_MODULES:
+            src = src.replace(f"from lvm_studio.core.{other} import", f"from _before_{other} import")
+            src = src.replace(f"from lvm_studio.core import {other} as", f"import _before_{other} as")
+        mod = types.ModuleType(f"_before_{name}")
+        sys.modules[mod.__name__] = mod
+        exec(compile(src, f"{ref}:{_CORE}{name}.py", "exec"), mod.__dict__)
+        mods[name] = mod
+    return mods
+
+
+def bench_fit_task(
+    model, data: MNIST | None = None, rounds: int = 15, importance_k: int = 2000, before: str | None = None
+) -> dict:
     """The inpainting panel's background task headless (core.inpainting_task.fit_task with the panel's
     InpaintConfig, importance k and the default StartsConfig), against one fit_q, interleaved.
 
@@ -209,7 +238,8 @@ def bench_fit_task(model, data: MNIST | None = None, rounds: int = 15, importanc
     a callback every 10 steps (one start, as the panel reports it); fit_task with one start;
     fit_task with the default multi-start. Wall and process CPU time of each (ms: median, p95,
     min over rounds), and for the multi-start task the time to its last Adam step's report (what
-    the app's bench calls fit_ms). Ratios of medians, same run."""
+    the app's bench calls fit_ms). Ratios of medians, same run. before: a git revision whose fit_q and
+    multi-start fit_task run in the same rounds too (load_core_at), for a before/after."""
     from lvm_studio.core.inpainting_starts import StartsConfig
 
     model = _freeze(model)
@@ -222,6 +252,15 @@ def bench_fit_task(model, data: MNIST | None = None, rounds: int = 15, importanc
         "fit_task_one_start": lambda x: fit_task(_TimedCtx(cfg.steps), model, x, missing, cfg, importance_k, False, 0),
         "fit_task_multi_start": None,
     }
+    if before:
+        old = load_core_at(before)
+        old_starts = old["inpainting_starts"].StartsConfig
+        runs["before:fit_q_one_start"] = lambda x: old["inpainting"].fit_q(
+            model, x, missing, cfg, callback=lambda p: None
+        )
+        runs["before:fit_task_multi_start"] = lambda x: old["inpainting_task"].fit_task(
+            _TimedCtx(cfg.steps), model, x, missing, cfg, importance_k, False, 0, None, old_starts()
+        )
     wall: dict[str, list] = {k: [] for k in runs}
     cpu: dict[str, list] = {k: [] for k in runs}
     to_last_step, cpu_to_last_step = [], []
@@ -251,9 +290,19 @@ def bench_fit_task(model, data: MNIST | None = None, rounds: int = 15, importanc
     }
     one = statistics.median(cpu["fit_q_one_start"])
     out["cpu_ratio_to_one_fit_q"] = {
-        k: round(statistics.median(v) / one, 2) for k, v in cpu.items() if k != "fit_q_one_start"
+        k: round(statistics.median(v) / one, 2) for k, v in cpu.items() if not k.endswith("fit_q_one_start")
     }
     out["cpu_ratio_to_one_fit_q"]["multi_start_to_last_step"] = round(statistics.median(cpu_to_last_step) / one, 2)
+    if before:
+        old_one = statistics.median(cpu["before:fit_q_one_start"])
+        out["before"] = before
+        out["before_cpu_ratio_to_its_one_fit_q"] = round(
+            statistics.median(cpu["before:fit_task_multi_start"]) / old_one, 2
+        )
+        out["cpu_speedup_over_before"] = {
+            k: round(statistics.median(cpu[f"before:{k}"]) / statistics.median(cpu[k]), 2)
+            for k in ("fit_q_one_start", "fit_task_multi_start")
+        }
     return out
 
 
@@ -373,6 +422,7 @@ def main(argv=None) -> int:
         help="time the panel's whole fit task (multi-start, importance resampling) against one fit, then exit",
     )
     p.add_argument("--rounds", type=int, default=15, help="interleaved rounds of --fit-task")
+    p.add_argument("--before", metavar="GIT_REF", help="--fit-task: also time this revision's code, same rounds")
     p.add_argument("--train-seconds", type=float, default=170.0)
     a = p.parse_args(argv)
     if a.threads:
@@ -381,7 +431,7 @@ def main(argv=None) -> int:
     model, desc = find_model(data, a.checkpoint, a.train_seconds)
     out = {"model": desc, "torch": torch.__version__, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     if a.fit_task:
-        out["fit_task"] = bench_fit_task(model, data, rounds=a.rounds, importance_k=a.k_importance)
+        out["fit_task"] = bench_fit_task(model, data, rounds=a.rounds, importance_k=a.k_importance, before=a.before)
         print(json.dumps(out, indent=2))
         return 0
     if not a.skip_speed:
