@@ -162,15 +162,18 @@ def observed_elbo(
     z_scale: torch.Tensor,
     k: int = 256,
     generator: torch.Generator | None = None,
+    eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """E_q[log p(x_o|z)] − KL(q ‖ p(z)) by k samples (KL in closed form), nats per digit, (batch,)."""
+    """E_q[log p(x_o|z)] − KL(q ‖ p(z)) by k samples (KL in closed form), nats per digit, (batch,).
+    eps (k, batch | 1, latent): the noise, z = z_loc + z_scale ε (default: drawn from generator)."""
     x, missing = prepare(x, missing, z_loc.device)
     lik = ObservedLikelihood(model, x, missing)
     step = max(1, MAX_ROWS // x.shape[0])
     total = torch.zeros(x.shape[0], device=x.device, dtype=torch.float64)
     for s in range(0, k, step):
-        z = reparameterize(z_loc, z_scale, min(step, k - s), generator)  # (c, batch, latent)
-        total += lik.value(z).sum(0, dtype=torch.float64)
+        c = min(step, k - s)
+        z = reparameterize(z_loc, z_scale, c, generator) if eps is None else z_loc + z_scale * eps[s : s + c]
+        total += lik.value(z).sum(0, dtype=torch.float64)  # z: (c, batch, latent)
     kl = model.kl_to_prior(z_loc, z_scale)  # (batch,) closed form for N(0, I), Kingma & Welling 2014, App. B
     return (total / k).to(x.dtype) - kl
 

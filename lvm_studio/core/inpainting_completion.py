@@ -61,6 +61,7 @@ class ImportanceSamples:
     mean:        (batch, 784) observed = x, missing = Σ_j w̃_j E[x_i|z_j]: the estimate of E[x_m|x_o]
     log_w:       (k, batch) log w_j = log p(x_o|z_j) + log p(z_j) − log q(z_j)
     ess:         (batch,) effective sample size (Σ w)² / Σ w² (Kong 1992), between 1 and k
+    log_lik:     (k, batch) log p(x_o|z_j) of the proposals (an MC estimate of E_q[log p(x_o|z)] for free)
     """
 
     z: torch.Tensor
@@ -68,6 +69,7 @@ class ImportanceSamples:
     mean: torch.Tensor
     log_w: torch.Tensor
     ess: torch.Tensor
+    log_lik: torch.Tensor | None = None
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -181,20 +183,23 @@ def complete(
 # --- importance sampling with q as the proposal ----------------------------------------------
 
 
-def _log_weights_and_z(lik: ObservedLikelihood, q_loc, q_scale, k, generator, keep_hidden: bool):
-    """z_j ~ q and log w_j = log p(x_o|z_j) + log p(z_j) − log q(z_j); (k, batch, latent), (k, batch), and
-    the decoder's last hidden layer of every z_j, (k, batch, hidden), if keep_hidden and it has one."""
+def _log_weights_and_z(lik: ObservedLikelihood, q_loc, q_scale, k, generator, keep_hidden: bool, eps=None):
+    """z_j ~ q (z_j = q_loc + q_scale ε_j, ε given or drawn) and log p(x_o|z_j), log w_j = log p(x_o|z_j) +
+    log p(z_j) − log q(z_j); (k, batch, latent), (k, batch), (k, batch), and the decoder's last hidden
+    layer of every z_j, (k, batch, hidden), if keep_hidden and it has one."""
     B = q_loc.shape[0]
     step = max(1, MAX_ROWS // B)
-    zs, log_ws, hs = [], [], []
+    zs, lps, log_ws, hs = [], [], [], []
     for s in range(0, k, step):
-        z = reparameterize(q_loc, q_scale, min(step, k - s), generator)  # (c, batch, latent)
-        zs.append(z)
+        c = min(step, k - s)
+        z = reparameterize(q_loc, q_scale, c, generator) if eps is None else q_loc + q_scale * eps[s : s + c]
+        zs.append(z)  # (c, batch, latent)
         lp, h = lik.value_and_hidden(z)  # (c, batch), (c·batch, hidden) | None
+        lps.append(lp)
         log_ws.append(log_weights(lp, z, q_loc, q_scale, lik.model))  # (c, batch)
         if keep_hidden and h is not None:
-            hs.append(h.view(z.shape[0], B, -1))
-    return torch.cat(zs), torch.cat(log_ws), (torch.cat(hs) if hs else None)
+            hs.append(h.view(c, B, -1))
+    return torch.cat(zs), torch.cat(lps), torch.cat(log_ws), (torch.cat(hs) if hs else None)
 
 
 @torch.no_grad()
@@ -207,12 +212,14 @@ def importance_resample(
     k: int = 1000,
     n: int = 16,
     generator: torch.Generator | None = None,
+    eps: torch.Tensor | None = None,
 ) -> ImportanceSamples:
     """Posterior samples of z given x_o by sampling-importance-resampling with q as the proposal.
 
     k proposals z_j ~ q get weights w_j = p(x_o|z_j) p(z_j) / q(z_j); n of them are drawn with
     replacement with probabilities w̃_j = w_j / Σ w (Rubin 1988). As k grows the draws tend to
-    p(z|x_o); the ESS says how many independent samples the weights are worth.
+    p(z|x_o); the ESS says how many independent samples the weights are worth. eps (k, batch | 1,
+    latent): the proposals' noise, z_j = q_loc + q_scale ε_j (default: drawn from generator).
 
     For an MLP decoder the completions come from the last hidden layer the weights computed
     (core.observed_likelihood), so the decoder's first layers run once per proposal, and with one
@@ -226,30 +233,42 @@ def importance_resample(
     lik = ObservedLikelihood(model, x, missing)
     B = x.shape[0]
     keep_hidden = lik.manual and k * B <= MAX_ROWS  # (k·batch, hidden) floats kept: bounded memory
-    z, log_w, h = _log_weights_and_z(lik, q_loc, q_scale, k, generator, keep_hidden)  # (k, batch, ·)
+    z, log_lik, log_w, h = _log_weights_and_z(lik, q_loc, q_scale, k, generator, keep_hidden, eps)  # (k, batch, ·)
     w_norm = torch.softmax(log_w, 0)  # (k, batch) self-normalised weights
     ess = effective_sample_size(log_w)  # (batch,)
-
-    def decode(rows: slice | tuple) -> torch.Tensor:
-        """E[x|z] for the proposals z[rows] (m, batch): (m, batch, 784), only the missing pixels right."""
-        if h is None:
-            return model.decode_mean(z[rows])
-        hh = h[rows]  # (m, batch, hidden)
-        return lik.decode_missing(hh.reshape(-1, hh.shape[-1])).view(*hh.shape[:2], N_PIXELS)
-
-    # Σ_j w̃_j E[x|z_j], chunked over k
-    mean = torch.zeros(B, N_PIXELS, device=x.device, dtype=x.dtype)
-    step = max(1, MAX_ROWS // B)
-    for s in range(0, k, step):
-        mean += (w_norm[s : s + step, :, None] * decode(slice(s, s + step))).sum(0)  # (batch, 784)
+    if h is not None and lik.miss_idx is not None:
+        # Σ_j w̃_j E[x_m|z_j] on the missing pixels only: per digit a (1, k) @ (k, n_miss) product
+        p_miss = lik.decode_missing_only(h.reshape(k * B, -1)).view(k, B, -1)  # (k, batch, n_miss)
+        mean_miss = torch.bmm(w_norm.T[:, None, :], p_miss.transpose(0, 1))[:, 0]  # (batch, n_miss)
+        mean = x.clone()
+        mean[:, lik.miss_idx] = mean_miss
+    else:
+        mean = torch.zeros(B, N_PIXELS, device=x.device, dtype=x.dtype)
+        step = max(1, MAX_ROWS // B)
+        for s in range(0, k, step):
+            mean_x = (
+                lik.decode_missing(h[s : s + step].reshape(-1, h.shape[-1])).view(-1, B, N_PIXELS)
+                if h is not None
+                else model.decode_mean(z[s : s + step])
+            )
+            mean += (w_norm[s : s + step, :, None] * mean_x).sum(0)  # (batch, 784)
     if n > 0:
         idx = torch.multinomial(w_norm.T, n, replacement=True, generator=generator).T  # (n, batch)
         z_post = z.gather(0, idx[..., None].expand(-1, -1, z.shape[-1]))  # (n, batch, latent)
-        digits = torch.arange(B, device=x.device).expand(n, B)
-        completions = keep_observed(x, missing, decode((idx, digits)))  # (n, batch, 784)
+        if h is not None:
+            hh = h[idx, torch.arange(B, device=x.device).expand(n, B)]  # (n, batch, hidden)
+            decoded = lik.decode_missing(hh.reshape(n * B, -1)).view(n, B, N_PIXELS)
+        else:
+            decoded = model.decode_mean(z_post)
+        completions = keep_observed(x, missing, decoded)  # (n, batch, 784)
     else:
         z_post = z.new_zeros((0, B, z.shape[-1]))
         completions = x.new_zeros((0, B, N_PIXELS))
     return ImportanceSamples(
-        z=z_post, completions=completions, mean=keep_observed(x, missing, mean), log_w=log_w, ess=ess
+        z=z_post,
+        completions=completions,
+        mean=keep_observed(x, missing, mean),
+        log_w=log_w,
+        ess=ess,
+        log_lik=log_lik,
     )

@@ -190,18 +190,22 @@ def fit_task(
         )
     if res.stopped:
         ctx.check()  # should_stop is ctx.cancelled: this raises the runner's cancellation
-    # common random numbers: the guess and the fit are scored with the same noise
-    elbo_guess = ip.observed_elbo(model, xt, mt, *guess, k=ELBO_K, generator=torch.Generator().manual_seed(1))
-    elbo_fit = ip.observed_elbo(
-        model, xt, mt, res.z_loc, res.z_scale, k=ELBO_K, generator=torch.Generator().manual_seed(1)
-    )
-    ctx.check()
+    # common random numbers: the guess and the fit are scored with the same noise ε (ELBO_K draws)
+    eps = torch.randn((max(importance_k, ELBO_K), 1, guess[0].shape[-1]), generator=torch.Generator().manual_seed(1))
+    elbo_guess = ip.observed_elbo(model, xt, mt, *guess, k=ELBO_K, eps=eps[:ELBO_K])
     imp = None
     if importance_k > 0:
+        # the proposals z_j = μ + σ ε_j of the fitted q: their first ELBO_K log p(x_o|z_j) are the fit's ELBO
+        # samples, with the guess's noise (one decoder pass fewer)
         imp = importance_resample(
-            model, xt, mt, res.z_loc, res.z_scale, k=importance_k, n=SAMPLE_ROWS * SAMPLE_ROWS, generator=g
+            model, xt, mt, res.z_loc, res.z_scale, k=importance_k, n=SAMPLE_ROWS * SAMPLE_ROWS, generator=g, eps=eps
         )
-        ctx.check()
+    if imp is not None and importance_k >= ELBO_K:
+        kl = model.kl_to_prior(res.z_loc, res.z_scale)  # (1,) closed form for N(0, I), K&W 2014 App. B
+        elbo_fit = imp.log_lik[:ELBO_K].double().mean(0).to(kl.dtype) - kl
+    else:
+        elbo_fit = ip.observed_elbo(model, xt, mt, res.z_loc, res.z_scale, k=ELBO_K, eps=eps[:ELBO_K])
+    ctx.check()
     outcome = FitOutcome(
         x=canvas_x,
         missing=canvas_missing,

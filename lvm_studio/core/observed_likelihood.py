@@ -196,6 +196,15 @@ class ObservedLikelihood:
         return self._lik(out.view(S, z.shape[1], -1), need_grad=False)[0], h
 
     @torch.no_grad()
+    def decode_missing_only(self, h: torch.Tensor) -> torch.Tensor:
+        """E[x_m|z] (n, n_miss) on the missing pixels (one mask for all digits: miss_idx) from the last
+        hidden layer (n, hidden)."""
+        if self._w_miss is None:  # the missing pixels' rows, gathered once
+            self._w_miss = self.w_last[self.miss_idx]  # (n_miss, hidden)
+            self._b_miss = None if self.b_last is None else self.b_last[self.miss_idx]
+        return torch.sigmoid(F.linear(h, self._w_miss, self._b_miss))
+
+    @torch.no_grad()
     def decode_missing(self, h: torch.Tensor) -> torch.Tensor:
         """E[x|z] (n, 784) from the last hidden layer (n, hidden) of value_and_hidden, as the model's
         decode_mean gives it, on the missing pixels; with one mask for all digits only those are
@@ -203,11 +212,8 @@ class ObservedLikelihood:
         if self.miss_idx is None:
             out = F.linear(h, self.w_last[:N_PIXELS], None if self.b_last is None else self.b_last[:N_PIXELS])
             return torch.sigmoid(out)  # Bernoulli p, or the Gaussian's loc = σ(u): the first 784 outputs
-        if self._w_miss is None:  # the missing pixels' rows, gathered once
-            self._w_miss = self.w_last[self.miss_idx]  # (n_miss, hidden)
-            self._b_miss = None if self.b_last is None else self.b_last[self.miss_idx]
         full = h.new_zeros((h.shape[0], N_PIXELS))
-        full[:, self.miss_idx] = torch.sigmoid(F.linear(h, self._w_miss, self._b_miss))  # (n, n_miss)
+        full[:, self.miss_idx] = self.decode_missing_only(h)  # (n, n_miss)
         return full
 
     def _xw(self, S: int) -> torch.Tensor:
