@@ -237,9 +237,17 @@ class AdamFit:
         self._bind()
 
     def _bind(self):
+        """The views a step works on, made once (each view or reshape is a torch call too)."""
         self.mu, self.log_sigma = self.phi[0], self.phi[1]
         self.grad_mu, self.grad_log_sigma = self.grad[0], self.grad[1]
         torch.exp(self.log_sigma, out=self.sigma)
+        S, G, B, L = self.z.shape
+        self._mu_g, self._sigma_g = self.mu.view(G, B, L), self.sigma.view(G, B, L)  # (groups, batch, latent)
+        self._z_rows = self.z.view(S, G * B, L)  # (S, rows, latent)
+        self._grad_mu_flat = self.grad_mu.view(1, -1)  # (1, rows·latent)
+        self._grad_log_sigma_flat = self.grad_log_sigma.view(1, -1)
+        # the mean over the S samples as a (1, S) @ (S, ·) product: torch.mean's division makes two more calls
+        self._mean_w = self.z.new_full((1, S), 1.0 / S)
 
     def keep(
         self,
@@ -280,20 +288,19 @@ class AdamFit:
 
     def _gradient(self, t: int):
         """lp_hist[t] = one MC estimate of E_q[log p(x_o|z)] at φ_t, and ∂L/∂φ into grad (K&W 2014, §2.4)."""
-        G, B = self.groups, self.B
-        L = self.phi.shape[-1]
-        eps = self.eps
+        eps, w = self.eps, self._mean_w
+        S, G, B, L = self.z.shape
         torch.randn(eps.shape, generator=self.gen, out=eps)
-        torch.addcmul(self.mu.view(G, B, L), self.sigma.view(G, B, L), eps, out=self.z)  # (S, groups, batch, latent)
-        S = eps.shape[0]
-        lp, gz = self.lik.value_and_grad(self.z.view(S, G * B, L))  # (S, rows), (S, rows, latent)
-        torch.mean(lp, 0, out=self.lp_hist[t])
+        torch.addcmul(self._mu_g, self._sigma_g, eps, out=self.z)  # (S, groups, batch, latent)
+        lp, gz = self.lik.value_and_grad(self._z_rows)  # (S, rows), (S, rows, latent)
+        torch.mm(w, lp, out=self.lp_hist[t : t + 1])  # the mean over the S samples, (1, rows)
         self.phi_hist[t].copy_(self.phi)
         # ∂/∂μ E[log p] = E[g_z], ∂/∂log σ E[log p] = E[g_z ε] σ; ∂KL/∂μ = μ, ∂KL/∂log σ = σ² − 1 (App. B)
-        torch.mean(gz, 0, out=self.grad_mu)
+        gz_flat = gz.view(S, -1)  # (S, rows·latent)
+        torch.mm(w, gz_flat, out=self._grad_mu_flat)
         self.grad_mu.sub_(self.mu)
         gz.view(S, G, B, L).mul_(eps)
-        torch.mean(gz, 0, out=self.grad_log_sigma)
+        torch.mm(w, gz_flat, out=self._grad_log_sigma_flat)
         self.grad_log_sigma.sub_(self.sigma).mul_(self.sigma).add_(1.0)  # σ (E[g_z ε] − σ) + 1
 
     def _adam(self, t: int):

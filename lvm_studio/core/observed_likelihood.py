@@ -109,6 +109,7 @@ class ObservedLikelihood:
             (lin.weight.detach(), lin.bias.detach() if lin.bias is not None else None, fwd, bwd)
             for lin, (fwd, bwd) in layers[:-1]
         ]
+        self._hidden_t = [w.t() for w, *_ in self.hidden]  # (in, out) views, made once
         last = layers[-1][0]
         w, b = last.weight.detach(), (last.bias.detach() if last.bias is not None else None)
         self.w_last, self.b_last = w, b  # every pixel's row, for decoding from the last hidden layer
@@ -133,6 +134,7 @@ class ObservedLikelihood:
                     self.w_aug = torch.cat([self.w_out, self.xw])  # (n_obs + 1, hidden)
                     self.b_aug = torch.cat([b_out, xb])  # (n_obs + 1,)
                     self.w_out = self.w_aug[:-1]
+                    self._w_aug_t = self.w_aug.t()
         else:
             self.w_out, self.b_out = w, b
             self.x_obs = x
@@ -164,8 +166,8 @@ class ObservedLikelihood:
     def _hidden(self, z: torch.Tensor, cache: list | None = None) -> torch.Tensor:
         """z (S, batch, latent) -> the last hidden layer (S·batch, hidden); cache gets (pre, post) per layer."""
         h = z.reshape(-1, z.shape[-1])
-        for w, b, fwd, _ in self.hidden:
-            pre = torch.addmm(b, h, w.t()) if b is not None else torch.mm(h, w.t())  # (S·batch, fan-out)
+        for (_, b, fwd, _), w_t in zip(self.hidden, self._hidden_t):
+            pre = torch.addmm(b, h, w_t) if b is not None else torch.mm(h, w_t)  # (S·batch, fan-out)
             h = fwd(pre)  # in place where the backward reads only the result
             if cache is not None:
                 cache.append((pre, h))
@@ -236,7 +238,7 @@ class ObservedLikelihood:
             cache: list = []
             h = self._hidden(z, cache)  # (S·batch, hidden)
             if self.w_aug is not None:
-                out_aug = torch.addmm(self.b_aug, h, self.w_aug.t())  # (S, n_obs + 1): the logits, then x_oᵀl
+                out_aug = torch.addmm(self.b_aug, h, self._w_aug_t)  # (S, n_obs + 1): the logits, then x_oᵀl
                 out = out_aug[:, :-1]
                 lp = (out_aug[:, -1] - F.softplus(out).sum(-1)).view(S, B)  # Σ_i x_i l_i − softplus(l_i)
                 g = torch.addmm(self._xw(S), torch.sigmoid(out), self.w_out, alpha=-1.0)  # as below
