@@ -4,7 +4,8 @@ posterior's mode (found on a grid) on at least 95 % of the first 200 test digits
 test indices 0, 2 and 5 (labels 7, 1, 1: the issue's "test digits 0, 2 and 5", where the one-start
 fit ends 12–19 nats below) and the first test digits of the classes 0, 2 and 5 (indices 3, 1, 8).
 All 200 digits go through one batched grid search, one batched mode-started fit and one batched
-multi-start fit; the ELBOs are Gauss–Hermite quadratures (deterministic)."""
+multi-start fit; the ELBOs are Gauss–Hermite quadratures (deterministic; 12 × 12 nodes agree with
+24 × 24 on which of the 200 digits are within 0.5 nats)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def fits(vae2):
     one = ip.fit_q(vae2, x[named], missing, cfg, init=(guess[0][named], guess[1][named]))
 
     def elbo(x, loc, scale):  # deterministic: Gauss–Hermite quadrature of the observed-pixel ELBO
-        return elbo_for_q(ObservedModel(vae2, x, missing), x, loc, scale, method="quadrature", n=16).elbo
+        return elbo_for_q(ObservedModel(vae2, x, missing), x, loc, scale, method="quadrature", n=12).elbo
 
     return {
         "at_mode": elbo(x, at_mode.z_loc, at_mode.z_scale),
