@@ -8,14 +8,17 @@ of a digit that could be a 1, a 4, a 7 or a 9). So the fit starts from several p
     the best state of a short Metropolis-within-Gibbs run (core.mwg: draws of the exact p(z | x_o))
     a few draws from the prior (widened, to reach its tails): the most probable of K = 256, by p(x_o, z)
 
-each with the guess's scale. All of them take the first `shared_steps` Adam steps together, in
-ONE batched fit (core.inpainting.AdamFit, starts × digits rows, one z sample per start and step,
-the same noise for the starts of a digit); then, per digit, the start whose q has the best
-observed-pixel ELBO (common random numbers) continues alone for the remaining steps, with its
-Adam state, as if it had been fitted alone from the start. A one-start fit's step costs the same
-as ever, so the whole costs little more than one fit (docs/benchmarks.md, issue 16). Starts that
-are in different places after the shared phase with ELBOs close to the best are reported: that is
-information, the seen pixels are ambiguous.
+each with the guess's scale. All of them take the first `shared_steps` (100 of 200) Adam steps
+together, in ONE batched fit (core.inpainting.AdamFit, starts × digits rows, `shared_samples` = 2
+z samples per start and step, the same noise for the starts of a digit); then, per digit, the
+start whose q has the best observed-pixel ELBO (common random numbers) continues alone with the
+fit's own samples per step (its Adam moments restart, see AdamFit.keep). A step's cost is mostly
+streaming the decoder's weights, so 6 starts × 2 samples cost little more per step than 1 × 4,
+and the whole costs little more than one fit (docs/benchmarks.md, issue 16). Starts that are in
+different places when ranked, with ELBOs close to the best, are reported: that is information,
+the seen pixels are ambiguous. (Ranked after 20 steps the starts were still too far from their
+optima: on the 32-D model 3 of 100 digits showed competing optima, against 31 when every start is
+fitted all 200 steps; after 100 steps 33.)
 """
 
 from __future__ import annotations
