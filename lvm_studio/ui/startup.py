@@ -4,14 +4,14 @@ second and the loading state stays drawn while the rest arrives (issue 11, item 
 
     loader shown  →  torch  →  MNIST  →  main window (training, curves) shown, loader closed
                   →  the startup model  →  the panels on screen  →  usable
-                  →  the panels behind tabs, one at a time while the user is idle  →  ready
-                     (the warm-up's imports on a thread of their own meanwhile, the collector off)
+                  →  the panels behind tabs, then the warm-up, each while the user is idle  →  ready
 
 After usable, nothing long runs on the GUI thread while the user is using it: a panel behind a tab
-(0.1-0.7 s to build) is built only after IDLE_S without input, or at once when its tab is shown;
-the first optimizer step's imports (torch._dynamo and ~800 modules: seconds) run on a warm-up
-thread, with the garbage collector off so that no full collection holds the GIL (measured before:
-a 2.7-4.9 s freeze of the window just after usable, and 200-770 ms for each panel).
+(0.3-0.6 s to build, quiet) is built after IDLE_S without input, at once when its tab is shown, or
+after MAX_WAIT_S in any case. Measured before: each panel a 200-770 ms stall, and the warm-up, which
+imported torch._dynamo for torch.optim's first step, a 3-7 s freeze just after usable (core.adam
+does without torch.optim; the warm-up is now a few milliseconds). A warm-up on a thread of its own
+was tried and dropped: the GIL made every panel built meanwhile several times slower.
 
 Nothing here imports torch or the panels at module level: ui/app.py imports this module before
 the first paint.
@@ -32,7 +32,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 REPORT_ENV = "LVM_STUDIO_STARTUP_REPORT"  # "1": print the start-up times as one JSON line; "quit": and exit
 IDLE_S = 0.4  # after usable, a panel behind a tab is built only once the user has been idle this long
 WAIT_MS = 100  # how often a waiting start-up looks again
-MAX_WAIT_S = 20.0
+MAX_WAIT_S = 20.0  # … or once this long has passed since usable (a user who never pauses)
 FIRST_PAINT_WAIT_S = 1.0  # the longest the loading window waits to be painted before torch's import blocks
 _INPUT = {
     QEvent.Type.MouseButtonPress,
