@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lvm_studio.core.adam import Adam
 from lvm_studio.core.pixel_inference import entropy, log_joint, sample_q
 from lvm_studio.core.pixel_joint import MixtureJoint, PixelJoint
 
@@ -206,8 +207,8 @@ def optimise_phi(
             report(i + 1)
         return report(n_iter, done=True)
 
-    # Adam by hand (Kingma & Ba 2015, Alg. 1): torch.optim's first step imports torch._dynamo (seconds)
-    m1, m2, b1, b2 = torch.zeros_like(theta), torch.zeros_like(theta), 0.9, 0.999
+    # Adam (core.adam: torch's kernel without torch.optim, whose first step imports torch._dynamo)
+    adam = Adam([theta], lr=config.lr)
     for j in range(config.steps):
         if cancelled():
             return report(j)
@@ -218,10 +219,9 @@ def optimise_phi(
         grad = ((f - baseline)[:, None] * (x_m - p)).mean(0)  # (M,) score-function estimate
         grad += -theta * p * (1 - p)  # ∇_θ H(q), exact
         state["trace"].append(float(f.mean()) + entropy(p))
-        m1 = b1 * m1 + (1 - b1) * grad
-        m2 = b2 * m2 + (1 - b2) * grad**2
-        step = config.lr * (m1 / (1 - b1 ** (j + 1))) / ((m2 / (1 - b2 ** (j + 1))).sqrt() + 1e-8)
-        theta = (theta + step).clamp(-LOGIT_MAX, LOGIT_MAX)  # ascent
+        theta.grad = -grad  # ascent on the ELBO
+        adam.step()  # in place
+        theta.clamp_(-LOGIT_MAX, LOGIT_MAX)
         state["phi"] = torch.sigmoid(theta).to(torch.float32)
         report(j + 1)
     return report(n_iter, done=True)
