@@ -76,9 +76,6 @@ class EvalImages:
                 x = self._cache[key] = eval_images(self.data, split, likelihood)
         return x
 
-    def cached(self, split: str, likelihood: str) -> bool:
-        return (split, likelihood) in self._cache
-
 
 @torch.no_grad()  # on a generator function: grad is off while it runs, and back on whenever it yields
 def evaluation_steps(
