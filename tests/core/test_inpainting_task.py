@@ -70,12 +70,16 @@ def test_reports_come_in_order_and_the_outcome_holds_the_grid(model, digit):
     ctx = Ctx()
     out = fit_task(ctx, model, digit, masks.top_half(), config(), 50, True, 7)
     kinds = [type(p) for _, p in ctx.reports]
-    assert kinds[0] is GuessReport and kinds[-1] is FitOutcome
-    assert all(k is ip.InpaintProgress for k in kinds[1:-1]) and len(kinds) - 2 == 20 // 5
+    assert kinds[0] is GuessReport and kinds[-2:] == [FitOutcome, FitOutcome]
+    assert all(k is ip.InpaintProgress for k in kinds[1:-2]) and len(kinds) - 3 == 20 // 5
     fractions = [f for f, _ in ctx.reports]
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
     assert isinstance(out, FitOutcome) and out.model_version == 7
-    assert ctx.reports[-1][1].grid is None and out.grid is not None  # reported before the grid, returned with it
+    fitted, with_samples = ctx.reports[-2][1], ctx.reports[-1][1]
+    # the fit is shown at once, its importance samples and then the grid follow
+    assert fitted.importance is None and fitted.importance_pending and fitted.grid is None
+    assert with_samples.importance is not None and not with_samples.importance_pending and with_samples.grid is None
+    assert out.grid is not None and out.importance is with_samples.importance and not out.importance_pending
     np.testing.assert_array_equal(out.x, digit.reshape(-1))
     np.testing.assert_array_equal(out.missing, masks.top_half().reshape(-1))
     assert out.importance.completions.shape == (SAMPLE_ROWS * SAMPLE_ROWS, 1, 784)
@@ -85,8 +89,26 @@ def test_reports_come_in_order_and_the_outcome_holds_the_grid(model, digit):
 def test_no_grid_for_other_latents_or_when_not_wanted(model, digit):
     ctx = Ctx()
     out = fit_task(ctx, model, digit, masks.left_half(), config(), 0, False, 0)
-    assert out.grid is None and out.importance is None
+    assert out.grid is None and out.importance is None and not out.importance_pending
     assert not any(isinstance(p, FitOutcome) for _, p in ctx.reports)  # nothing follows the outcome: not reported
+
+
+def test_the_fit_is_reported_before_its_importance_samples_with_the_same_numbers(model, digit):
+    """The outcome reported as soon as the fit is done carries the ELBOs the final one has: the
+    importance proposals start with the ELBO's own noise, so their first ELBO_K log-likelihoods are
+    the ELBO's samples (common random numbers)."""
+    ctx = Ctx()
+    out = fit_task(ctx, model, digit, masks.top_half(), config(), 200, False, 0)
+    shown = [p for _, p in ctx.reports if isinstance(p, FitOutcome)]
+    assert len(shown) == 1 and shown[0].importance_pending and shown[0].importance is None
+    assert out.importance is not None and not out.importance_pending
+    assert shown[0].elbo_fitted == out.elbo_fitted and shown[0].elbo_guess == out.elbo_guess
+    kl = model.kl_to_prior(out.result.z_loc, out.result.z_scale)
+    from lvm_studio.core.inpainting_task import ELBO_K
+
+    from_samples = out.importance.log_lik[:ELBO_K].double().mean(0) - kl.double()  # (1,)
+    assert float(from_samples[0]) == pytest.approx(out.elbo_fitted, rel=1e-4)  # float32 sums against float64
+    assert torch.equal(shown[0].result.completion.mean, out.result.completion.mean)
 
 
 def test_a_cancelled_context_ends_the_task_through_check(model, digit):
@@ -138,7 +160,8 @@ def test_a_placement_fits_the_centred_drawing_and_reports_on_the_canvas(model):
     np.testing.assert_array_equal(out.model_missing, placed_m.reshape(-1))
     # observed canvas pixels come back exactly, in every image reported
     res = out.result
-    for c in [res.completion, res.amortized] + [r.completion for _, r in ctx.reports if r is not None]:
+    reported = [r.result.completion if isinstance(r, FitOutcome) else r.completion for _, r in ctx.reports]
+    for c in [res.completion, res.amortized, *reported]:
         assert torch.equal(c.mean[0][~m], torch.from_numpy(x)[~m])
         assert torch.equal(c.samples[:, 0][:, ~m], torch.from_numpy(x)[~m].expand(c.samples.shape[0], -1))
         assert (c.pixel_std[0][~m] == 0).all()

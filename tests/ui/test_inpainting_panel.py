@@ -132,6 +132,30 @@ def test_fit_improves_the_observed_elbo_and_keeps_observed_pixels(qtbot, panel, 
     np.testing.assert_array_equal(panel.canvas.image().reshape(-1), x)  # the canvas is untouched
 
 
+def test_the_fit_is_shown_before_its_importance_samples(qtbot, panel):
+    """fit_shown comes once per fit, before fit_finished: the completions and ELBOs are on screen
+    while the importance samples are computed, their view saying so."""
+    panel.show()
+    panel.load_test_digit(2)
+    seen = []
+    panel.fit_shown.connect(lambda: seen.append(("shown", panel.outcome, panel.importance_view.caption())))
+    panel.fit_finished.connect(lambda: seen.append(("finished", panel.outcome, panel.importance_view.caption())))
+    with qtbot.waitSignal(panel.fit_finished, timeout=WAIT_MS):
+        panel.preset_buttons["top_half"].click()
+    assert [kind for kind, *_ in seen] == ["shown", "finished"]
+    (_, shown, shown_caption), (_, final, final_caption) = seen
+    assert shown.importance_pending and shown.importance is None and shown_caption == "resampling …"
+    assert final.importance is not None and final_caption.startswith("resampled, ESS")
+    assert shown.elbo_fitted == final.elbo_fitted
+    panel.use_importance.setChecked(False)  # no importance samples: shown once, with the final outcome
+    seen.clear()
+    with qtbot.waitSignal(panel.fit_finished, timeout=WAIT_MS):
+        panel.request_fit()
+    assert [kind for kind, *_ in seen] == ["shown", "finished"]  # (this 2-D model's grid follows the fit)
+    assert not seen[0][1].importance_pending and seen[1][1].importance is None
+    assert seen[1][2] == "importance resampling off"
+
+
 def test_two_d_latent_plane_numbers(qtbot, panel):
     panel.show()
     panel.load_test_digit(5)

@@ -76,6 +76,7 @@ class InpaintingPanel(QWidget):
 
     fit_started = Signal()
     fit_progressed = Signal(int)  # Adam steps done
+    fit_shown = Signal()  # the fit's outcome is shown (its importance samples and grid may follow)
     fit_finished = Signal()  # the final outcome (and, for a 2-D latent, the p(z|x_o) grid) is shown
     fit_skipped = Signal(str)  # nothing to fit (nothing hidden, or everything blank): why
     load_failed = Signal(str)  # an image file could not be loaded: the message shown
@@ -84,6 +85,7 @@ class InpaintingPanel(QWidget):
         super().__init__(parent)
         self.hub = hub
         self.outcome: FitOutcome | None = None
+        self._shown_task = -1  # the task whose fit outcome was last shown (fit_shown once per fit)
         self.guess: GuessReport | None = None
         self.progress_report: ip.InpaintProgress | None = None
         self.last_error: str | None = None
@@ -356,8 +358,10 @@ class InpaintingPanel(QWidget):
     def _on_fit_progress(self, task_id: int, fraction: float, payload) -> None:
         if isinstance(payload, FitOutcome):
             self._pending = []
+            self._view_timer.stop()
             self.progress.setValue(1000)
-            self._show_outcome(payload)  # the grid of p(z|x_o) follows
+            self._show_outcome(payload)  # importance samples or the grid of p(z|x_o) follow
+            self._mark_shown(task_id)
             return
         # live reports are drawn at most VIEW_INTERVAL_MS apart: the fit can report faster than
         # the views repaint, and the canvas must keep up with the pen meanwhile
@@ -393,12 +397,18 @@ class InpaintingPanel(QWidget):
         self._view_timer.stop()
         self.progress.setValue(1000)
         self._show_outcome(outcome)
+        self._mark_shown(task_id)
         self.fit_finished.emit()
         self._start_chains()
         if outcome.model_version != self.hub.version and self.live.isChecked():
             # new weights came while this fit ran (and were skipped for it): the last snapshot of a
             # run must not be left unfitted
             self._on_weights_updated(self.hub.step)
+
+    def _mark_shown(self, task_id: int) -> None:
+        if task_id != self._shown_task:
+            self._shown_task = task_id
+            self.fit_shown.emit()
 
     def _show_outcome(self, outcome: FitOutcome) -> None:
         self.outcome = outcome

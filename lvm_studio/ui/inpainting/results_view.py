@@ -226,7 +226,8 @@ class InpaintingResults(QWidget):
                 self.iw_points.setData(z[:, 0], z[:, 1])
         else:
             self.importance_view.set_image(None)
-            self.importance_view.set_caption("importance resampling off")
+            pending = outcome.importance_pending
+            self.importance_view.set_caption("resampling …" if pending else "importance resampling off")
             self.iw_points.setData([], [])
         if outcome.grid is not None:
             self.show_grid(outcome.grid)

@@ -85,6 +85,9 @@ class DigitImage(QWidget):
         tw, th = iw * scale, ih * scale
         return QRectF((w - tw) / 2, (h - th) / 2, tw, th)
 
+    def caption(self) -> str:
+        return self._caption
+
     def caption_shown(self) -> str:
         """The caption elided to the widget's width: a narrow dock shows "completion, ste…", never a
         word cut in half or a caption that widens the dock."""
