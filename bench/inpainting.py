@@ -39,7 +39,7 @@ from lvm_studio.core import masks
 from lvm_studio.core.data import MNIST, load_mnist
 from lvm_studio.core.inpainting_completion import prepare
 from lvm_studio.core.inpainting_scores import mean_field_log_likelihood, missing_pixel_scores
-from lvm_studio.core.inpainting_task import SAMPLE_ROWS, GuessReport, fit_task
+from lvm_studio.core.inpainting_task import GuessReport, fit_task, panel_config
 
 OWN_MODEL = Path(tempfile.gettempdir()) / "lvm_studio_bench_inpainting_vae.pt"
 
@@ -247,7 +247,7 @@ def bench_fit_task(
     data = data or load_mnist()
     xs = data.binarized("test")[:rounds]
     missing = masks.top_half()
-    cfg = ip.InpaintConfig(n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=10, seed=0)  # the panel's
+    cfg = panel_config()  # the panel's
     runs = {
         "fit_q_one_start": lambda x: ip.fit_q(model, x, missing, cfg, callback=lambda p: None),
         "multi_start_fit": lambda x: multi_start_fit(model, x, missing, cfg, StartsConfig(), callback=lambda p: None),

@@ -121,13 +121,12 @@ def panel_task_ms(model, data, repeats: int = 7) -> dict:
     """Median wall / CPU ms of the panel's whole task for one test digit (top half hidden): the
     encoder's guess and its completion, the 200-step fit with live reports every 10 steps, two
     256-sample ELBO estimates, importance resampling with k = 2000 (no latent grid: 32-D)."""
-    from lvm_studio.core import inpainting as ip
     from lvm_studio.core import masks
     from lvm_studio.core.images import SIDE
-    from lvm_studio.core.inpainting_task import SAMPLE_ROWS, fit_task
+    from lvm_studio.core.inpainting_task import fit_task, panel_config
 
     x = data.binarized("test")[0].reshape(SIDE, SIDE).numpy()
-    cfg = ip.InpaintConfig(n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=10, seed=0)
+    cfg = panel_config()  # the panel's
     out = {}
     for name, k in (("without_importance", 0), ("with_importance_k2000", 2000)):
         wall, cpu = median_ms(

@@ -50,11 +50,16 @@ class InpaintConfig:
     n_completion_samples: int = 16  # sample completions shown (and reported live)
     n_mean_samples: int = 64  # z samples averaged for the final mean completion and uncertainty
     report_every: int = 10  # steps between callback reports; 0 = never
+    # … and at least this long apart (the last step's report always comes): a view that redraws every
+    # 80 ms gains nothing from a report every 6 ms, and each report decodes its live samples
+    report_interval_s: float = 0.0
     seed: int | None = 0  # None draws a fresh seed
 
     def __post_init__(self):
         if self.steps < 0 or self.n_samples < 1 or self.n_completion_samples < 0 or self.n_mean_samples < 1:
             raise ValueError("steps ≥ 0, n_samples ≥ 1, n_completion_samples ≥ 0 and n_mean_samples ≥ 1 are required")
+        if not self.report_interval_s >= 0:
+            raise ValueError(f"report_interval_s must be ≥ 0, got {self.report_interval_s}")
         if not (self.lr > 0 and math.isfinite(self.lr)) or not 0 < self.lr_final <= 1:
             raise ValueError(f"lr must be positive and lr_final in (0, 1], got {self.lr}, {self.lr_final}")
 
@@ -405,7 +410,9 @@ class LiveReports:
     """The callback side of a fit: InpaintProgress with plain CPU copies. The live sample grid reuses
     one noise draw, so it moves smoothly; its own generator keeps the fit itself identical with or
     without a callback. rows(t) picks the rows reported (default all), e.g. the leading start; eps
-    (n_completion_samples, batch, latent): that noise (to carry it on to a later fit)."""
+    (n_completion_samples, batch, latent): that noise (to carry it on to a later fit). Reports come
+    at least cfg.report_interval_s apart (the last step's always); last_at: when the previous one
+    came (time.perf_counter(), to carry on to a later fit)."""
 
     def __init__(
         self,
@@ -414,8 +421,10 @@ class LiveReports:
         callback,
         rows: Callable[[int], torch.Tensor] | None = None,
         eps: torch.Tensor | None = None,
+        last_at: float | None = None,
     ):
         self.fit, self.cfg, self.callback, self.rows = fit, cfg, callback, rows
+        self.last_at = time.perf_counter() if last_at is None else last_at  # the fit's start counts as one
         B, L = fit.B, fit.phi.shape[-1]
         if eps is None:
             g = _generator(None if cfg.seed is None else cfg.seed + 1, fit.phi.device)
@@ -423,6 +432,10 @@ class LiveReports:
         self.eps = eps
 
     def __call__(self, step: int):
+        now = time.perf_counter()
+        if step < self.cfg.steps and now - self.last_at < self.cfg.report_interval_s:
+            return
+        self.last_at = now
         fit = self.fit
         trace = fit.elbo_trace(step)
         z_loc, z_scale = fit.mu, fit.sigma

@@ -211,7 +211,7 @@ def multi_start_fit(
     # the best start per digit continues alone, with cfg.n_samples samples per step
     fit = shared.keep(rows, x, missing, n_samples=cfg.n_samples)
     if not stopped and fit.t < cfg.steps:
-        live = ip.LiveReports(fit, cfg, callback, eps=live.eps) if live is not None else None
+        live = ip.LiveReports(fit, cfg, callback, eps=live.eps, last_at=live.last_at) if live is not None else None
         stopped = fit.run(cfg.steps, live, should_stop)
     if amortized is None:
         n_keep = cfg.n_completion_samples

@@ -32,6 +32,20 @@ from lvm_studio.core.inpainting_starts import StartsConfig, StartsReport, mode_r
 from lvm_studio.core.observed_likelihood import ObservedLikelihood
 from lvm_studio.core.posterior_grid import posterior_grid
 
+REPORT_INTERVAL_S = 0.08  # the panel draws live reports at most this often (ui: VIEW_INTERVAL_MS)
+
+
+def panel_config(steps: int = 200) -> ip.InpaintConfig:
+    """The inpainting panel's fit settings (the benches time the same)."""
+    return ip.InpaintConfig(
+        steps=steps,
+        n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS,
+        report_every=10,
+        report_interval_s=REPORT_INTERVAL_S,  # no more reports than the views draw
+        seed=0,
+    )
+
+
 ELBO_K = 256  # z samples for the observed-pixel ELBO numbers (common random numbers for guess and fit)
 GRID_N = 48  # latent-plane heat map cells per side (2-D latents)
 GRID_COARSE = 25

@@ -4,6 +4,7 @@ Closed forms come from a linear-Gaussian model (exact posterior given the observ
 exact p(x_m|x_o)); behaviour on digits from a tiny VAE trained for a second inside the module.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -260,6 +261,23 @@ def test_progress_reports_and_cancel(vae, digits):
     )
     assert res.stopped and res.steps_done == 20 and res.elbo_trace.shape == (21, 1)
     assert calls[-1].step == 20  # the final report at the step where it stopped
+
+
+def test_reports_come_no_closer_than_the_interval_and_the_last_always(vae, digits, monkeypatch):
+    """report_interval_s thins the live reports by time (the clock here is a fake one that moves 30 ms
+    per call); the last step is always reported, and the fit is the same as with every report."""
+    clock = iter(0.03 * i for i in range(10_000))
+    monkeypatch.setattr(ip.time, "perf_counter", lambda: next(clock))
+    cfg = ip.InpaintConfig(steps=50, report_every=5, n_completion_samples=4, report_interval_s=0.1)
+    reports = []
+    res = ip.fit_q(vae, digits[0], masks.top_half(), cfg, callback=reports.append)
+    steps = [r.step for r in reports]
+    assert steps[-1] == 50 and len(steps) < 10  # of the 10 reports due, about one in four comes
+    assert steps == sorted(set(steps)) and all(s % 5 == 0 for s in steps)
+    every = ip.fit_q(vae, digits[0], masks.top_half(), dataclasses.replace(cfg, report_interval_s=0.0))
+    assert torch.equal(every.z_loc, res.z_loc) and torch.equal(every.elbo_trace, res.elbo_trace)
+    with pytest.raises(ValueError):
+        ip.InpaintConfig(report_interval_s=-1.0)
 
 
 def test_fit_is_seeded_and_leaves_the_model_alone(vae, digits):

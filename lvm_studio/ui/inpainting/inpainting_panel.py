@@ -57,7 +57,13 @@ from lvm_studio.core import inpainting as ip
 from lvm_studio.core import masks
 from lvm_studio.core.images import INK_THRESHOLD, SIDE, Placement, centre_with_mask, find_placement, image_side
 from lvm_studio.core.inpainting_starts import StartsConfig
-from lvm_studio.core.inpainting_task import SAMPLE_ROWS, FitOutcome, GuessReport, fit_task
+from lvm_studio.core.inpainting_task import (
+    REPORT_INTERVAL_S,
+    FitOutcome,
+    GuessReport,
+    fit_task,
+    panel_config,
+)
 from lvm_studio.ui.inpainting.chains_view import ChainsController, ChainsView
 from lvm_studio.ui.inpainting.controls import CanvasControls, FitControls
 from lvm_studio.ui.inpainting.results_view import InpaintingResults, numbers_html
@@ -67,7 +73,7 @@ from lvm_studio.ui.widgets.image_io import ImageLoadError, file_dialog_filter, l
 from lvm_studio.workers.tasks import TaskRunner
 
 WEIGHTS_REFIT_MS = 1000  # while training: a new fit at most this often
-VIEW_INTERVAL_MS = 80  # live fit reports are drawn at most this often
+VIEW_INTERVAL_MS = round(1000 * REPORT_INTERVAL_S)  # live fit reports are drawn at most this often
 VIEW_INTERVAL_STROKE_MS = 250  # … and this often while a stroke is being drawn
 
 
@@ -294,9 +300,7 @@ class InpaintingPanel(QWidget):
 
     # --- the fit ------------------------------------------------------------------------------------
     def fit_config(self) -> ip.InpaintConfig:
-        return ip.InpaintConfig(
-            steps=self.steps.value(), n_completion_samples=SAMPLE_ROWS * SAMPLE_ROWS, report_every=10, seed=0
-        )
+        return panel_config(self.steps.value())
 
     def request_fit(self) -> None:
         """Submit a fit of the canvas as it is now (cancelling one in progress)."""
