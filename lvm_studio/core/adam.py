@@ -4,8 +4,8 @@ Why not torch.optim.Adam: its first use imports torch._dynamo with sympy and abo
 modules (3.1 s on this 2-core machine, 3-15 s under load; its methods are wrapped in
 torch._disable_dynamo, which imports on the first call). In the app that import froze the window
 for 2.7-4.9 s just after it became usable, and on a background thread the GIL made every panel
-built meanwhile several times slower; every `lvm-studio train` paid it too. pixel_phi.py writes its
-own Adam for the same reason.
+built meanwhile several times slower; every `lvm-studio train` paid it too. adam_update_ is the
+update on bare tensors, for fits that keep their own moments (core.inpainting.AdamFit).
 
 The update is torch's own: the fused kernel (torch._fused_adam_, what torch.optim.Adam(fused=True)
 runs) where the device and dtype have one, else torch.optim.adam's single-tensor formula written
@@ -86,36 +86,19 @@ class Adam:
         exp_avgs = [s["exp_avg"] for s in states]
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
         steps = [s["step"] for s in states]
-        if self.fused:
-            by_device: dict[tuple, list[int]] = {}
-            for i, p in enumerate(params):  # the kernel takes one device and dtype at a time
-                by_device.setdefault((p.device, p.dtype), []).append(i)
-            for idx in by_device.values():
-                torch._foreach_add_([steps[i] for i in idx], 1)
-                torch._fused_adam_(
-                    [params[i] for i in idx],
-                    [grads[i] for i in idx],
-                    [exp_avgs[i] for i in idx],
-                    [exp_avg_sqs[i] for i in idx],
-                    [],
-                    [steps[i] for i in idx],
-                    amsgrad=False,
-                    lr=lr,
-                    beta1=beta1,
-                    beta2=beta2,
-                    weight_decay=0.0,
-                    eps=eps,
-                    maximize=False,
-                )
+        if not self.fused:
+            kw = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, fused=False)
+            adam_update_(params, grads, exp_avgs, exp_avg_sqs, steps, **kw)
             return
-        for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
-            t += 1
-            m.lerp_(g, 1 - beta1)  # m_t = β1 m + (1 − β1) g       Kingma & Ba 2015, Alg. 1
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v_t = β2 v + (1 − β2) g²
-            n = float(t)
-            step_size = lr / (1 - beta1**n)  # bias corrections, as torch.optim.adam writes them
-            denom = (v.sqrt() / math.sqrt(1 - beta2**n)).add_(eps)
-            p.addcdiv_(m, denom, value=-step_size)
+        by_device: dict[tuple, list[int]] = {}
+        for i, p in enumerate(params):  # the kernel takes one device and dtype at a time
+            by_device.setdefault((p.device, p.dtype), []).append(i)
+        for idx in by_device.values():
+            pick = lambda xs, idx=idx: [xs[i] for i in idx]
+            adam_update_(
+                pick(params), pick(grads), pick(exp_avgs), pick(exp_avg_sqs), pick(steps),
+                lr=lr, beta1=beta1, beta2=beta2, eps=eps, fused=True,
+            )  # fmt: skip
 
     # --- torch.optim.Adam's state_dict format -------------------------------------------------
     def state_dict(self) -> dict:
@@ -157,3 +140,41 @@ class Adam:
                 "exp_avg": s["exp_avg"].to(device=p.device, dtype=p.dtype).clone(),
                 "exp_avg_sq": s["exp_avg_sq"].to(device=p.device, dtype=p.dtype).clone(),
             }
+
+
+@torch.no_grad()
+def adam_update_(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    exp_avgs: list[torch.Tensor],
+    exp_avg_sqs: list[torch.Tensor],
+    steps: list[torch.Tensor],
+    *,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    maximize: bool = False,
+    fused: bool | None = None,
+) -> None:
+    """One Adam step in place on tensors of one device and dtype, each step count (a float32 scalar
+    tensor) incremented first: torch's fused kernel where there is one (fused=None: decide from the
+    tensors), else torch.optim.adam's single-tensor formula. maximize ascends (the inpainting fit's ELBO)."""
+    if fused is None:
+        fused = all(p.device.type in FUSED_DEVICES and p.dtype in FUSED_DTYPES for p in params)
+    if fused:
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            params, grads, exp_avgs, exp_avg_sqs, [], steps,
+            amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, maximize=maximize,
+        )  # fmt: skip
+        return
+    for p, g, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps, strict=True):
+        g = -g if maximize else g
+        t += 1
+        m.lerp_(g, 1 - beta1)  # m_t = β1 m + (1 − β1) g       Kingma & Ba 2015, Alg. 1
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v_t = β2 v + (1 − β2) g²
+        n = float(t)
+        step_size = lr / (1 - beta1**n)  # bias corrections, as torch.optim.adam writes them
+        denom = (v.sqrt() / math.sqrt(1 - beta2**n)).add_(eps)
+        p.addcdiv_(m, denom, value=-step_size)

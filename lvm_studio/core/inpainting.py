@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lvm_studio.core.adam import adam_update_
 from lvm_studio.core.estimators import reparameterize
 from lvm_studio.core.inpainting_completion import (
     MAX_ROWS,
@@ -229,7 +230,7 @@ class AdamFit:
         # views that stay valid because everything is updated in place
         self.phi = torch.stack([init_loc, init_scale.log().clamp(MIN_LOG_SCALE, MAX_LOG_SCALE)])  # (2, rows, latent)
         self.adam_m, self.adam_v = torch.zeros_like(self.phi), torch.zeros_like(self.phi)
-        self.adam_t = torch.zeros((), dtype=torch.float32)  # Adam's step count, a tensor for torch._fused_adam_
+        self.adam_t = torch.zeros((), dtype=torch.float32)  # Adam's step count, a tensor for the fused kernel
         self.grad = torch.empty_like(self.phi)
         self.sigma = torch.empty_like(init_loc)  # (rows, latent) exp(log φ_σ), refreshed after each update
         self.eps = torch.empty((S, 1, self.B, L), dtype=self.phi.dtype)  # (S, 1, batch, latent)
@@ -309,26 +310,11 @@ class AdamFit:
         self.grad_log_sigma.sub_(self.sigma).mul_(self.sigma).add_(1.0)  # σ (E[g_z ε] − σ) + 1
 
     def _adam(self, t: int):
-        """One Adam step ascending (Kingma & Ba 2015, Alg. 1, torch's fused kernel); the step size follows
+        """One Adam step ascending (Kingma & Ba 2015, Alg. 1; core.adam_update_); the step size follows
         a cosine from lr down to lr · lr_final."""
         cfg = self.cfg
         lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
-        self.adam_t.add_(1.0)
-        torch._fused_adam_(
-            [self.phi],
-            [self.grad],
-            [self.adam_m],
-            [self.adam_v],
-            [],
-            [self.adam_t],
-            lr=lr,
-            beta1=0.9,
-            beta2=0.999,
-            weight_decay=0.0,
-            eps=1e-8,
-            amsgrad=False,
-            maximize=True,
-        )
+        adam_update_([self.phi], [self.grad], [self.adam_m], [self.adam_v], [self.adam_t], lr=lr, maximize=True)
         self.log_sigma.clamp_(MIN_LOG_SCALE, MAX_LOG_SCALE)
         torch.exp(self.log_sigma, out=self.sigma)
 

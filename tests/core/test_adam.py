@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from lvm_studio.core.adam import Adam
+from lvm_studio.core.adam import Adam, adam_update_
 
 
 def _problem(seed: int = 0, dtype=torch.float32):
@@ -86,6 +86,25 @@ def test_state_dicts_move_between_the_two(direction):
             opt.step()
     for a, b in zip(params, ref, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_bare_update_ascends_as_torchs_maximize(fused):
+    """adam_update_ on bare tensors (the inpainting fit's φ and moments) with maximize=True: torch.optim.Adam
+    with maximize=True, step by step, on both paths (fused kernel, single-tensor formula)."""
+    torch.manual_seed(0)
+    ref = torch.randn(2, 5, 3, dtype=torch.float64 if not fused else torch.float32, requires_grad=True)
+    phi = ref.detach().clone()
+    m, v, t = torch.zeros_like(phi), torch.zeros_like(phi), torch.zeros((), dtype=torch.float32)
+    opt = torch.optim.Adam([ref], lr=0.05, maximize=True, fused=fused, foreach=False)
+    for i in range(12):
+        g = torch.randn_like(phi)
+        ref.grad = g.clone()
+        opt.param_groups[0]["lr"] = 0.05 / (1 + i)  # a changing step size, as the fit's cosine
+        opt.step()
+        adam_update_([phi], [g], [m], [v], [t], lr=0.05 / (1 + i), maximize=True, fused=fused)
+        assert torch.equal(phi, ref.detach()) if fused else torch.allclose(phi, ref.detach(), rtol=0, atol=1e-12)
+    assert float(t) == 12 and torch.equal(m, opt.state[ref]["exp_avg"])
 
 
 def test_refuses_a_state_for_another_model():
