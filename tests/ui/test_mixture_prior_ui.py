@@ -33,7 +33,10 @@ def test_new_model_dialog_offers_the_mixture_prior(qtbot, window, monkeypatch):
     qtbot.addWidget(dialog)
     assert not dialog.components.isEnabled() and dialog.pretrain_epochs() == 0
     dialog.prior.setCurrentIndex(dialog.prior.findData("mixture"))
-    assert dialog.components.isEnabled() and dialog.pretrain.isEnabled()
+    assert dialog.components.isEnabled() and dialog.pretrain.isEnabled() and dialog.weights.isEnabled()
+    assert dialog.config().weight_floor == 1.0  # equal weights by default, the shipped VaDE's recipe
+    dialog.weights.setCurrentIndex(dialog.weights.findData(0.25))
+    assert dialog.config().weight_floor == 0.25
 
     def accept_a_mixture(self):
         self.prior.setCurrentIndex(self.prior.findData("mixture"))
@@ -47,6 +50,7 @@ def test_new_model_dialog_offers_the_mixture_prior(qtbot, window, monkeypatch):
     window._on_new_model()
     model = window.hub.model
     assert model.mixture is not None and model.mixture.n_components == 4
+    assert model.config.weight_floor == 1.0 and torch.allclose(model.mixture.log_pi().exp(), torch.full((4,), 0.25))
     assert "GMM-4 prior" in window.hub.name
     assert window.training_panel.train_config().pretrain_epochs == 2
 

@@ -1,5 +1,6 @@
 """New model…: latent dimension, hidden sizes, likelihood, activation, the prior (N(0, I) or a Gaussian
-mixture with its number of components and autoencoder pre-training epochs), and the training objective."""
+mixture with its number of components, their weights and autoencoder pre-training epochs), and the
+training objective."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from lvm_studio.ui.widgets.style import ERROR
 
 PRIOR_TEXTS = {"normal": "N(0, I)", "mixture": "Gaussian mixture (clusters digits, VaDE)"}
 DEFAULT_PRETRAIN_EPOCHS = 5
+# the mixture's weights: VAEConfig.weight_floor. Equal is the shipped VaDE's recipe: with learned weights
+# the likelihood's best EM start on the codes was the worse clustering (docs/benchmarks.md, issue 17)
+WEIGHT_TEXTS = {1.0: "equal, π = 1/K", 0.25: "learned, each π_c ≥ 0.25 / K"}
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -74,6 +78,15 @@ class NewModelDialog(QDialog):
         self.pretrain.setToolTip(
             "Epochs of autoencoder pre-training before EM on the codes initialises the prior (VaDE's schedule)"
         )
+        self.weights = QComboBox()
+        for floor, text in WEIGHT_TEXTS.items():
+            self.weights.addItem(text, floor)
+        self.weights.setCurrentIndex(max(0, self.weights.findData(1.0 if c.prior != "mixture" else c.weight_floor)))
+        self.weights.setToolTip(
+            "π, the components' weights. Equal: the prior says the clusters are the same size, as the ten\n"
+            "digits nearly are (the shipped VaDE-10). Learned: π is trained too, each at least 0.25 / K\n"
+            "(the guard against a component collapsing)"
+        )
         self.objective = QComboBox()
         self.objective.addItem("ELBO", "elbo")
         self.objective.addItem("IWAE-k", "iwae")
@@ -92,6 +105,7 @@ class NewModelDialog(QDialog):
         form.addRow("Activation", self.activation)
         form.addRow("Prior", self.prior)
         form.addRow("Components", self.components)
+        form.addRow("Component weights", self.weights)
         form.addRow("Pre-training epochs", self.pretrain)
         form.addRow("Objective", self.objective)
         form.addRow("IWAE k", self.k)
@@ -110,6 +124,7 @@ class NewModelDialog(QDialog):
 
     def config(self) -> VAEConfig:
         """The model asked for; ValueError if the fields do not describe one."""
+        mixture = self.prior.currentData() == "mixture"
         return VAEConfig(
             latent_dim=self.latent_dim.value(),
             hidden=parse_hidden(self.hidden.text()),
@@ -117,6 +132,7 @@ class NewModelDialog(QDialog):
             activation=self.activation.currentData(),
             prior=self.prior.currentData(),
             components=self.components.value(),
+            **({"weight_floor": float(self.weights.currentData())} if mixture else {}),
         )
 
     def pretrain_epochs(self) -> int:
@@ -134,6 +150,7 @@ class NewModelDialog(QDialog):
         self.k.setEnabled(self.objective.currentData() == "iwae")
         mixture = self.prior.currentData() == "mixture"
         self.components.setEnabled(mixture)
+        self.weights.setEnabled(mixture)
         self.pretrain.setEnabled(mixture)
         try:
             self.config()
