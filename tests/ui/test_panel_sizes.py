@@ -64,3 +64,36 @@ def test_the_em_playground_fits_with_the_generating_mixture_shown(qtbot):
     qtbot.waitExposed(panel)
     assert panel.controls.custom_box.isVisible()
     _assert_fits(panel, "EM playground with a generating mixture")
+
+
+@pytest.mark.parametrize("latent_dim", [2, 32])
+def test_the_inpainting_column_gives_every_view_its_minimum(qtbot, hub, latent_dim):
+    """At 1,280 × 720 with its longest texts, the inpainting panel's right-hand column gives the fit's
+    views and the chains their minimum heights: no view is squeezed under another (seen on Xvfb: a
+    wrapped label made the chains view height-for-width, and the box layout then took all of its
+    maximum height as its minimum, pushing the samples under the ELBO plot)."""
+    from lvm_studio.ui.inpainting.chains_view import MIN_HEIGHT
+    from lvm_studio.ui.inpainting.inpainting_panel import InpaintingPanel
+
+    if latent_dim != 2:
+        torch.manual_seed(0)
+        hub.set_model(VAE(VAEConfig(latent_dim=latent_dim, hidden=(32,))), name=f"tiny VAE-{latent_dim}")
+    panel = InpaintingPanel(hub)
+    qtbot.addWidget(panel)
+    lines = ["MwG, sweep 400 of 400", "acceptance rate 4.9 %", "class mix 7: 80 %, 9: 12 %"]
+    lines += ["the chains show 2 digits now", "effective samples 5, 8 per second"]
+    panel.chains_view.stats.setText("<br>".join(lines))
+    panel.numbers.setText("ELBO of the 392 seen pixels (256 samples): encoder's guess <b>-59.2</b> → fitted q "
+        "<b>-50.3</b> nats (<b>+8.9</b>); 392 pixels filled in.<br>best of 6 starts after 100 steps: encoder "
+        "(-50.8 nats); the starts agree.")  # fmt: skip
+    panel.status.setText("200 Adam steps in 154 ms (done).")
+    panel.resize(MAX_W, MAX_H)
+    panel.show()
+    qtbot.waitExposed(panel)
+    results, chains = panel.results, panel.chains_view
+    assert results.height() >= results.minimumSizeHint().height()
+    assert chains.height() >= MIN_HEIGHT
+    views = [panel.mean_view, panel.amortized_view, panel.std_view, panel.samples_view, panel.importance_view]
+    plot = panel.elbo_plot.geometry()
+    for v in views:
+        assert v.height() >= v.minimumHeight() and not v.geometry().intersects(plot), v.geometry()

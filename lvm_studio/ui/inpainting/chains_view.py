@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSpinBox, QVBoxLayout, QWidget
 
 from lvm_studio.core.classifier import N_CLASSES, classifier_from_checkpoint
 from lvm_studio.core.inpainting_chains import ChainReport, chains_task
@@ -33,12 +33,22 @@ VIEW_INTERVAL_MS = 80
 # core the training thread wants; they run once no new weights came for this long
 TRAINING_QUIET_S = 2.5
 MAX_HEIGHT = 200
+MIN_HEIGHT = 100  # the bars and the five short lines of numbers stay readable at 1,280×720
 METHODS = (("mwg", "Metropolis-within-Gibbs"), ("pseudo_gibbs", "pseudo-Gibbs"))
+SHORT = {"mwg": "MwG", "pseudo_gibbs": "pseudo-Gibbs"}  # in the numbers beside the bars
 MWG_TIP = (
     "Metropolis-within-Gibbs (Mattei & Frellsen 2018): propose z from the encoder at the completed image, "
     "accept with the exact ratio p(x, z) / q, then draw the hidden pixels from p(x_m | z). Its samples come "
     "from the exact p(z, x_m | x_o). Pseudo-Gibbs (Rezende et al. 2014) accepts every proposal: exact only "
     "if the encoder were."
+)
+
+
+STATS_TIP = (
+    "The chains' numbers: the sweep; for MwG the share of proposals accepted; the class mix (the digit "
+    "classifier's p(class | completion) averaged over the completions past burn-in, an estimate of "
+    "p(class | x_o)); how many different digits the chains' current states are; the effective sample "
+    "size (the smallest over the coordinates of z) and how many per second."
 )
 
 
@@ -103,19 +113,32 @@ class ChainsView(QWidget):
         self.stats.setTextFormat(Qt.TextFormat.RichText)
         self.stats.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.stats.setMinimumWidth(90)
-        side = QVBoxLayout()  # one above the other: the panel fits 1,280×720 beside the canvas
+        self.stats.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)  # takes what it gets
+        self.stats.setToolTip(STATS_TIP)
+        options = QHBoxLayout()
+        options.setSpacing(4)
+        options.addWidget(self.method, 1)
+        options.addWidget(self.sweeps)
+        side = QVBoxLayout()
         side.setSpacing(2)
-        side.addWidget(self.method)
-        side.addWidget(self.sweeps)
+        side.addLayout(options)
         side.addWidget(self.stats, 1)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        self.setMinimumHeight(MIN_HEIGHT)
         self.setMaximumHeight(MAX_HEIGHT)  # the fit's views above keep most of the height
         lay.addWidget(self.grid_view, 2)
-        lay.addWidget(self.bars_plot, 3)
+        lay.addWidget(self.bars_plot, 4)  # ten labelled bars need the width more than the short lines
         lay.addLayout(side, 3)
         self.method.currentIndexChanged.connect(self.options_changed)
         self.sweeps.valueChanged.connect(self.options_changed)
+
+    def hasHeightForWidth(self) -> bool:
+        # A wrapped label inside makes this a height-for-width widget, and a box layout takes an
+        # item's height for its width as its minimum: the panel's column gave this view all of
+        # MAX_HEIGHT and squeezed the fit's views above below theirs (seen on Xvfb at 1,366×768:
+        # captions lost, the samples under the ELBO plot). Its lines are short: MIN_HEIGHT holds them.
+        return False
 
     def config(self) -> ChainConfig:
         return ChainConfig(
@@ -138,7 +161,7 @@ class ChainsView(QWidget):
         if len(comps) == n:
             self.grid_view.set_image(tile_images(comps.reshape(CHAIN_ROWS, CHAIN_ROWS, -1), gap=1, fill=0.35))
         self.grid_view.set_caption(f"{len(comps)} chains, sweep {r.step}")
-        lines = [f"{dict(METHODS)[r.method]}: sweep {r.step} of {r.steps}"]
+        lines = [f"{SHORT[r.method]}, sweep {r.step} of {r.steps}"]
         if r.method == "mwg":
             lines.append(f"acceptance rate <b>{100 * r.accept_rate:.1f} %</b>")
         if r.class_probs is not None:
@@ -146,17 +169,19 @@ class ChainsView(QWidget):
             self.bars.setOpts(height=p)
             top = np.argsort(p)[::-1][:3]
             mix = ", ".join(f"{int(c)}: {100 * p[c]:.0f} %" for c in top if p[c] >= 0.05)
-            lines.append(f"class mix ({r.n_samples} completions): <b>{mix}</b>")
+            lines.append(f"class mix <b>{mix}</b>")
             kinds = len(set(r.chain_classes.tolist())) if r.chain_classes is not None else 0
-            lines.append(f"the chains now show {kinds} different digit{'s' if kinds != 1 else ''}")
+            lines.append(f"the chains show {kinds} digit{'s' if kinds != 1 else ''} now")
         else:
             self.bars.setOpts(height=np.zeros(N_CLASSES))
             lines.append(classifier_note)
         if r.ess_min is not None:
             eps = r.ess_per_second
             rate = f", {eps:.0f} per second" if eps is not None and math.isfinite(eps) else ""
-            lines.append(f"effective samples (min over z): <b>{r.ess_min:.0f}</b>{rate}")
+            lines.append(f"effective samples <b>{r.ess_min:.0f}</b>{rate}")
         self.stats.setText("<br>".join(lines))
+        over = f"\nThe class mix is over {r.n_samples} completions." if r.n_samples else ""
+        self.stats.setToolTip(STATS_TIP + over)
 
 
 class ChainsController(QObject):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from lvm_studio.core.estimators import GridPosterior
 
 HEAT_NATS = 12.0  # the latent plane colours log p(z|x_o) from this far below its peak up to the peak
+LATENT_MIN = 108  # px, the latent plane of a 2-D model (its row of the grid at 1,280×720 holds it)
 IMPORTANCE_TIP = (
     "Posterior samples: z resampled from k draws of q with weights p(x_o|z) p(z) / q(z), approximately from p(z|x_o)"
 )
@@ -107,11 +108,16 @@ class InpaintingResults(QWidget):
         lay.addLayout(images, 3)
         lay.addWidget(self.elbo_plot, 1)
 
+    def hasHeightForWidth(self) -> bool:
+        # the latent plane's wrapped note would make the views height-for-width, and the panel's
+        # column would then size them by the note's height, below the images' minimum
+        return False
+
     def _build_latent_plane(self) -> QStackedWidget:
         """The latent plane (2-D latents): log p(z|x_o) as a heat map, q's ellipses, resampled z."""
         self.latent_plot = pg.PlotWidget()
         plain_axes(self.latent_plot)
-        self.latent_plot.setMinimumSize(150, 150)
+        self.latent_plot.setMinimumSize(LATENT_MIN, LATENT_MIN)  # set_two_d: only while it is the page shown
         self.latent_plot.setAspectLocked(True)
         self.latent_plot.setLabel("bottom", "z1")
         self.latent_plot.setLabel("left", "z2")
@@ -149,7 +155,7 @@ class InpaintingResults(QWidget):
         """The observed-pixel ELBO while fitting, with the guess's and the fit's many-sample estimates."""
         self.elbo_plot = pg.PlotWidget()
         plain_axes(self.elbo_plot)
-        self.elbo_plot.setMinimumHeight(120)
+        self.elbo_plot.setMinimumHeight(100)
         self.elbo_plot.setLabel("bottom", "Adam step")
         self.elbo_plot.setLabel("left", "ELBO(x<sub>o</sub>), nats")
         self.elbo_plot.showGrid(x=True, y=True, alpha=0.2)
@@ -171,6 +177,9 @@ class InpaintingResults(QWidget):
     def set_two_d(self, two_d: bool) -> None:
         """A new model: the latent plane for a 2-D latent, a note otherwise; nothing drawn on it yet."""
         self.latent_stack.setCurrentWidget(self.latent_plot if two_d else self.latent_note)
+        # a stacked widget's minimum is its largest page's: the hidden plot must not hold the row open
+        side = LATENT_MIN if two_d else 0
+        self.latent_plot.setMinimumSize(side, side)
         self.heat.clear()
         for item in (self.q1_curve, self.q2_curve, self.guess_curve, self.iw_points):
             item.setData([], [])
