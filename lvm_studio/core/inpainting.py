@@ -310,7 +310,7 @@ class AdamFit:
         self.grad_log_sigma.sub_(self.sigma).mul_(self.sigma).add_(1.0)  # σ (E[g_z ε] − σ) + 1
 
     def _adam(self, t: int):
-        """One Adam step ascending (Kingma & Ba 2015, Alg. 1; core.adam_update_); the step size follows
+        """One Adam step ascending (Kingma & Ba 2015, Alg. 1; core.adam.adam_update_); the step size follows
         a cosine from lr down to lr · lr_final."""
         cfg = self.cfg
         lr = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
