@@ -26,7 +26,8 @@ PRIOR_TEXTS = {"normal": "N(0, I)", "mixture": "Gaussian mixture (clusters digit
 DEFAULT_PRETRAIN_EPOCHS = 5
 # the mixture's weights: VAEConfig.weight_floor. Equal is the shipped VaDE's recipe: with learned weights
 # the likelihood's best EM start on the codes was the worse clustering (docs/benchmarks.md, issue 17)
-WEIGHT_TEXTS = {1.0: "equal, π = 1/K", 0.25: "learned, each π_c ≥ 0.25 / K"}
+LEARNED_FLOOR = VAEConfig().weight_floor  # the config's own default guard against a collapsing component
+WEIGHT_TEXTS = {1.0: "equal, π = 1/K", LEARNED_FLOOR: f"learned, each π_c ≥ {LEARNED_FLOOR:g} / K"}
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -84,7 +85,7 @@ class NewModelDialog(QDialog):
         self.weights.setCurrentIndex(max(0, self.weights.findData(1.0 if c.prior != "mixture" else c.weight_floor)))
         self.weights.setToolTip(
             "π, the components' weights. Equal: the prior says the clusters are the same size, as the ten\n"
-            "digits nearly are (the shipped VaDE-10). Learned: π is trained too, each at least 0.25 / K\n"
+            f"digits nearly are (the shipped VaDE-10). Learned: π is trained too, each at least {LEARNED_FLOOR:g} / K\n"
             "(the guard against a component collapsing)"
         )
         self.objective = QComboBox()
