@@ -498,6 +498,16 @@ class LatentMapPanel(QWidget):
     def _on_size_changed(self, r: int) -> None:
         self.cloud.set_radius(r + 0.6)
 
+    def hideEvent(self, event) -> None:
+        # a hidden map (its window closed) decodes no manifold; it asks again when shown
+        self._manifold_timer.stop()
+        super().hideEvent(event)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.manifold_box.isChecked():
+            self._manifold_timer.start()
+
     def _on_range_changed(self, *_):
         if self.manifold_box.isChecked():
             self._manifold_timer.start()
